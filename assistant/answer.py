@@ -1,0 +1,176 @@
+"""Compose an answer from retrieved passages: verbatim sentences with citation markers, or a refusal.
+
+Nothing here generates text: an answer is made only of sentences quoted from the passages
+plus the fixed wording in this module, so it cannot invent policy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from .schema import Answer, AnswerSentence, Citation, Hit, Passage, SupportContact
+
+EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d ()./-]{7,}\d(?![\w.])")
+# Sentences that lean on the one before them ("These fees ...") are quoted with it.
+ANAPHORA_RE = re.compile(r"^(?:these|this|that|those|it|they|such|however|and|but|also|otherwise)\b", re.I)
+# Requests to change the assistant's behaviour rather than questions about the store.
+INSTRUCTION_ATTACK_RE = re.compile(
+    r"\b(?:ignore|disregard|forget|override|bypass)\b[^.?!]{0,40}\b(?:instructions?|rules?|prompts?|guidelines?|polic(?:y|ies)|programming|restrictions?)\b"
+    r"|\byou are now\b|\bact as\b|\bpretend (?:to be|you(?:'re| are))\b|\bsystem prompt\b|\bjailbreak\b|\bdeveloper mode\b"
+    r"|\broleplay as\b|\bDAN\b",
+    re.I,
+)
+
+REFUSAL_TEXT = "I couldn't find this in the store's policies, so I won't guess."
+INSTRUCTION_TEXT = "I can only answer questions about the store's policies, so I can't do that."
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    """Thresholds for answering and for choosing sentences (cosine scale of the retriever)."""
+
+    threshold: float = 0.42  # refuse when the best passage scores below this
+    temperature: float = 0.06  # width of the logistic that maps score -> confidence
+    passage_margin: float = 0.06  # other passages within this of the best may be quoted
+    max_passages: int = 2
+    sentence_margin: float = 0.12  # sentences within this of the best sentence are quoted
+    max_sentences: int = 3
+    min_sentence_score: float = 0.2
+
+
+def find_support_contact(passages: list[Passage]) -> SupportContact:
+    """The store's human support contact as the corpus states it: its most-cited email, else a phone."""
+    emails: Counter[str] = Counter()
+    first: dict[str, str] = {}
+    for p in passages:
+        for e in EMAIL_RE.findall(p.text):
+            e = e.rstrip(".")
+            emails[e] += 1
+            first.setdefault(e, p.id)
+    if emails:
+        # Prefer addresses that look like support addresses, then the most frequent.
+        best = max(emails, key=lambda e: (any(w in e.lower() for w in ("support", "help", "service", "care")), emails[e]))
+        return SupportContact(text=best, kind="email", passage_id=first[best])
+    for p in passages:
+        if re.search(r"contact|call|phone|support", p.text, re.I):
+            m = PHONE_RE.search(p.text)
+            if m:
+                return SupportContact(text=m.group(0).strip(), kind="phone", passage_id=p.id)
+    return SupportContact(text="the store's customer support team", kind="none", passage_id=None)
+
+
+def refusal_message(contact: SupportContact) -> str:
+    if contact.kind == "email":
+        return f"Please contact the store's support team at {contact.text}."
+    if contact.kind == "phone":
+        return f"Please contact the store's support team at {contact.text}."
+    return "Please contact the store's customer support team."
+
+
+def confidence_of(score: float, cfg: AnswerConfig) -> float:
+    """Map a retrieval score to [0, 1]; 0.5 sits exactly at the refusal threshold."""
+    z = (score - cfg.threshold) / cfg.temperature
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def is_instruction_attack(question: str) -> bool:
+    return bool(INSTRUCTION_ATTACK_RE.search(question))
+
+
+def refuse(question: str, contact: SupportContact, *, confidence: float, reason: str, hits: list[Hit]) -> Answer:
+    lead = INSTRUCTION_TEXT if reason == "instruction" else REFUSAL_TEXT
+    return Answer(
+        question=question,
+        answered=False,
+        answer=f"{lead} {refusal_message(contact)}",
+        confidence=confidence,
+        citations=[],
+        support_contact=contact,
+        refusal_reason=reason,
+        retrieved=hits,
+    )
+
+
+def select_sentences(
+    candidates: list[tuple[Hit, list[tuple[int, int, float]]]], cfg: AnswerConfig
+) -> list[tuple[Hit, int, int]]:
+    """Choose the sentences that answer the question.
+
+    ``candidates`` pairs each candidate passage (best first) with its sentences' (start, end,
+    score). The best sentence is always kept; others join when they score within
+    ``sentence_margin`` of it. A sentence that starts with an anaphor brings the one before it.
+    Returns (hit, start, end) in passage rank order, then text order.
+    """
+    scored = [(score, rank, s, e) for rank, (_, sents) in enumerate(candidates) for s, e, score in sents]
+    if not scored:
+        return []
+    best = max(scored)[0]
+    floor = max(best - cfg.sentence_margin, cfg.min_sentence_score)
+    chosen = sorted((x for x in scored if x[0] >= floor), reverse=True)[: cfg.max_sentences]
+    if not chosen:
+        chosen = [max(scored)]
+    picked: set[tuple[int, int, int]] = {(rank, s, e) for _, rank, s, e in chosen}
+    for _, rank, s, e in chosen:
+        hit, sents = candidates[rank]
+        text = hit.passage.text[s:e]
+        if ANAPHORA_RE.match(text):
+            prev = [x for x in sents if x[1] <= s]
+            if prev:
+                ps, pe, _ = max(prev, key=lambda x: x[0])
+                picked.add((rank, ps, pe))
+    return [(candidates[rank][0], s, e) for rank, s, e in sorted(picked)]
+
+
+def compose(
+    question: str,
+    hits: list[Hit],
+    sentence_scores: dict[str, list[tuple[int, int, float]]],
+    contact: SupportContact,
+    cfg: AnswerConfig,
+) -> Answer:
+    """Build the answer for ``question`` from ranked ``hits`` (or refuse).
+
+    Args:
+        sentence_scores: for each candidate passage id, its sentences' (start, end, score).
+    """
+    if not hits:
+        return refuse(question, contact, confidence=0.0, reason="no_match", hits=hits)
+    top = hits[0].score
+    conf = confidence_of(top, cfg)
+    if is_instruction_attack(question):
+        return refuse(question, contact, confidence=min(conf, 0.5), reason="instruction", hits=hits)
+    if top < cfg.threshold:
+        return refuse(question, contact, confidence=1.0 - conf, reason="not_covered", hits=hits)
+    candidates = [h for h in hits[: cfg.max_passages] if h.score >= top - cfg.passage_margin and h.score >= cfg.threshold]
+    chosen = select_sentences([(h, sentence_scores.get(h.passage.id, [])) for h in candidates], cfg)
+    if not chosen:  # a passage with no sentence spans: quote it whole
+        chosen = [(candidates[0], 0, len(candidates[0].passage.text))]
+    numbers: dict[str, int] = {}
+    citations: list[Citation] = []
+    sentences: list[AnswerSentence] = []
+    for hit, s, e in chosen:
+        pid = hit.passage.id
+        if pid not in numbers:
+            numbers[pid] = len(numbers) + 1
+            citations.append(Citation.from_hit(hit))
+        sentences.append(AnswerSentence(text=hit.passage.text[s:e], passage_id=pid, citation=numbers[pid]))
+    text = " ".join(f"{_one_line(x.text)} [{x.citation}]" for x in sentences)
+    return Answer(
+        question=question,
+        answered=True,
+        answer=text,
+        confidence=conf,
+        citations=citations,
+        sentences=sentences,
+        support_contact=contact,
+        retrieved=hits,
+    )
+
+
+def _one_line(text: str) -> str:
+    # Sentences are verbatim; inside the joined answer line, line breaks become spaces.
+    return " ".join(text.split())

@@ -1,0 +1,234 @@
+"""The ``assistant`` command line: index, ask, draft (and the commands other modules add).
+
+Environment variables and flags are read here only, then passed down as arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import AssistantError
+
+BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+
+
+def default_corpus() -> list[str]:
+    env = os.environ.get("ASSISTANT_CORPUS")
+    if env:
+        return [p for p in env.split(os.pathsep) if p]
+    if Path("corpus").is_dir():
+        return ["corpus"]
+    return [str(BUNDLED_CORPUS)]
+
+
+def default_index_dir(corpus: list[str], model: str | None) -> Path:
+    """One index folder per (corpus set, model), so switching corpora does not thrash one index."""
+    env = os.environ.get("ASSISTANT_INDEX_DIR")
+    if env:
+        return Path(env)
+    key = "|".join(sorted(str(Path(c).resolve()) for c in corpus)) + f"|{model or ''}"
+    name = Path(corpus[0]).stem or "corpus"
+    return Path(".index") / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def add_corpus_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--corpus", action="append", metavar="PATH",
+        help="FAQ file or folder (.txt .md .html .jsonl .csv); repeatable. Default: ./corpus (env ASSISTANT_CORPUS)",
+    )
+    p.add_argument("--index-dir", metavar="DIR", help="index folder (env ASSISTANT_INDEX_DIR; default .index/<corpus>-<hash>)")
+    p.add_argument(
+        "--model", metavar="FOLDER",
+        help="local sentence-transformers model folder (env ASSISTANT_MODEL; default: packaged all-MiniLM-L6-v2)",
+    )
+    p.add_argument("--rebuild", action="store_true", help="rebuild the index even if it is up to date")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress or log lines on stderr")
+
+
+def resolve_corpus_args(args: argparse.Namespace) -> tuple[list[str], Path, str | None]:
+    corpus = args.corpus or default_corpus()
+    model = args.model or os.environ.get("ASSISTANT_MODEL") or None
+    index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(corpus, model)
+    return corpus, index_dir, model
+
+
+def _log(quiet: bool):
+    return None if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+
+def _progress_factory(quiet: bool):
+    if quiet:
+        return None
+
+    def factory(total: int):
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="embedding", unit="vec", file=sys.stderr, leave=False)
+
+        def update(n: int) -> None:
+            bar.update(n)
+            if bar.n >= bar.total:
+                bar.close()
+
+        return update
+
+    return factory
+
+
+def open_assistant(args: argparse.Namespace):
+    """Open the assistant for the corpus/index/model the command line names."""
+    from .pipeline import Assistant
+
+    corpus, index_dir, model = resolve_corpus_args(args)
+    assistant, stats = Assistant.open(
+        corpus, index_dir, model=model, rebuild=getattr(args, "rebuild", False),
+        progress_factory=_progress_factory(args.quiet), log=_log(args.quiet),
+    )
+    return assistant, stats, index_dir
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    assistant, stats, index_dir = open_assistant(args)
+    m = assistant.index.manifest
+    files = len({p.source for p in assistant.index.passages})
+    verb = "built" if stats.rebuilt else "up to date"
+    print(
+        f"index {verb}: {stats.passages} passages ({stats.units} vectors, {stats.embedded} embedded) "
+        f"from {files} file(s) in {stats.seconds:.1f}s -> {index_dir} [model {m['model']}, {m['dimension']}-d]"
+        + (f" ({stats.reason})" if stats.rebuilt else "")
+    )
+    return 0
+
+
+def _read_questions(args: argparse.Namespace) -> list[str]:
+    if args.question == ["-"]:
+        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not args.question:
+        raise AssistantError("no question given (pass it as an argument, or - to read one per line from stdin)")
+    return [" ".join(args.question)]
+
+
+def format_answer(answer) -> str:
+    lines = [answer.answer, "", f"confidence: {answer.confidence:.2f}" + ("" if answer.answered else " (not answered)")]
+    if answer.citations:
+        lines += ["", "Sources:"]
+        for i, c in enumerate(answer.citations, 1):
+            lines.append(f"  [{i}] {c.title} ({c.id})")
+            text = " ".join(c.text.split())
+            lines.append(f"      \"{text[:300]}{'...' if len(text) > 300 else ''}\"")
+    return "\n".join(lines)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .errors import QuestionError
+
+    questions = _read_questions(args)
+    assistant, _, _ = open_assistant(args)
+    status = 0
+    for n, q in enumerate(questions):
+        try:
+            answer = assistant.ask(q)
+        except QuestionError as exc:
+            if len(questions) == 1:
+                raise
+            # In batch mode one bad line must not lose the others: report it in its slot.
+            print(json.dumps({"question": q, "error": str(exc)}, ensure_ascii=False) if args.json else f"error: {exc}")
+            status = 2
+            continue
+        if args.json:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            if n:
+                print("\n" + "-" * 60)
+            if len(questions) > 1:
+                print(f"Q: {q}")
+            print(format_answer(answer))
+    return status
+
+
+def cmd_draft(args: argparse.Namespace) -> int:
+    questions = _read_questions(args)
+    assistant, _, _ = open_assistant(args)
+    for n, q in enumerate(questions):
+        draft = assistant.draft(q, customer_name=args.customer, agent_name=args.agent)
+        if args.json:
+            print(json.dumps(draft.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            if n:
+                print("\n" + "-" * 60)
+            print(draft.text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assistant",
+        description="Answer customer questions from a store's own FAQ, offline, with citations.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("index", help="build or refresh the index")
+    add_corpus_args(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("ask", help="answer a question with cited sources")
+    add_corpus_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object per question")
+    p.add_argument("question", nargs="*", help="the question, or - to read one question per line from stdin")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("draft", help="draft a reply for a support agent")
+    add_corpus_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object per message")
+    p.add_argument("--customer", metavar="NAME", help="customer's name for the greeting")
+    p.add_argument("--agent", metavar="NAME", help="agent's name for the sign-off")
+    p.add_argument("question", nargs="*", help="the customer's message, or - for one per line from stdin")
+    p.set_defaults(func=cmd_draft)
+
+    for register in _extra_commands():
+        register(sub, add_corpus_args)
+    return parser
+
+
+def _extra_commands():
+    """Commands defined next to the stage they drive (eval, serve, calibrate, bench)."""
+    registers = []
+    for mod in ("evaluate", "server", "calibrate", "bench"):
+        try:
+            module = __import__(f"assistant.{mod}_cli", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"assistant.{mod}_cli":
+                raise
+            continue
+        registers.append(module.register)
+    return registers
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except AssistantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

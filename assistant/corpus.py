@@ -1,0 +1,368 @@
+"""Load a store's FAQ/policy files (.txt, .md, .html, .jsonl, .csv) into passages with stable ids."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+from .errors import CorpusError
+from .schema import Passage
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".csv")
+TITLE_FIELDS = ("title", "question")
+TEXT_FIELDS = ("text", "answer")
+BULLET_RE = re.compile(r"^\s*(?:[•·▪◦‣●○\-\*\+]|\d{1,2}[.)])\s*")
+MD_HEADING_RE = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+MAX_HEADING_WORDS = 8
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug or "section"
+
+
+def resolve_files(paths: list[str | Path]) -> list[Path]:
+    """Expand files and folders into the sorted list of supported files they hold."""
+    if not paths:
+        raise CorpusError("no corpus given: pass --corpus FILE_OR_FOLDER")
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise CorpusError(f"corpus path not found: {path}")
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")
+            )
+            if not found:
+                raise CorpusError(
+                    f"corpus folder {path} holds no supported files ({', '.join(SUPPORTED_SUFFIXES)})"
+                )
+            files.extend(found)
+        elif path.suffix.lower() in SUPPORTED_SUFFIXES:
+            files.append(path)
+        else:
+            raise CorpusError(
+                f"{path}: unsupported file type {path.suffix or '(none)'}; "
+                f"supported: {', '.join(SUPPORTED_SUFFIXES)}"
+            )
+    unique: list[Path] = []
+    seen: set[Path] = set()
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def read_text(path: Path) -> str:
+    """Read a file as UTF-8 (BOM stripped, newlines normalised); a clear error otherwise."""
+    data = path.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise CorpusError(f"{path}: looks like a binary file (NUL bytes); expected UTF-8 text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CorpusError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def fingerprint_files(files: list[Path]) -> str:
+    """A hash of the files' names and bytes: it changes whenever the corpus changes."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.resolve()).encode())
+        h.update(b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def load_corpus(paths: list[str | Path]) -> list[Passage]:
+    """Load every supported file under ``paths`` into passages.
+
+    Raises:
+        CorpusError: a path is missing, a file is unreadable or malformed, ids collide,
+            or nothing loadable was found.
+    """
+    passages: list[Passage] = []
+    for f in resolve_files(paths):
+        passages.extend(load_file(f))
+    if not passages:
+        raise CorpusError(f"the corpus is empty: no passages found in {', '.join(map(str, paths))}")
+    seen: dict[str, Passage] = {}
+    for p in passages:
+        if p.id in seen:
+            first = seen[p.id]
+            raise CorpusError(
+                f"{p.source}:{p.line}: duplicate id {p.id!r} (first seen at {first.source}:{first.line})"
+            )
+        seen[p.id] = p
+    return passages
+
+
+def load_file(path: Path) -> list[Passage]:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return _load_jsonl(path)
+    if suffix == ".csv":
+        return _load_csv(path)
+    text = read_text(path)
+    if suffix in (".html", ".htm"):
+        blocks = _html_blocks(text)
+    else:
+        blocks = _text_blocks(text, markdown=suffix in (".md", ".markdown"))
+    return _blocks_to_passages(path, blocks)
+
+
+# --- plain text and markdown -------------------------------------------------------------
+
+
+def _is_bullet(line: str) -> bool:
+    return bool(BULLET_RE.match(line)) and len(BULLET_RE.sub("", line, count=1).strip()) > 0
+
+
+def _looks_like_heading(block: str) -> bool:
+    if "\n" in block:
+        return False
+    line = block.strip()
+    if not line or _is_bullet(line) or line.endswith((".", "!", "?", ",", ";", ":", ")")):
+        return False
+    if len(line.split()) > MAX_HEADING_WORDS or len(line) > 80:
+        return False
+    return line[0].isupper() or line[0].isdigit()
+
+
+def _text_blocks(text: str, *, markdown: bool) -> list[tuple[str, str, int]]:
+    """Split text into (kind, text, line) blocks where kind is heading/para/bullet.
+
+    Paragraphs are separated by blank lines; each bullet line is its own block so that a
+    run of bullets (with or without blank lines between them) can be grouped later.
+    """
+    lines = text.split("\n")
+    blocks: list[tuple[str, str, int]] = []
+    start = None
+    buf: list[str] = []
+
+    def flush() -> None:
+        nonlocal buf, start
+        if buf:
+            body = "\n".join(buf).strip()
+            if body:
+                blocks.append(("para", body, start or 1))
+        buf, start = [], None
+
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            flush()
+            continue
+        m = MD_HEADING_RE.match(line) if markdown else None
+        if m:
+            flush()
+            blocks.append(("heading", m.group(2).strip(), i))
+            continue
+        if _is_bullet(line):
+            flush()
+            blocks.append(("bullet", line.strip(), i))
+            continue
+        if start is None:
+            start = i
+        buf.append(line)
+    flush()
+
+    # A bare short line (the seed's "Shipping", "Order & Payment") is a heading when more
+    # text follows it; a trailing short line stays a paragraph.
+    out: list[tuple[str, str, int]] = []
+    for n, (kind, body, line) in enumerate(blocks):
+        if kind == "para" and _looks_like_heading(body) and n + 1 < len(blocks):
+            nxt_kind, nxt_body, _ = blocks[n + 1]
+            if nxt_kind != "heading" and not (nxt_kind == "para" and _looks_like_heading(nxt_body)):
+                kind = "heading"
+        out.append((kind, body, line))
+    return out
+
+
+def _blocks_to_passages(path: Path, blocks: list[tuple[str, str, int]]) -> list[Passage]:
+    """Group blocks into passages: each paragraph alone, each run of bullets together."""
+    doc_id = path.stem
+    raw_lines = read_text(path).split("\n") if path.suffix.lower() not in (".html", ".htm") else None
+    section = ""
+    counters: dict[str, int] = {}
+    passages: list[Passage] = []
+    pending: list[tuple[str, int]] = []  # bullet run being collected
+
+    def emit(text: str, line: int) -> None:
+        slug = slugify(section) if section else "intro"
+        counters[slug] = counters.get(slug, 0) + 1
+        passages.append(
+            Passage(
+                id=f"{doc_id}:{slug}-{counters[slug]}",
+                doc_id=doc_id,
+                title=section or doc_id,
+                text=text,
+                source=str(path),
+                line=line,
+            )
+        )
+
+    def flush_bullets() -> None:
+        nonlocal pending
+        if not pending:
+            return
+        if raw_lines is not None:
+            # Keep the run exactly as written (blank lines included), so it is verbatim.
+            text = "\n".join(raw_lines[pending[0][1] - 1 : pending[-1][1]]).strip()
+        else:
+            text = "\n".join(t for t, _ in pending)
+        emit(text, pending[0][1])
+        pending = []
+
+    for kind, body, line in blocks:
+        if kind == "bullet":
+            pending.append((body, line))
+            continue
+        flush_bullets()
+        if kind == "heading":
+            section = body
+        else:
+            emit(body, line)
+    flush_bullets()
+    return passages
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+
+class _HTMLBlocks(HTMLParser):
+    HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6", "dt", "summary"}
+    BLOCKS = {"p", "div", "section", "article", "li", "dd", "td", "th", "br", "tr", "blockquote", "pre"}
+    SKIP = {"script", "style", "noscript", "template", "head", "title", "nav", "footer", "svg"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[tuple[str, str, int]] = []
+        self._buf: list[str] = []
+        self._kind = "para"
+        self._line = 1
+        self._skip = 0
+
+    def _flush(self) -> None:
+        text = re.sub(r"\s+", " ", "".join(self._buf)).strip()
+        if text:
+            kind = "bullet" if self._kind == "li" else ("heading" if self._kind == "heading" else "para")
+            self.blocks.append((kind, text, self._line))
+        self._buf = []
+        self._kind = "para"
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self._skip += 1
+            return
+        if tag in self.HEADINGS or tag in self.BLOCKS:
+            self._flush()
+            self._line = self.getpos()[0]
+            if tag in self.HEADINGS:
+                self._kind = "heading"
+            elif tag == "li":
+                self._kind = "li"
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP:
+            self._skip = max(0, self._skip - 1)
+            return
+        if tag in self.HEADINGS or tag in self.BLOCKS:
+            self._flush()
+
+    def handle_data(self, data):
+        if not self._skip:
+            if not self._buf:
+                self._line = self.getpos()[0]
+            self._buf.append(data)
+
+
+def _html_blocks(text: str) -> list[tuple[str, str, int]]:
+    parser = _HTMLBlocks()
+    parser.feed(text)
+    parser.close()
+    parser._flush()
+    return parser.blocks
+
+
+# --- JSONL and CSV FAQ rows ---------------------------------------------------------------
+
+
+def _row_to_passage(path: Path, line: int, row: dict) -> Passage:
+    where = f"{path}:{line}"
+    if not isinstance(row, dict):
+        raise CorpusError(f"{where}: expected a JSON object with id, title/question and text/answer")
+    missing = [name for name, opts in (("id", ("id",)), ("title", TITLE_FIELDS), ("text", TEXT_FIELDS))
+               if not any(k in row for k in opts)]
+    if missing:
+        needs = {"id": "'id'", "title": "'title' or 'question'", "text": "'text' or 'answer'"}
+        raise CorpusError(f"{where}: missing field {', '.join(needs[m] for m in missing)}")
+    values = {}
+    for name, opts in (("id", ("id",)), ("title", TITLE_FIELDS), ("text", TEXT_FIELDS)):
+        key = next(k for k in opts if k in row)
+        value = row[key]
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and name == "id":
+            value = str(value)
+        if not isinstance(value, str):
+            raise CorpusError(f"{where}: field {key!r} must be a string, got {type(value).__name__}")
+        values[name] = value
+    if not values["id"].strip():
+        raise CorpusError(f"{where}: field 'id' is empty")
+    if not values["text"].strip():
+        raise CorpusError(f"{where}: field {'text' if 'text' in row else 'answer'!r} is empty")
+    return Passage(
+        id=values["id"].strip(),
+        doc_id=values["id"].strip(),
+        title=values["title"].strip(),
+        text=values["text"].strip(),
+        source=str(path),
+        line=line,
+        kind="faq",
+    )
+
+
+def _load_jsonl(path: Path) -> list[Passage]:
+    text = read_text(path)
+    out = []
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{path}:{n}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        out.append(_row_to_passage(path, n, row))
+    return out
+
+
+def _load_csv(path: Path) -> list[Passage]:
+    text = read_text(path)
+    reader = csv.DictReader(io.StringIO(text))
+    fields = reader.fieldnames or []
+    needs = [("id", ("id",)), ("title", TITLE_FIELDS), ("text", TEXT_FIELDS)]
+    missing = [opts for _, opts in needs if not any(o in fields for o in opts)]
+    if missing:
+        names = " / ".join("|".join(o) for o in missing)
+        raise CorpusError(f"{path}:1: missing column(s) {names}; header is {fields}")
+    out = []
+    try:
+        for row in reader:
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue
+            out.append(_row_to_passage(path, reader.line_num, {k: (v or "") for k, v in row.items() if k}))
+    except csv.Error as exc:
+        raise CorpusError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
+    return out

@@ -1,0 +1,29 @@
+"""The exception hierarchy: the library raises these; the CLI and web edges translate them."""
+
+
+class AssistantError(Exception):
+    """Base class for every error a user can cause and fix."""
+
+
+class CorpusError(AssistantError):
+    """The corpus is missing, empty, undecodable or malformed (message names file and line)."""
+
+
+class IndexError_(AssistantError):
+    """The index is missing, corrupt or does not match the corpus/model."""
+
+
+class ModelError(AssistantError):
+    """The embedding model cannot be found or loaded."""
+
+
+class GoldError(AssistantError):
+    """A gold question file is malformed (message names file and line)."""
+
+
+class QuestionError(AssistantError):
+    """The question is empty or otherwise unusable."""
+
+
+class ConfigError(AssistantError):
+    """A bad option value (message names the option and the value)."""

@@ -1,0 +1,47 @@
+"""Lexical (BM25) scoring over passages with the ``bm25s`` library and a Snowball stemmer."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .schema import Passage
+
+# A compact English stop list: question words and fillers that carry no policy content.
+STOPWORDS = frozenset(
+    """a about above after again all am an and any are as at be been before being below between both
+    but by can could did do does doing down during each few for from further had has have having he her
+    here hers him his how i if in into is it its itself just me more most my myself no nor not of off on
+    once only or other our ours out over own same she should so some such than that the their them then
+    there these they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours yourself hi hello hey please thanks thank u ur pls
+    plz im i'm ive dont can't cant wanna gonna get got also tell know want need like""".split()
+)
+TOKEN_RE = re.compile(r"(?u)\b\w\w+\b")
+
+
+class LexicalIndex:
+    """BM25 over title + text of every passage (k1=1.2, b=0.75, Lucene variant)."""
+
+    def __init__(self, passages: list[Passage], *, k1: float = 1.2, b: float = 0.75) -> None:
+        import bm25s
+        import Stemmer
+
+        self._stemmer = Stemmer.Stemmer("english")
+        self._bm25 = bm25s.BM25(k1=k1, b=b, method="lucene")
+        docs = [f"{p.title}\n{p.text}" if p.title != p.doc_id else p.text for p in passages]
+        tokens = [self.tokenize(d) or ["__empty__"] for d in docs]
+        self._bm25.index(tokens, show_progress=False)
+        self.n = len(passages)
+
+    def tokenize(self, text: str) -> list[str]:
+        words = [w for w in TOKEN_RE.findall(text.lower()) if w not in STOPWORDS]
+        return self._stemmer.stemWords(words)
+
+    def scores(self, question: str) -> np.ndarray:
+        """BM25 score of every passage for ``question`` (zeros when no term matches)."""
+        terms = self.tokenize(question)
+        if not terms:
+            return np.zeros(self.n, dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)

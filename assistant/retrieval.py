@@ -1,0 +1,115 @@
+"""Find the passages for a question: field-aware dense scores, optionally fused with BM25."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .embeddings import Encoder
+from .errors import ConfigError
+from .index import Index
+from .lexical import LexicalIndex
+from .schema import Hit
+
+MODES = ("hybrid", "dense", "lexical")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """How passage scores are made (see docs/retrieval.md for the runs behind the defaults).
+
+    ``dense`` is the best cosine over a passage's units (FAQ question, question + answer,
+    title-prefixed sentences). ``lexical`` is BM25 divided by the best BM25 for the query.
+    In hybrid mode the final score is ``dense + lexical_weight * lexical``, a score fusion
+    that keeps dense cosines as the scale, so refusal thresholds mean the same in every mode.
+    """
+
+    mode: str = "hybrid"
+    lexical_weight: float = 0.1
+    sentence_weight: float = 1.0  # multiplier on sentence-unit cosines before the max
+    candidates: int = 50  # units fetched from FAISS on large indexes
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"retrieval mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not 0 <= self.lexical_weight <= 10:
+            raise ConfigError(f"lexical_weight must be in [0, 10], got {self.lexical_weight}")
+
+
+class Retriever:
+    """Owns the index, the encoder and the BM25 index; ``search`` ranks passages."""
+
+    EXACT_LIMIT = 200_000  # below this many units every unit is scored exactly
+
+    def __init__(self, index: Index, encoder: Encoder, config: RetrievalConfig | None = None) -> None:
+        self.index = index
+        self.encoder = encoder
+        self.config = config or RetrievalConfig()
+        self._lexical: LexicalIndex | None = None
+        n = len(index.units)
+        self._weights = np.ones(n, dtype=np.float32)
+        self._weights[index.unit_kind == 2] = self.config.sentence_weight
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        if self._lexical is None:
+            self._lexical = LexicalIndex(self.index.passages)
+        return self._lexical
+
+    def embed(self, question: str) -> np.ndarray:
+        return self.encoder.encode([question])[0]
+
+    def dense_scores(self, qvec: np.ndarray) -> np.ndarray:
+        """Best weighted unit cosine per passage (-1 for passages with no unit in the candidates)."""
+        n_pass = len(self.index.passages)
+        out = np.full(n_pass, -1.0, dtype=np.float32)
+        if len(self.index.units) <= self.EXACT_LIMIT:
+            scores = self.index.unit_scores(qvec) * self._weights
+            np.maximum.at(out, self.index.unit_passage, scores)
+        else:
+            scores, ids = self.index.search_units(qvec, self.config.candidates)
+            keep = ids >= 0
+            ids = ids[keep]
+            np.maximum.at(out, self.index.unit_passage[ids], scores[keep] * self._weights[ids])
+        return out
+
+    def search(self, question: str, k: int = 10, *, qvec: np.ndarray | None = None) -> list[Hit]:
+        """Rank passages for ``question``; returns at most ``k`` hits, best first."""
+        if k <= 0:
+            raise ConfigError(f"k must be > 0, got {k}")
+        mode = self.config.mode
+        n = len(self.index.passages)
+        dense = np.zeros(n, dtype=np.float32)
+        lex = np.zeros(n, dtype=np.float32)
+        if mode in ("hybrid", "dense"):
+            if qvec is None:
+                qvec = self.embed(question)
+            dense = self.dense_scores(qvec)
+        if mode in ("hybrid", "lexical"):
+            raw = self.lexical.scores(question)
+            top = float(raw.max()) if raw.size else 0.0
+            lex = raw / top if top > 0 else raw
+        if mode == "dense":
+            final = dense
+        elif mode == "lexical":
+            final = lex
+        else:
+            final = dense + self.config.lexical_weight * lex
+        k = min(k, n)
+        order = np.argpartition(-final, k - 1)[:k] if k < n else np.arange(n)
+        order = order[np.argsort(-final[order], kind="stable")]
+        return [
+            Hit(self.index.passages[i], float(final[i]), dense=float(dense[i]), lexical=float(lex[i]))
+            for i in order
+        ]
+
+    def sentence_scores(self, qvec: np.ndarray, passage_id: str) -> list[tuple[int, int, float]]:
+        """(start, end, cosine) of every sentence of one passage, in text order."""
+        pi = self.index.by_id[passage_id]
+        out = []
+        for j in self.index.passage_units[pi]:
+            u = self.index.units[j]
+            if u.kind == "sentence":
+                out.append((u.start, u.end, float(self.index.vectors[j] @ qvec)))
+        return out

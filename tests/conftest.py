@@ -1,0 +1,102 @@
+"""Shared fixtures: tiny FAQ corpora, a deterministic fake encoder, and the real model loaded once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_CORPUS = ROOT / "corpus" / "coco-jewelry-faq.txt"
+GOLD = ROOT / "evals" / "gold.jsonl"
+STACKFAQ = ROOT.parent / "shared" / "benchmarks" / "stackfaq"
+
+TINY_FAQ = """Shipping
+
+All orders ship within 2 working days.
+
+Returns
+
+You can return items within 30 days for a refund.
+
+Payment
+
+We accept Visa and PayPal.
+
+We do not accept cash.
+
+Contact
+
+Email help@tiny-shop.example for anything else.
+"""
+
+
+class FakeEncoder:
+    """Deterministic bag-of-words hashing encoder: fast plumbing tests without the model."""
+
+    name = "fake-bow"
+    fingerprint = "fake-bow-v1"
+    dim = 64
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.texts_encoded = 0
+
+    def encode(self, texts, *, batch_size=64, progress=False):
+        self.calls += 1
+        self.texts_encoded += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in re.findall(r"\w+", t.lower()):
+                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return out / norms
+
+
+@pytest.fixture
+def fake_encoder():
+    return FakeEncoder()
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path) -> Path:
+    folder = tmp_path / "faq"
+    folder.mkdir()
+    (folder / "tiny.txt").write_text(TINY_FAQ, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_encoder():
+    """The packaged all-MiniLM-L6-v2 through sentence-transformers, loaded once per session."""
+    from assistant.embeddings import SentenceTransformerEncoder
+
+    enc = SentenceTransformerEncoder()
+    enc.encode(["warm up"])
+    return enc
+
+
+@pytest.fixture(scope="session")
+def seed_index_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("seed-index")
+
+
+@pytest.fixture(scope="session")
+def seed_assistant(real_encoder, seed_index_dir):
+    """The real pipeline (real model, real FAISS) on the bundled corpus."""
+    from assistant.pipeline import Assistant
+
+    assistant, _ = Assistant.open([str(SEED_CORPUS.parent)], seed_index_dir, encoder=real_encoder)
+    return assistant
