@@ -33,11 +33,11 @@ INSTRUCTION_TEXT = "I can only answer questions about the store's policies, so I
 class AnswerConfig:
     """Thresholds for answering and for choosing sentences (cosine scale of the retriever)."""
 
-    threshold: float = 0.42  # refuse when the best passage scores below this
+    threshold: float = 0.37  # refuse when the best passage's cosine is below this (default model)
     temperature: float = 0.06  # width of the logistic that maps score -> confidence
     passage_margin: float = 0.06  # other passages within this of the best may be quoted
-    max_passages: int = 2
-    sentence_margin: float = 0.12  # sentences within this of the best sentence are quoted
+    max_passages: int = 3
+    sentence_margin: float = 0.25  # sentences within this of the best sentence are quoted
     max_sentences: int = 3
     min_sentence_score: float = 0.2
 
@@ -81,7 +81,9 @@ def is_instruction_attack(question: str) -> bool:
     return bool(INSTRUCTION_ATTACK_RE.search(question))
 
 
-def refuse(question: str, contact: SupportContact, *, confidence: float, reason: str, hits: list[Hit]) -> Answer:
+def refuse(
+    question: str, contact: SupportContact, *, confidence: float, reason: str, hits: list[Hit], evidence: dict | None = None
+) -> Answer:
     lead = INSTRUCTION_TEXT if reason == "instruction" else REFUSAL_TEXT
     return Answer(
         question=question,
@@ -92,61 +94,96 @@ def refuse(question: str, contact: SupportContact, *, confidence: float, reason:
         support_contact=contact,
         refusal_reason=reason,
         retrieved=hits,
+        evidence=evidence or {},
     )
 
 
+PART_SPLIT_RE = re.compile(r"\?\s+|[;:]\s+|,?\s+(?:and|also|plus)\s+(?=(?:do|does|did|is|are|can|could|will|would|how|what|when|where|who|why|which|if|should|i|my|you|your)\b)", re.I)
+
+
+def split_question(question: str) -> list[str]:
+    """Split a multi-part question ("Can I cancel and will I get a refund?") into its parts.
+
+    Returns ``[question]`` when it has one part. A part must have at least three words.
+    """
+    parts = [p.strip(" ,?") for p in PART_SPLIT_RE.split(question)]
+    parts = [p for p in parts if len(p.split()) >= 3]
+    return parts if len(parts) > 1 else [question]
+
+
 def select_sentences(
-    candidates: list[tuple[Hit, list[tuple[int, int, float]]]], cfg: AnswerConfig
+    candidates: list[Hit],
+    scores: dict[str, list[tuple[int, int, float]]],
+    cfg: AnswerConfig,
+    part_scores: list[dict[str, list[tuple[int, int, float]]]] = (),
 ) -> list[tuple[Hit, int, int]]:
     """Choose the sentences that answer the question.
 
-    ``candidates`` pairs each candidate passage (best first) with its sentences' (start, end,
-    score). The best sentence is always kept; others join when they score within
-    ``sentence_margin`` of it. A sentence that starts with an anaphor brings the one before it.
-    Returns (hit, start, end) in passage rank order, then text order.
+    ``scores`` maps each candidate passage id to its sentences' (start, end, score) for the
+    whole question; ``part_scores`` holds the same for each part of a multi-part question.
+    The best sentence is always kept; others join when they score within ``sentence_margin``
+    of it; each part contributes its own best sentence. A sentence that starts with an
+    anaphor ("These fees ...") brings the one before it. Returns (hit, start, end) in
+    passage rank order, then text order.
     """
-    scored = [(score, rank, s, e) for rank, (_, sents) in enumerate(candidates) for s, e, score in sents]
+    rank_of = {h.passage.id: r for r, h in enumerate(candidates)}
+
+    def flat(table):
+        return [(sc, -rank_of[pid], s, e) for pid, sents in table.items() if pid in rank_of for s, e, sc in sents]
+
+    scored = flat(scores)
     if not scored:
         return []
     best = max(scored)[0]
     floor = max(best - cfg.sentence_margin, cfg.min_sentence_score)
-    chosen = sorted((x for x in scored if x[0] >= floor), reverse=True)[: cfg.max_sentences]
-    if not chosen:
-        chosen = [max(scored)]
-    picked: set[tuple[int, int, int]] = {(rank, s, e) for _, rank, s, e in chosen}
-    for _, rank, s, e in chosen:
-        hit, sents = candidates[rank]
-        text = hit.passage.text[s:e]
-        if ANAPHORA_RE.match(text):
-            prev = [x for x in sents if x[1] <= s]
+    chosen = sorted((x for x in scored if x[0] >= floor), reverse=True)[: cfg.max_sentences] or [max(scored)]
+    picked: set[tuple[int, int, int]] = {(-nr, s, e) for _, nr, s, e in chosen}
+    for table in part_scores:
+        part = flat(table)
+        if part:
+            _, nr, s, e = max(part)
+            picked.add((-nr, s, e))
+    for rank, s, e in list(picked):
+        hit = candidates[rank]
+        if ANAPHORA_RE.match(hit.passage.text[s:e]):
+            prev = [x for x in scores.get(hit.passage.id, []) if x[1] <= s]
             if prev:
                 ps, pe, _ = max(prev, key=lambda x: x[0])
                 picked.add((rank, ps, pe))
-    return [(candidates[rank][0], s, e) for rank, s, e in sorted(picked)]
+    return [(candidates[rank], s, e) for rank, s, e in sorted(picked)]
 
 
 def compose(
     question: str,
     hits: list[Hit],
+    candidates: list[Hit],
     sentence_scores: dict[str, list[tuple[int, int, float]]],
     contact: SupportContact,
     cfg: AnswerConfig,
+    part_scores: list[dict[str, list[tuple[int, int, float]]]] = (),
+    p_answer: float | None = None,
+    evidence: dict[str, float] | None = None,
 ) -> Answer:
     """Build the answer for ``question`` from ranked ``hits`` (or refuse).
 
     Args:
+        candidates: the passages answers may quote from (best first).
         sentence_scores: for each candidate passage id, its sentences' (start, end, score).
+        part_scores: the same per part of a multi-part question.
+        p_answer: the refusal model's probability that the question is answerable; by
+            default a logistic of the top score around ``cfg.threshold``.
+        evidence: the features behind ``p_answer``, reported with the answer.
     """
+    evidence = dict(evidence or {})
     if not hits:
-        return refuse(question, contact, confidence=0.0, reason="no_match", hits=hits)
-    top = hits[0].score
-    conf = confidence_of(top, cfg)
+        return refuse(question, contact, confidence=1.0, reason="no_match", hits=hits, evidence=evidence)
+    conf = confidence_of(hits[0].score, cfg) if p_answer is None else p_answer
+    evidence["p_answer"] = round(float(conf), 4)
     if is_instruction_attack(question):
-        return refuse(question, contact, confidence=min(conf, 0.5), reason="instruction", hits=hits)
-    if top < cfg.threshold:
-        return refuse(question, contact, confidence=1.0 - conf, reason="not_covered", hits=hits)
-    candidates = [h for h in hits[: cfg.max_passages] if h.score >= top - cfg.passage_margin and h.score >= cfg.threshold]
-    chosen = select_sentences([(h, sentence_scores.get(h.passage.id, [])) for h in candidates], cfg)
+        return refuse(question, contact, confidence=0.95, reason="instruction", hits=hits, evidence=evidence)
+    if conf < 0.5 or not candidates:
+        return refuse(question, contact, confidence=1.0 - conf, reason="not_covered", hits=hits, evidence=evidence)
+    chosen = select_sentences(candidates, sentence_scores, cfg, part_scores)
     if not chosen:  # a passage with no sentence spans: quote it whole
         chosen = [(candidates[0], 0, len(candidates[0].passage.text))]
     numbers: dict[str, int] = {}
@@ -168,6 +205,7 @@ def compose(
         sentences=sentences,
         support_contact=contact,
         retrieved=hits,
+        evidence=evidence,
     )
 
 

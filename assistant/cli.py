@@ -130,7 +130,11 @@ def format_answer(answer) -> str:
 def cmd_ask(args: argparse.Namespace) -> int:
     from .errors import QuestionError
 
+    from .pipeline import clean_question
+
     questions = _read_questions(args)
+    if len(questions) == 1:
+        clean_question(questions[0])  # fail fast, before loading the model
     assistant, _, _ = open_assistant(args)
     status = 0
     for n, q in enumerate(questions):
@@ -155,7 +159,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_draft(args: argparse.Namespace) -> int:
+    from .pipeline import clean_question
+
     questions = _read_questions(args)
+    if len(questions) == 1:
+        clean_question(questions[0])
     assistant, _, _ = open_assistant(args)
     for n, q in enumerate(questions):
         draft = assistant.draft(q, customer_name=args.customer, agent_name=args.agent)

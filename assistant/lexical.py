@@ -34,6 +34,20 @@ class LexicalIndex:
         tokens = [self.tokenize(d) or ["__empty__"] for d in docs]
         self._bm25.index(tokens, show_progress=False)
         self.n = len(passages)
+        self.passage_terms = [set(t) for t in tokens]
+        self.vocabulary = set().union(*self.passage_terms) if tokens else set()
+
+    def coverage(self, question: str, passage: int | None = None) -> float:
+        """Share of the question's content terms found in the corpus (or in one passage).
+
+        A question whose words the store's FAQ never uses ("weather", "London") is most
+        likely off-topic however close its embedding lands; 1.0 when it has no content terms.
+        """
+        terms = set(self.tokenize(question))
+        if not terms:
+            return 1.0
+        vocab = self.vocabulary if passage is None else self.passage_terms[passage]
+        return len(terms & vocab) / len(terms)
 
     def tokenize(self, text: str) -> list[str]:
         words = [w for w in TOKEN_RE.findall(text.lower()) if w not in STOPWORDS]

@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Callable
 
 from . import answer as answer_mod
-from .answer import AnswerConfig
+from .answer import AnswerConfig, split_question
 from .draft import compose_draft
 from .embeddings import Encoder, SentenceTransformerEncoder
 from .errors import QuestionError
 from .index import BuildStats, Index, open_index
 from .retrieval import RetrievalConfig, Retriever
-from .schema import Answer, Draft
+from .refusal import FEATURES, RefusalModel
+from .schema import Answer, Draft, Hit
+from .spelling import TypoCorrector, model_vocabulary
 
 MAX_QUESTION_CHARS = 2000
 
@@ -47,6 +49,7 @@ class Assistant:
         retrieval: RetrievalConfig | None = None,
         answer: AnswerConfig | None = None,
         top_k: int = 10,
+        refusal: RefusalModel | None = None,
     ) -> None:
         self.index = index
         self.encoder = encoder
@@ -54,6 +57,8 @@ class Assistant:
         self.answer_config = answer or AnswerConfig()
         self.top_k = top_k
         self.contact = answer_mod.find_support_contact(index.passages)
+        self._corrector: TypoCorrector | None = None
+        self.refusal = refusal or RefusalModel.default(self.answer_config.threshold)
 
     @classmethod
     def open(
@@ -68,27 +73,60 @@ class Assistant:
         answer: AnswerConfig | None = None,
         progress_factory: Callable[[int], Callable[[int], None]] | None = None,
         log: Callable[[str], None] | None = None,
+        use_calibration: bool = True,
     ) -> tuple["Assistant", BuildStats]:
         """Open (building or refreshing as needed) the index for ``corpus`` and wrap it."""
         encoder = encoder or SentenceTransformerEncoder(model)
         index, stats = open_index(corpus, index_dir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log)
-        return cls(index, encoder, retrieval=retrieval, answer=answer), stats
+        refusal = RefusalModel.load(Path(index_dir)) if use_calibration else None
+        return cls(index, encoder, retrieval=retrieval, answer=answer, refusal=refusal), stats
+
+    @property
+    def corrector(self) -> TypoCorrector:
+        if self._corrector is None:
+            texts = [f"{p.title} {p.text}" for p in self.index.passages]
+            self._corrector = TypoCorrector(texts, model_vocabulary(getattr(self.encoder, "path", None)))
+        return self._corrector
+
+    def evidence(self, query: str, hits: list[Hit]) -> dict[str, float]:
+        """The refusal model's features for a (corrected) query and its ranked hits."""
+        if not hits:
+            return {f: 0.0 for f in FEATURES}
+        dense = sorted((h.dense for h in hits), reverse=True)
+        lexical = self.retriever.lexical
+        top = self.index.by_id[max(hits, key=lambda h: h.dense).passage.id]
+        return {
+            "dense": dense[0],
+            "margin": dense[0] - (dense[1] if len(dense) > 1 else 0.0),
+            "coverage": lexical.coverage(query),
+            "coverage_top": lexical.coverage(query, top),
+        }
 
     def ask(self, question: str) -> Answer:
         """Answer ``question`` from the policies, or refuse and point to human support."""
         t0 = time.perf_counter()
         q = clean_question(question)
-        qvec = self.retriever.embed(q)
-        hits = self.retriever.search(q, self.top_k, qvec=qvec)
+        query = self.corrector.correct(q)
+        parts = split_question(query)
+        texts = [query] + (parts if len(parts) > 1 else [])
+        vecs = self.encoder.encode(texts)
         cfg = self.answer_config
+        hits = self.retriever.search(query, self.top_k, qvec=vecs[0])
         top = hits[0].score if hits else 0.0
-        sentence_scores = {
-            h.passage.id: self.retriever.sentence_scores(qvec, h.passage.id)
-            for h in hits[: cfg.max_passages]
-            if h.score >= top - cfg.passage_margin
-        }
-        result = answer_mod.compose(q, hits, sentence_scores, self.contact, cfg)
-        return replace(result, question=q, latency_ms=(time.perf_counter() - t0) * 1000)
+        candidates = [h for h in hits[: cfg.max_passages] if h.score >= top - cfg.passage_margin]
+        part_vecs = vecs[1:]
+        for part, pvec in zip(parts if len(parts) > 1 else [], part_vecs):
+            best = self.retriever.search(part, 1, qvec=pvec)[0]
+            if best.dense >= cfg.threshold and best.passage.id not in {c.passage.id for c in candidates}:
+                candidates.append(best)
+        scores = {h.passage.id: self.retriever.sentence_scores(vecs[0], h.passage.id) for h in candidates}
+        part_scores = [
+            {h.passage.id: self.retriever.sentence_scores(pvec, h.passage.id) for h in candidates} for pvec in part_vecs
+        ]
+        evidence = self.evidence(query, hits)
+        p_answer = self.refusal.probability(evidence)
+        result = answer_mod.compose(q, hits, candidates, scores, self.contact, cfg, part_scores, p_answer, evidence)
+        return replace(result, latency_ms=(time.perf_counter() - t0) * 1000)
 
     def draft(self, message: str, *, customer_name: str | None = None, agent_name: str | None = None) -> Draft:
         """A reply draft for a support agent answering ``message``."""

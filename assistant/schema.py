@@ -78,6 +78,7 @@ class Answer:
     refusal_reason: str | None = None
     retrieved: list[Hit] = field(default_factory=list)  # ranked hits, for evaluation
     latency_ms: float = 0.0
+    evidence: dict[str, float] = field(default_factory=dict)  # refusal-model features and p_answer
 
     def to_dict(self) -> dict:
         """The public JSON object of ``assistant ask --json`` (extend it; never rename fields)."""
@@ -91,6 +92,7 @@ class Answer:
             "support_contact": asdict(self.support_contact) if self.support_contact else None,
             "refusal_reason": self.refusal_reason,
             "latency_ms": round(float(self.latency_ms), 2),
+            "evidence": {k: round(float(v), 4) for k, v in self.evidence.items()},
         }
 
 

@@ -1,0 +1,45 @@
+# The two commands a newcomer needs: `make run` (web assistant) and `make test` (the test suite).
+# Both create .venv and install everything on first use; nothing needs installing by hand.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: run test eval bench chromium clean
+
+$(VENV)/.runtime: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.runtime
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.runtime
+	$(PY) app.py
+
+# Debian's Chromium drives the browser tests (never `playwright install`: it downloads browsers).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.test chromium
+	$(PY) -m pytest
+
+eval: $(VENV)/.runtime
+	$(VENV)/bin/assistant eval --out eval-out
+
+bench: $(VENV)/.test
+	$(VENV)/bin/assistant bench
+
+clean:
+	rm -rf .index .data eval-out bench-out test-artifacts
