@@ -27,3 +27,7 @@ class QuestionError(AssistantError):
 
 class ConfigError(AssistantError):
     """A bad option value (message names the option and the value)."""
+
+
+class FeedbackError(AssistantError):
+    """The feedback database cannot be opened, or a rating names an unknown answer."""

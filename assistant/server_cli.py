@@ -1,0 +1,159 @@
+"""``assistant serve``: the web app and JSON API over a corpus (``python app.py`` runs the same).
+
+Flags and environment variables are read here, then passed down as arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+DEFAULT_DATA_DIR = ".data"
+WARM_UP_QUESTION = "How long does shipping take?"
+
+
+def register(sub, add_corpus_args) -> None:
+    p = sub.add_parser(
+        "serve", help="run the web assistant (customer chat, agent drafter, insights) and the JSON API",
+        description="Serve the customer chat, the agent reply drafter, the insights view and the JSON API. "
+        "The index is built or refreshed on start.",
+    )
+    add_corpus_args(p)
+    p.add_argument(
+        "--host", default=DEFAULT_HOST,
+        help="interface to listen on (default 127.0.0.1: this machine only). Any other address exposes the "
+        "server and then needs a staff login (--user/--password)",
+    )
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 7860; 0 picks a free one)")
+    p.add_argument(
+        "--data-dir", metavar="DIR",
+        help="folder for the feedback database (env ASSISTANT_DATA_DIR; default .data/)",
+    )
+    p.add_argument("--user", help="staff login user for the agent drafter and insights (env ASSISTANT_USER)")
+    p.add_argument(
+        "--password",
+        help="staff login password (env ASSISTANT_PASSWORD; prefer the variable: flags show up in the process list)",
+    )
+    p.set_defaults(func=cmd_serve)
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything, so treat it as exposed
+
+
+def resolve_login(user: str | None, password: str | None, host: str) -> tuple[str, str] | None:
+    """The staff login to enforce, or None; refuse an exposed host without one."""
+    if bool(user) != bool(password):
+        missing = "password" if user else "user"
+        raise ConfigError(
+            f"a staff login needs both a user and a password; the {missing} is missing "
+            "(--user/--password or ASSISTANT_USER/ASSISTANT_PASSWORD)"
+        )
+    if not user and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to listen on {host} without a staff login: other machines could reach the agent drafter "
+            "and the insights. Set ASSISTANT_USER and ASSISTANT_PASSWORD (or --user/--password), "
+            f"or listen on {DEFAULT_HOST}"
+        )
+    return (user, password) if user else None
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (not yet listening), so a busy port fails before the model loads."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, got {port}")
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .cli import open_assistant, resolve_corpus_args
+    from .feedback import FeedbackStore
+    from .server import STAFF_PATH, create_app
+
+    def say(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    login = resolve_login(
+        args.user or os.environ.get("ASSISTANT_USER") or None,
+        args.password or os.environ.get("ASSISTANT_PASSWORD") or None,
+        args.host,
+    )
+    sock = bind_socket(args.host, args.port)
+    try:
+        data_dir = Path(args.data_dir or os.environ.get("ASSISTANT_DATA_DIR") or DEFAULT_DATA_DIR)
+        store = FeedbackStore.open(data_dir)
+        try:
+            corpus, index_dir, _ = resolve_corpus_args(args)
+            say(f"index: building or refreshing the index of {', '.join(corpus)} in {index_dir} ...")
+            assistant, stats, _ = open_assistant(args)
+            if stats.rebuilt:
+                say(f"index: built {stats.passages} passages ({stats.embedded} vectors embedded) in {stats.seconds:.1f}s ({stats.reason})")
+            else:
+                say(f"index: up to date ({stats.passages} passages), loaded in {stats.seconds:.1f}s")
+            assistant.ask(WARM_UP_QUESTION)  # first real question then pays no lazy start-up cost
+            app = create_app(assistant, store, auth=login)
+            url = _url(sock)
+
+            def started() -> None:
+                say(f"feedback: {store.path}")
+                if login:
+                    say(f"login: the agent drafter and insights at {url.rstrip('/')}{STAFF_PATH}/ need the staff login")
+                say(f"ready in {time.perf_counter() - t0:.1f}s: open {url} (JSON API: POST {url}api/ask, health: {url}healthz)")
+
+            make_server(app, on_started=started).run(sockets=[sock])
+        finally:
+            store.close()
+    finally:
+        sock.close()
+    return 0
+
+
+
+def make_server(app, *, on_started=None):
+    """A uvicorn server for ``app`` that calls ``on_started`` once it accepts connections.
+
+    Run it with ``server.run(sockets=[sock])``; setting ``server.should_exit`` stops it.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started and not self.should_exit and on_started is not None:
+                on_started()
+
+    return Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5))

@@ -1,0 +1,308 @@
+"""The Gradio UI: customer chat, the agent's reply drafter and the store owner's insights.
+
+Imported only by the server (never at CLI start-up), so it imports gradio at the top.
+
+User and corpus text is always escaped before it reaches a Markdown component, so a question
+or passage holding HTML or Markdown is shown as the text it is, never run or rendered.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from .errors import AssistantError, FeedbackError
+from .schema import Answer
+
+if TYPE_CHECKING:
+    from .service import AssistantService
+
+TABS = ("chat", "agent", "insights")
+EXAMPLE_QUESTIONS = (
+    "Can I cancel my order?",
+    "How long does shipping take?",
+    "What payment methods do you accept?",
+    "My ring arrived damaged, what should I do?",
+    "Can you resize a ring?",
+)
+SHOWN_QUESTION_CHARS = 500
+CSS = """
+.assistant-header h1 { margin-bottom: 0; }
+.draft-status p { margin: 0; }
+"""
+
+# Every ASCII character that means something to Markdown (CommonMark lets any of them be
+# backslash-escaped), plus $ for the LaTeX renderer. <, > and & become HTML entities.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$:])")
+
+
+def md_escape(text: str) -> str:
+    """``text`` made safe to put into Markdown: rendered, it shows exactly ``text``."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def md_quote(text: str) -> str:
+    """``text`` escaped and shown as a Markdown block quote, line breaks kept."""
+    return "\n".join("> " + md_escape(line) if line.strip() else ">" for line in text.split("\n"))
+
+
+def answer_messages(answer: Answer) -> list[dict]:
+    """The chat messages for one answer: the answer itself, then one collapsed message per source."""
+    body = md_escape(answer.answer)
+    if answer.answered:
+        body += f"\n\n*Confidence: {answer.confidence:.0%}*"
+    else:
+        contact = answer.support_contact
+        if contact is not None and contact.kind != "none" and contact.text not in answer.answer:
+            body += f"\n\n**Contact our support team:** {md_escape(contact.text)}"
+    messages = [{"role": "assistant", "content": body}]
+    for i, c in enumerate(answer.citations, 1):
+        messages.append(
+            {
+                "role": "assistant",
+                "content": md_quote(c.text),
+                # The chatbot renders a message title as Markdown too, so it is escaped like the body.
+                "metadata": {"title": f"Source \\[{i}\\]: {md_escape(c.title)}", "status": "done"},
+            }
+        )
+    return messages
+
+
+def sources_markdown(answer: Answer) -> str:
+    if not answer.citations:
+        return "*No policy passage covers this message.*"
+    parts = []
+    for i, c in enumerate(answer.citations, 1):
+        parts.append(f"**\\[{i}\\] {md_escape(c.title)}** `{html.escape(c.id)}`\n\n{md_quote(c.text)}")
+    return "\n\n".join(parts)
+
+
+def draft_status_markdown(answer: Answer) -> str:
+    if answer.answered:
+        return f"**Covered by the policies** · confidence {answer.confidence:.0%}"
+    contact = answer.support_contact
+    where = f" ({md_escape(contact.text)})" if contact is not None and contact.kind != "none" else ""
+    return f"**Not covered by the policies: escalate**{where} · confidence {answer.confidence:.0%}"
+
+
+def _short(text: str) -> str:
+    if len(text) <= SHOWN_QUESTION_CHARS:
+        return text
+    return f"{text[:SHOWN_QUESTION_CHARS]} … ({len(text):,} characters)"
+
+
+def _clip(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def build_ui(service: AssistantService, *, tabs: tuple[str, ...] = TABS, title: str = "Support assistant") -> gr.Blocks:
+    """The Gradio Blocks with the given ``tabs`` (any of chat, agent, insights).
+
+    Also registers the named API endpoints ``ask`` (with the chat tab) and ``draft`` (with the
+    agent tab), which return the same objects as ``POST /api/ask`` and ``POST /api/draft``.
+    """
+    unknown = [t for t in tabs if t not in TABS]
+    if unknown or not tabs:
+        raise ValueError(f"tabs must be a non-empty subset of {TABS}, got {tabs!r}")
+
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+        gr.Markdown(f"# {md_escape(title)}", elem_classes="assistant-header")
+        with gr.Tabs():
+            if "chat" in tabs:
+                with gr.Tab("Chat", id="chat"):
+                    _chat_tab(service)
+            if "agent" in tabs:
+                with gr.Tab("Agent", id="agent"):
+                    _agent_tab(service)
+            if "insights" in tabs:
+                with gr.Tab("Insights", id="insights") as insights_tab:
+                    _insights_tab(service, insights_tab)
+        _api_endpoints(service, tabs)
+    return demo
+
+
+def _chat_tab(service: AssistantService) -> None:
+    gr.Markdown("Ask about orders, shipping, returns, payment or our products. Every answer quotes the store's policies.")
+    chatbot = gr.Chatbot(
+        label="Chat",
+        elem_id="chat",
+        height=520,
+        feedback_options=("Like", "Dislike"),
+        latex_delimiters=[],
+        sanitize_html=True,
+        buttons=["copy"],
+        placeholder="Ask a question, or pick one of the examples below.",
+    )
+    turns = gr.State({})  # chat message index -> interaction id, for ratings
+    with gr.Row():
+        box = gr.Textbox(
+            label="Your question", placeholder="e.g. Can I return a ring?", elem_id="question",
+            scale=5, lines=1, max_lines=6, submit_btn=False,
+        )
+        send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+    with gr.Row():
+        clear = gr.Button("Clear chat", elem_id="clear", size="sm")
+    gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=[box], label="Example questions")
+
+    def respond(message: str | None, history: list | None, turns_map: dict | None):
+        history = list(history or [])
+        turns_map = dict(turns_map or {})
+        text = message or ""
+        if not text.strip():
+            gr.Warning("Please type a question first.")
+            return gr.skip(), history, turns_map
+        history.append({"role": "user", "content": md_escape(_short(text))})
+        try:
+            answer, interaction_id = service.ask(text, channel="web")
+        except AssistantError as exc:
+            history.append(
+                {"role": "assistant", "content": f"Sorry, I can't work with that question: {md_escape(str(exc))}. "
+                 "Please rephrase it and try again."}
+            )
+            return "", history, turns_map
+        start = len(history)
+        history.extend(answer_messages(answer))
+        for i in range(start, len(history)):
+            turns_map[i] = interaction_id
+        return "", history, turns_map
+
+    for trigger in (send.click, box.submit):
+        trigger(respond, [box, chatbot, turns], [box, chatbot, turns], api_visibility="private")
+
+    def rate(turns_map: dict | None, data: gr.LikeData):
+        interaction_id = (turns_map or {}).get(data.index)
+        if interaction_id is None:
+            return
+        helpful = data.liked if isinstance(data.liked, bool) else None
+        try:
+            service.store.rate(interaction_id, helpful)
+        except FeedbackError as exc:
+            raise gr.Error(str(exc)) from None
+        if helpful is not None:
+            gr.Info("Thanks for your feedback!")
+
+    chatbot.like(rate, [turns], None, api_visibility="private")
+
+    def clear_chat():
+        return "", [], {}
+
+    clear.click(clear_chat, None, [box, chatbot, turns], api_visibility="private")
+    chatbot.clear(lambda: {}, None, [turns], api_visibility="private")
+
+
+def _agent_tab(service: AssistantService) -> None:
+    gr.Markdown(
+        "Paste the customer's message to get a reply draft built only from the store's policies. "
+        "Edit it, then copy it into your reply."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            message = gr.Textbox(label="Customer message", lines=6, elem_id="customer-message")
+            with gr.Row():
+                customer = gr.Textbox(label="Customer name (optional)", elem_id="customer-name", max_length=60)
+                agent = gr.Textbox(label="Your name (optional)", elem_id="agent-name", max_length=60)
+            go = gr.Button("Draft reply", variant="primary", elem_id="draft-button")
+        with gr.Column(scale=1):
+            status = gr.Markdown(elem_id="draft-status", elem_classes="draft-status")
+            draft_box = gr.Textbox(
+                label="Reply draft (editable)", lines=14, max_lines=30, interactive=True,
+                buttons=["copy"], elem_id="draft",
+            )
+    with gr.Accordion("Sources", open=True):
+        sources = gr.Markdown(elem_id="draft-sources")
+
+    def make_draft(text: str | None, customer_name: str | None, agent_name: str | None):
+        if not (text or "").strip():
+            gr.Warning("Paste the customer's message first.")
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            draft, _ = service.draft(text, customer_name=customer_name, agent_name=agent_name, channel="web")
+        except AssistantError as exc:
+            return f"**Cannot draft a reply:** {md_escape(str(exc))}", "", ""
+        return draft_status_markdown(draft.answer), draft.text, sources_markdown(draft.answer)
+
+    for trigger in (go.click, message.submit):
+        trigger(make_draft, [message, customer, agent], [status, draft_box, sources], api_visibility="private")
+
+
+def _insights_tab(service: AssistantService, tab) -> None:
+    import pandas as pd
+
+    store = service.store
+    summary = gr.Markdown(elem_id="insights-summary")
+    with gr.Row():
+        refresh = gr.Button("Refresh", size="sm", elem_id="insights-refresh")
+        export = gr.DownloadButton("Export CSV", size="sm", elem_id="insights-export")
+    gr.Markdown("### Questions the policies don't answer (most frequent first)")
+    refused = gr.Dataframe(
+        headers=["Question", "Times asked", "Last asked (UTC)"], interactive=False, wrap=True, elem_id="insights-refused",
+        column_widths=["60%", "15%", "25%"],
+    )
+    gr.Markdown("### Lowest-rated answers")
+    rated = gr.Dataframe(
+        headers=["Question", "Answer", "Helpful", "Not helpful"], interactive=False, wrap=True, elem_id="insights-rated",
+        column_widths=["35%", "45%", "10%", "10%"],
+    )
+    gr.Markdown("### Answer rate per day")
+    plot = gr.BarPlot(x="day", y="answer rate (%)", y_lim=[0, 100], height=260, elem_id="insights-rate")
+    daily = gr.Dataframe(headers=["Day", "Questions", "Answered", "Answer rate"], interactive=False)
+
+    def load():
+        t = store.totals()
+        rate = f"{t.answered / t.interactions:.0%}" if t.interactions else "n/a"
+        helpful = f"{t.helpful} of {t.ratings} rated helpful" if t.ratings else "no ratings yet"
+        text = f"**{t.interactions}** questions logged · answer rate **{rate}** · {helpful}"
+        refused_df = pd.DataFrame(
+            [(r.question, r.count, r.last_asked) for r in store.top_refused(20)],
+            columns=["Question", "Times asked", "Last asked (UTC)"],
+        )
+        rated_df = pd.DataFrame(
+            [(r.question, _clip(r.answer), r.helpful, r.not_helpful) for r in store.lowest_rated(20)],
+            columns=["Question", "Answer", "Helpful", "Not helpful"],
+        )
+        days = store.answer_rate()
+        plot_df = pd.DataFrame({"day": [d.day for d in days], "answer rate (%)": [round(100 * d.rate, 1) for d in days]})
+        daily_df = pd.DataFrame(
+            [(d.day, d.total, d.answered, f"{d.rate:.0%}") for d in days],
+            columns=["Day", "Questions", "Answered", "Answer rate"],
+        )
+        # Gradio serves files from its temp folder; the export never lands in the data folder.
+        out = Path(tempfile.mkdtemp(prefix="assistant-export-")) / "feedback.csv"
+        with out.open("w", encoding="utf-8", newline="") as f:
+            store.export_csv(f)
+        return text, refused_df, rated_df, plot_df, daily_df, str(out)
+
+    outputs = [summary, refused, rated, plot, daily, export]
+    refresh.click(load, None, outputs, api_visibility="private")
+    tab.select(load, None, outputs, api_visibility="private")
+
+
+def _api_endpoints(service: AssistantService, tabs: tuple[str, ...]) -> None:
+    if "chat" in tabs:
+
+        def ask(question: str) -> dict:
+            """Answer a customer question from the store's policies, with citations (or refuse)."""
+            try:
+                return service.ask_payload(question, channel="gradio_api")
+            except AssistantError as exc:
+                raise gr.Error(str(exc)) from None
+
+        gr.api(ask, api_name="ask")
+
+    if "agent" in tabs:
+
+        def draft(question: str, customer_name: str | None = None, agent_name: str | None = None) -> dict:
+            """Draft a reply to a customer message for a support agent, with its sources."""
+            try:
+                return service.draft_payload(
+                    question, customer_name=customer_name, agent_name=agent_name, channel="gradio_api"
+                )
+            except AssistantError as exc:
+                raise gr.Error(str(exc)) from None
+
+        gr.api(draft, api_name="draft")
