@@ -1,0 +1,470 @@
+"""Score an assistant on a gold set: one DataFrame row per question, a summary, a gate, a baseline diff.
+
+``run_eval`` is the one code path behind ``assistant eval`` and the ``eval`` pytest gate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from . import metrics as m
+from .errors import ConfigError, GoldError, QuestionError
+from .gold import GoldQuestion
+from .schema import Answer, Passage
+
+if TYPE_CHECKING:
+    from .pipeline import Assistant
+
+RANK_KS = (1, 3, 5)
+MRR_K = 10
+TOP_SHOWN = 5  # retrieved ids kept per row in the results table
+
+# Summary metric -> whether higher is better. Order is the order of every printed table.
+METRICS: dict[str, bool] = {
+    "answer_accuracy": True,
+    "answerable_accuracy": True,
+    "unanswerable_accuracy": True,
+    "over_refusal_rate": False,
+    "hit@1": True,
+    "hit@3": True,
+    "hit@5": True,
+    "mrr@10": True,
+    "citation_precision": True,
+    "latency_p50_ms": False,
+    "latency_p95_ms": False,
+}
+
+# Per-question result columns; rows may add evidence.<feature> and meta.<gold field> columns.
+COLUMNS = [
+    "id", "question", "category", "section", "answerable", "answered", "correct", "failure",
+    "confidence", "refusal_reason", *[f"hit@{k}" for k in RANK_KS], f"mrr@{MRR_K}",
+    "first_relevant_rank", "n_citations", "n_relevant_citations", "citation_precision",
+    "missing_facts", "cited_ids", "cited_section", "top_ids", "top_score", "relevant_ids",
+    "must_include", "expected", "got", "latency_ms",
+]  # fmt: skip
+
+# Columns whose cells are lists of strings; results.csv joins them with "|".
+LIST_COLUMNS = ("missing_facts", "cited_ids", "top_ids", "relevant_ids", "must_include")
+
+UNANSWERABLE_SECTION = "(not in the FAQ)"
+UNKNOWN_SECTION = "(no passage has all facts)"
+
+
+# --- per-question results -------------------------------------------------------------------
+
+
+def evaluate(
+    assistant: Assistant,
+    gold: Sequence[GoldQuestion],
+    *,
+    on_result: Callable[[GoldQuestion, Answer], None] | None = None,
+    warm_up: bool = True,
+) -> pd.DataFrame:
+    """Ask every gold question and score it; returns one row per question, in gold order.
+
+    With ``warm_up`` the first question is asked once, untimed, before the run.
+
+    Raises:
+        GoldError: a row's ``relevant_ids`` name no passage or document of the corpus, or its
+            question cannot be asked (names the file and line).
+    """
+    passages: list[Passage] = list(assistant.index.passages)
+    by_id = {p.id: p for p in passages}
+    doc_first: dict[str, Passage] = {}
+    for p in passages:
+        doc_first.setdefault(p.doc_id, p)
+    sections = {q.id: _expected_section(q, by_id, doc_first, passages) for q in gold}  # validates ids first
+    if warm_up and gold:
+        # Lazy loads (model weights, BM25) would otherwise land in the first question's latency.
+        _ask(assistant, gold[0])
+    rows = []
+    for q in gold:
+        answer = _ask(assistant, q)
+        rows.append(score_answer(q, answer, by_id, section=sections[q.id]))
+        if on_result is not None:
+            on_result(q, answer)
+    extra = sorted({k for row in rows for k in row if k.startswith(("evidence.", "meta."))})
+    return pd.DataFrame(rows, columns=[*COLUMNS, *extra])
+
+
+def _ask(assistant: Assistant, q: GoldQuestion) -> Answer:
+    try:
+        return assistant.ask(q.question)
+    except QuestionError as exc:
+        raise GoldError(f"{q.where}: question {q.id!r} cannot be asked: {exc}") from None
+
+
+def score_answer(q: GoldQuestion, answer: Answer, by_id: dict[str, Passage], *, section: str = "") -> dict[str, Any]:
+    """Every per-question figure for one answer (the row ``evaluate`` builds)."""
+    retrieved = [h.passage for h in answer.retrieved]
+    ranked = [p.id for p in retrieved]
+    relevant = {p.id for p in retrieved if m.passage_is_relevant(p, q.relevant_ids, q.must_include)}
+    cited = [by_id[c.id] for c in answer.citations if c.id in by_id]
+    cited_relevant = {p.id for p in cited if m.passage_is_relevant(p, q.relevant_ids)}
+    ids_given = bool(q.relevant_ids)
+    missing = m.missing_facts(answer.answer, q.must_include) if answer.answered else list(q.must_include)
+    cites_relevant = (bool(cited_relevant) if ids_given else None) if answer.answered else None
+    correct = m.answer_correct(
+        answerable=q.answerable, answered=answer.answered, facts_missing=len(missing), cites_relevant=cites_relevant
+    )
+    row: dict[str, Any] = {
+        "id": q.id,
+        "question": q.question,
+        "category": q.category,
+        "section": section,
+        "answerable": q.answerable,
+        "answered": answer.answered,
+        "correct": correct,
+        "failure": "" if correct else _failure(q, answer, missing, cites_relevant),
+        "confidence": float(answer.confidence),
+        "refusal_reason": answer.refusal_reason or "",
+    }
+    for k in RANK_KS:
+        row[f"hit@{k}"] = m.hit_at_k(relevant, ranked, k) if q.answerable else math.nan
+    row[f"mrr@{MRR_K}"] = m.mrr_at_k(relevant, ranked, MRR_K) if q.answerable else math.nan
+    rank = m.first_relevant_rank(relevant, ranked) if q.answerable else None
+    scored_citations = ids_given and answer.answered
+    row.update(
+        {
+            "first_relevant_rank": float(rank) if rank is not None else math.nan,
+            "n_citations": len(answer.citations),
+            "n_relevant_citations": float(len(cited_relevant)) if scored_citations else math.nan,
+            "citation_precision": m.citation_precision(cited_relevant, [p.id for p in cited]) if scored_citations else math.nan,
+            "missing_facts": missing if answer.answered else [],
+            "cited_ids": [c.id for c in answer.citations],
+            "cited_section": answer.citations[0].title if answer.citations else "",
+            "top_ids": ranked[:TOP_SHOWN],
+            "top_score": float(answer.retrieved[0].score) if answer.retrieved else math.nan,
+            "relevant_ids": list(q.relevant_ids),
+            "must_include": list(q.must_include),
+            "expected": expected_text(q),
+            "got": got_text(answer),
+            "latency_ms": float(answer.latency_ms),
+        }
+    )
+    for key, value in answer.evidence.items():  # the answer's own refusal evidence (e.g. p_answer)
+        row[f"evidence.{key}"] = float(value)
+    for key, value in q.metadata.items():
+        if key != "category":
+            row[f"meta.{key}"] = value
+    return row
+
+
+def expected_text(q: GoldQuestion) -> str:
+    """What a right answer looks like, in one line (for failure listings)."""
+    if not q.answerable:
+        return "refuse and point to human support"
+    parts = []
+    if q.must_include:
+        parts.append("says " + ", ".join(repr(f) for f in q.must_include))
+    if q.relevant_ids:
+        parts.append("cites " + " or ".join(q.relevant_ids))
+    return "; ".join(parts)
+
+
+def got_text(answer: Answer) -> str:
+    if not answer.answered:
+        return f"refused ({answer.refusal_reason or 'no reason given'})"
+    return " ".join(answer.answer.split())
+
+
+def _failure(q: GoldQuestion, answer: Answer, missing: list[str], cites_relevant: bool | None) -> str:
+    if not q.answerable:
+        return "answered an unanswerable question"
+    if not answer.answered:
+        return "refused an answerable question"
+    reasons = []
+    if missing:
+        reasons.append("missing " + ", ".join(repr(f) for f in missing))
+    if cites_relevant is False:
+        reasons.append("cites no relevant passage")
+    return "; ".join(reasons)
+
+
+def _expected_section(
+    q: GoldQuestion, by_id: dict[str, Passage], doc_first: dict[str, Passage], passages: list[Passage]
+) -> str:
+    if not q.answerable:
+        return UNANSWERABLE_SECTION
+    if q.relevant_ids:
+        unknown = [i for i in q.relevant_ids if i not in by_id and i not in doc_first]
+        if unknown:
+            raise GoldError(
+                f"{q.where}: relevant_ids {', '.join(map(repr, unknown))} of {q.id!r} match no passage or document id "
+                f"in the corpus (is this gold set for another corpus?)"
+            )
+        first = q.relevant_ids[0]
+        return (by_id.get(first) or doc_first[first]).title
+    for p in passages:
+        if m.passage_is_relevant(p, (), q.must_include):
+            return p.title
+    return UNKNOWN_SECTION
+
+
+# --- summaries ------------------------------------------------------------------------------
+
+
+def summarize(results: pd.DataFrame) -> dict[str, float | int | None]:
+    """The summary object: every name in METRICS (None where undefined) plus row counts.
+
+    ``citation_precision`` is pooled over all answered rows whose gold lists ids (cited
+    relevant passages / cited passages); hit@k and MRR are means over answerable rows.
+    """
+    answerable = results["answerable"].astype(bool)
+    answered = results["answered"].astype(bool)
+    correct = results["correct"].astype(bool)
+    a = results[answerable]
+    out: dict[str, float | int | None] = {
+        "answer_accuracy": _mean(correct),
+        "answerable_accuracy": _mean(correct[answerable]),
+        "unanswerable_accuracy": _mean(~answered[~answerable]),
+        "over_refusal_rate": _mean(~answered[answerable]),
+    }
+    for k in RANK_KS:
+        out[f"hit@{k}"] = _mean(a[f"hit@{k}"])
+    out[f"mrr@{MRR_K}"] = _mean(a[f"mrr@{MRR_K}"])
+    scored = results["n_relevant_citations"].notna()
+    cited = float(results.loc[scored, "n_citations"].sum())
+    out["citation_precision"] = float(results.loc[scored, "n_relevant_citations"].sum()) / cited if cited else None
+    lat = results["latency_ms"].dropna()
+    out["latency_p50_ms"] = float(lat.quantile(0.5)) if len(lat) else None
+    out["latency_p95_ms"] = float(lat.quantile(0.95)) if len(lat) else None
+    out["n"] = int(len(results))
+    out["n_answerable"] = int(answerable.sum())
+    out["n_unanswerable"] = int((~answerable).sum())
+    return out
+
+
+def breakdown(results: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Accuracy per value of column ``by`` (e.g. ``section``, ``category``), largest groups first."""
+    df = results.assign(
+        _correct=results["correct"].astype(bool).astype(float),
+        _answered=results["answered"].astype(bool).astype(float),
+        _group=results[by].fillna("").astype(str).replace("", "(none)"),
+    )
+    g = df.groupby("_group", sort=False)
+    out = pd.DataFrame(
+        {
+            "n": g.size(),
+            "accuracy": g["_correct"].mean(),
+            "answered": g["_answered"].mean(),
+            "hit@1": g["hit@1"].mean(),
+            "mrr@10": g[f"mrr@{MRR_K}"].mean(),
+            "mean_confidence": g["confidence"].mean(),
+        }
+    )
+    out.index.name = by
+    return out.reset_index().sort_values(["n", by], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def _mean(values: pd.Series) -> float | None:
+    values = values.dropna()
+    return float(values.astype(float).mean()) if len(values) else None
+
+
+# --- gate -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A gate bound: ``metric`` must be >= ``value`` (kind "min") or <= ``value`` (kind "max")."""
+
+    metric: str
+    value: float
+    kind: str = "min"
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    bound: Bound
+    actual: float | None
+
+    def __str__(self) -> str:
+        b = self.bound
+        if self.actual is None:
+            return f"{b.metric} is undefined for this gold set (no rows measure it), but the gate needs it"
+        op, verb = (">=", "below") if b.kind == "min" else ("<=", "above")
+        return f"{b.metric} = {self.actual:.4f} is {verb} the gate ({op} {b.value:g})"
+
+
+def parse_bound(text: str, kind: str = "min", *, option: str = "--fail-under") -> Bound:
+    """Parse ``METRIC=VALUE`` into a Bound; raise ConfigError naming the option and the value."""
+    metric, sep, value = text.partition("=")
+    metric = metric.strip()
+    if not sep or not metric or not value.strip():
+        raise ConfigError(f"{option} expects METRIC=VALUE, got {text!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: {value.strip()!r} is not a number") from None
+    return make_bound(metric, number, kind, where=f"{option} {text!r}")
+
+
+def make_bound(metric: str, value: float, kind: str, *, where: str) -> Bound:
+    if metric not in METRICS:
+        raise ConfigError(f"{where}: unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: bound must be a finite number, got {value}")
+    higher_better = METRICS[metric]
+    if kind == "min" and not higher_better:
+        raise ConfigError(f"{where}: {metric} is lower-is-better; give it a maximum (--fail-over) instead")
+    if kind == "max" and higher_better:
+        raise ConfigError(f"{where}: {metric} is higher-is-better; give it a minimum (--fail-under) instead")
+    return Bound(metric, float(value), kind)
+
+
+def load_gate(path: str | Path) -> list[Bound]:
+    """Read a gate file: a JSON object mapping metric name -> minimum value."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: gate file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: gate file is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: gate file must be a JSON object of metric -> minimum")
+    bounds = []
+    for metric, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: minimum for {metric!r} must be a number, got {value!r}")
+        bounds.append(make_bound(metric, float(value), "min", where=str(path)))
+    return bounds
+
+
+def merge_bounds(*groups: Iterable[Bound]) -> list[Bound]:
+    """Later bounds replace earlier ones for the same (metric, kind)."""
+    merged: dict[tuple[str, str], Bound] = {}
+    for group in groups:
+        for b in group:
+            merged[(b.metric, b.kind)] = b
+    return list(merged.values())
+
+
+def check_gate(summary: dict[str, Any], bounds: Iterable[Bound]) -> list[GateFailure]:
+    """The bounds the summary breaks (an undefined metric breaks any bound on it)."""
+    failures = []
+    for b in bounds:
+        actual = summary.get(b.metric)
+        if actual is None or (actual < b.value if b.kind == "min" else actual > b.value):
+            failures.append(GateFailure(b, None if actual is None else float(actual)))
+    return failures
+
+
+# --- baseline -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Per-question changes against a baseline results table."""
+
+    regressions: pd.DataFrame  # right before, wrong now
+    fixes: pd.DataFrame  # wrong before, right now
+    added: list[str]  # ids only in the new run
+    removed: list[str]  # ids only in the baseline
+    baseline_summary: dict[str, Any] | None  # None when the baseline table lacks metric columns
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """Read an earlier per-question results CSV (or a ``--out`` folder holding ``results.csv``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.csv"
+    if not path.is_file():
+        raise ConfigError(f"--baseline {path}: results file not found")
+    try:
+        df = pd.read_csv(path, dtype={"id": str}, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--baseline {path}: not a results CSV ({exc})") from None
+    missing = [c for c in ("id", "correct") if c not in df.columns]
+    if missing:
+        raise ConfigError(f"--baseline {path}: results CSV lacks column(s) {', '.join(missing)}")
+    bad = ~df["correct"].astype(str).str.lower().isin(["true", "false"])
+    if bad.any():
+        line = int(bad.to_numpy().nonzero()[0][0]) + 2
+        raise ConfigError(f"--baseline {path}:{line}: 'correct' must be True or False, got {df['correct'][line - 2]!r}")
+    df["correct"] = df["correct"].astype(str).str.lower() == "true"
+    for col in LIST_COLUMNS:
+        if col in df.columns:
+            df[col] = [str(v).split("|") if isinstance(v, str) and v else [] for v in df[col]]
+    if df["id"].duplicated().any():
+        raise ConfigError(f"--baseline {path}: duplicate id {df['id'][df['id'].duplicated()].iloc[0]!r}")
+    return df
+
+
+def results_csv_frame(results: pd.DataFrame) -> pd.DataFrame:
+    """The results table as written to results.csv: list cells joined with "|"."""
+    return results.assign(**{c: results[c].map("|".join) for c in LIST_COLUMNS if c in results.columns})
+
+
+def compare(results: pd.DataFrame, baseline: pd.DataFrame) -> Comparison:
+    """Which questions went from right to wrong (and back) since ``baseline``."""
+    before = baseline.set_index("id")
+    now = results.set_index("id")
+    common = [i for i in now.index if i in before.index]
+    cols = ["question", "expected", "got"]
+
+    def changed(was: bool) -> pd.DataFrame:
+        ids = [i for i in common if bool(before.at[i, "correct"]) == was and bool(now.at[i, "correct"]) != was]
+        frame = now.loc[ids, cols].copy()
+        frame.insert(2, "before", [before.at[i, "got"] if "got" in before.columns else "" for i in ids])
+        return frame.rename(columns={"got": "now"}).reset_index()
+
+    needed = {"answerable", "answered", "correct", "n_citations", "n_relevant_citations", "latency_ms",
+              f"mrr@{MRR_K}", *[f"hit@{k}" for k in RANK_KS]}  # fmt: skip
+    base_summary = summarize(baseline) if needed <= set(baseline.columns) else None
+    return Comparison(
+        regressions=changed(True),
+        fixes=changed(False),
+        added=[i for i in now.index if i not in before.index],
+        removed=[i for i in before.index if i not in now.index],
+        baseline_summary=base_summary,
+    )
+
+
+# --- one run --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    results: pd.DataFrame
+    summary: dict[str, Any]
+    bounds: list[Bound]
+    failures: list[GateFailure]
+    comparison: Comparison | None
+    seconds: float
+
+    @property
+    def regressed(self) -> bool:
+        return self.comparison is not None and len(self.comparison.regressions) > 0
+
+
+def run_eval(
+    assistant: Assistant,
+    gold: Sequence[GoldQuestion],
+    *,
+    bounds: Iterable[Bound] = (),
+    baseline: pd.DataFrame | None = None,
+    on_result: Callable[[GoldQuestion, Answer], None] | None = None,
+) -> EvalRun:
+    """Evaluate, summarise, check the gate and compare with a baseline: what ``assistant eval`` does."""
+    t0 = time.perf_counter()
+    results = evaluate(assistant, gold, on_result=on_result)
+    summary = summarize(results)
+    bounds = list(bounds)
+    return EvalRun(
+        results=results,
+        summary=summary,
+        bounds=bounds,
+        failures=check_gate(summary, bounds),
+        comparison=compare(results, baseline) if baseline is not None else None,
+        seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,213 @@
+"""``assistant eval``: score the assistant on a gold set, print a summary, write reports, gate CI."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+from .errors import ConfigError
+
+BUNDLED_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_GOLD = BUNDLED_ROOT / "evals" / "gold.jsonl"
+BUNDLED_GATE = BUNDLED_ROOT / "evals" / "gate.json"
+FAILURE_COLUMNS = ("id", "question", "expected", "got")
+
+
+def register(sub, add_corpus_args) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="score the assistant on a gold question set",
+        description=(
+            "Ask every question of a gold set, score retrieval, answers, refusals and citations, "
+            "print a summary and the failing questions. Exit 0 when the gate passes, 1 when a "
+            "gate bound fails or a question regressed against --baseline, 2 on bad input."
+        ),
+    )
+    add_corpus_args(p)
+    p.add_argument("--gold", metavar="PATH", help="gold set (.jsonl or .csv); default: the bundled evals/gold.jsonl")
+    p.add_argument("--out", metavar="DIR", help="write results.csv, summary.json, report.md and report.html here")
+    p.add_argument("--json", metavar="FILE", help="write the summary object (metric -> value, plus n) to FILE")
+    p.add_argument("--baseline", metavar="FILE", help="earlier results.csv (or its --out folder) to compare with")
+    p.add_argument(
+        "--allow-regressions", action="store_true",
+        help="with --baseline: list questions that went right -> wrong but do not exit 1 for them",
+    )  # fmt: skip
+    p.add_argument(
+        "--fail-under", action="append", default=[], metavar="METRIC=VALUE",
+        help="exit 1 when METRIC is below VALUE (repeatable), e.g. --fail-under answer_accuracy=0.9",
+    )  # fmt: skip
+    p.add_argument(
+        "--fail-over", action="append", default=[], metavar="METRIC=VALUE",
+        help="exit 1 when a lower-is-better METRIC is above VALUE, e.g. --fail-over over_refusal_rate=0.1",
+    )  # fmt: skip
+    p.add_argument(
+        "--gate", metavar="FILE",
+        help="JSON file of metric -> minimum; default: evals/gate.json when corpus and gold are the bundled ones",
+    )  # fmt: skip
+    p.add_argument("--no-gate", action="store_true", help="ignore the default gate file (flags still apply)")
+    p.add_argument(
+        "--max-failures", type=int, default=20, metavar="N",
+        help="failing questions to print (0: all; default 20); the report lists all",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_eval)
+
+
+def _is_bundled(corpus: list[str]) -> bool:
+    from .cli import BUNDLED_CORPUS
+
+    root = BUNDLED_CORPUS.resolve()
+    return bool(corpus) and all(Path(c).resolve() == root or root in Path(c).resolve().parents for c in corpus)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from . import evaluate as ev
+    from .cli import open_assistant, resolve_corpus_args
+    from .gold import load_gold
+
+    if args.max_failures < 0:
+        raise ConfigError(f"--max-failures must be >= 0, got {args.max_failures}")
+    # Everything that can be wrong with the input is checked before the model loads.
+    flags = [ev.parse_bound(t, "min", option="--fail-under") for t in args.fail_under]
+    flags += [ev.parse_bound(t, "max", option="--fail-over") for t in args.fail_over]
+    corpus, _, _ = resolve_corpus_args(args)
+    bundled_corpus = _is_bundled(corpus)
+    if args.gold:
+        gold_path = Path(args.gold)
+    elif bundled_corpus:
+        gold_path = BUNDLED_GOLD
+    else:
+        raise ConfigError("--gold is required with a corpus other than the bundled one")
+    gold = load_gold(gold_path)
+    if args.gate:
+        gate = ev.load_gate(args.gate)
+    elif not args.no_gate and bundled_corpus and gold_path.resolve() == BUNDLED_GOLD and BUNDLED_GATE.is_file():
+        gate = ev.load_gate(BUNDLED_GATE)
+    else:
+        gate = []
+    bounds = ev.merge_bounds(gate, flags)
+    baseline = ev.load_results(args.baseline) if args.baseline else None
+
+    t0 = time.perf_counter()
+    assistant, _, _ = open_assistant(args)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(gold), desc="eval", unit="q", file=sys.stderr, leave=False)
+    try:
+        run = ev.run_eval(assistant, gold, bounds=bounds, baseline=baseline, on_result=(lambda q, a: bar.update()) if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    total = time.perf_counter() - t0
+
+    print(format_summary(run))
+    answering = float(run.results["latency_ms"].sum()) / 1000
+    print(f"\n{len(gold)} questions answered in {answering:.1f}s; {total:.1f}s in all (model and index load included)")
+    if run.comparison is not None:
+        print(format_comparison(run.comparison))
+    print(format_failures(run.results, args.max_failures))
+    if args.json:
+        from .report import write_summary_json
+
+        try:
+            write_summary_json(args.json, run.summary)
+        except OSError as exc:
+            raise ConfigError(f"--json {args.json}: cannot write ({exc.strerror or exc})") from None
+    if args.out:
+        from .report import write_report
+
+        meta = {
+            "corpus": ", ".join(str(Path(c).resolve()) for c in corpus),
+            "gold": str(gold_path),
+            "model": str(assistant.index.manifest.get("model", "")),
+            "passages": str(len(assistant.index.passages)),
+            "run": f"{time.strftime('%Y-%m-%d %H:%M')}; {len(gold)} questions answered in {answering:.1f}s, "
+            f"{total:.1f}s in all (model and index load included)",
+        }
+        refusal = getattr(assistant, "refusal", None)
+        if refusal is not None:
+            meta["refusal model"] = str(getattr(refusal, "source", type(refusal).__name__))
+        if args.baseline:
+            meta["baseline"] = str(args.baseline)
+        try:
+            paths = write_report(args.out, run, meta=meta)
+        except OSError as exc:
+            raise ConfigError(f"--out {args.out}: cannot write the report ({exc.strerror or exc})") from None
+        print(f"\nreport: {paths['html']} (also {paths['markdown'].name}, {paths['results'].name}, {paths['summary'].name})")
+    status = 0
+    if run.failures:
+        print("\nGATE FAILED:", file=sys.stderr)
+        for f in run.failures:
+            print(f"  {f}", file=sys.stderr)
+        status = 1
+    elif bounds:
+        print(f"\ngate passed ({len(bounds)} bound(s))")
+    if run.regressed:
+        n = len(run.comparison.regressions)
+        if args.allow_regressions:
+            print(f"{n} regression(s) against the baseline (allowed by --allow-regressions)", file=sys.stderr)
+        else:
+            print(f"REGRESSED: {n} question(s) went from right to wrong against the baseline", file=sys.stderr)
+            status = 1
+    return status
+
+
+def format_summary(run) -> str:
+    from tabulate import tabulate
+
+    from .report import summary_table
+
+    table = summary_table(run)
+    if not run.bounds:
+        table = table.drop(columns=["gate", "status"])
+    rows = [[_fmt(v, col) for col, v in row.items()] for row in table.to_dict("records")]
+    rows.append(["n", run.summary["n"]] + [""] * (len(table.columns) - 2))
+    return tabulate(rows, headers=list(table.columns), disable_numparse=True)
+
+
+def format_comparison(comparison) -> str:
+    from tabulate import tabulate
+
+    lines = [
+        f"\nagainst the baseline: {len(comparison.regressions)} right -> wrong, {len(comparison.fixes)} wrong -> right"
+        + (f", {len(comparison.added)} new" if comparison.added else "")
+        + (f", {len(comparison.removed)} removed" if comparison.removed else "")
+    ]
+    for title, frame in (("right -> wrong", comparison.regressions), ("wrong -> right", comparison.fixes)):
+        if len(frame):
+            lines.append(f"\n{title}:")
+            lines.append(tabulate(frame[["id", "question", "before", "now"]].values.tolist(),
+                                  headers=["id", "question", "before", "now"], maxcolwidths=[None, 40, 40, 40]))  # fmt: skip
+    return "\n".join(lines)
+
+
+def format_failures(results, limit: int) -> str:
+    from tabulate import tabulate
+
+    wrong = results[~results["correct"].astype(bool)]
+    if not len(wrong):
+        return "\nno failing questions"
+    shown = wrong if limit == 0 else wrong.head(limit)
+    rows = [[r["id"], r["question"], r["expected"], _short(r["got"], 160)] for r in shown.to_dict("records")]
+    text = f"\nfailing questions ({len(wrong)} of {len(results)}):\n" + tabulate(
+        rows, headers=list(FAILURE_COLUMNS), maxcolwidths=[None, 40, 36, 50]
+    )
+    if len(shown) < len(wrong):
+        text += f"\n... and {len(wrong) - len(shown)} more (--max-failures 0 prints all; --out writes them all)"
+    return text
+
+
+def _fmt(value, column: str) -> str:
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return "" if column in ("gate", "status", "baseline", "change") else "n/a"
+    if isinstance(value, float):
+        return f"{value:+.3f}" if column == "change" else f"{value:.3f}"
+    return str(value)
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
