@@ -33,11 +33,11 @@ INSTRUCTION_TEXT = "I can only answer questions about the store's policies, so I
 class AnswerConfig:
     """Thresholds for answering and for choosing sentences (cosine scale of the retriever)."""
 
-    threshold: float = 0.37  # refuse when the best passage's cosine is below this (default model)
+    threshold: float = 0.41  # refuse when the best passage's cosine is below this (default model)
     temperature: float = 0.06  # width of the logistic that maps score -> confidence
     passage_margin: float = 0.06  # other passages within this of the best may be quoted
     max_passages: int = 3
-    sentence_margin: float = 0.25  # sentences within this of the best sentence are quoted
+    sentence_margin: float = 0.35  # sentences within this of the best sentence are quoted
     max_sentences: int = 3
     min_sentence_score: float = 0.2
 

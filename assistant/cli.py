@@ -89,6 +89,17 @@ def open_assistant(args: argparse.Namespace):
         corpus, index_dir, model=model, rebuild=getattr(args, "rebuild", False),
         progress_factory=_progress_factory(args.quiet), log=_log(args.quiet),
     )
+    gold = getattr(args, "gold", None)
+    if args.command == "eval" and gold and Path(gold).is_file() and assistant.refusal.source != "default":
+        from .calibrate_cli import gold_digest
+        from .refusal import RefusalModel
+
+        # Never score a gold set with a refusal model fitted on that same set.
+        if gold_digest(gold) in assistant.refusal.source:
+            if not args.quiet:
+                print(f"note: the stored calibration was fitted on {gold}; scoring it with the default refusal model",
+                      file=sys.stderr)
+            assistant.refusal = RefusalModel.default(assistant.answer_config.threshold)
     return assistant, stats, index_dir
 
 
@@ -110,7 +121,10 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def _read_questions(args: argparse.Namespace) -> list[str]:
     if args.question == ["-"]:
-        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        questions = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        if not questions:
+            raise AssistantError("no question given: standard input was empty")
+        return questions
     if not args.question:
         raise AssistantError("no question given (pass it as an argument, or - to read one per line from stdin)")
     return [" ".join(args.question)]
@@ -240,3 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a folder that is a file, a disk that is full: one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2

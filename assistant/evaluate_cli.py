@@ -52,6 +52,10 @@ def register(sub, add_corpus_args) -> None:
         "--max-failures", type=int, default=20, metavar="N",
         help="failing questions to print (0: all; default 20); the report lists all",
     )  # fmt: skip
+    p.add_argument(
+        "--compare-retrievers", action="store_true",
+        help="also score retrieval alone with each retriever (dense, BM25, hybrid) and add the table to the report",
+    )  # fmt: skip
     p.set_defaults(func=cmd_eval)
 
 
@@ -117,6 +121,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
             write_summary_json(args.json, run.summary)
         except OSError as exc:
             raise ConfigError(f"--json {args.json}: cannot write ({exc.strerror or exc})") from None
+    extra_sections = []
+    from .retrieval_report import compare_retrievers, fields_used, refusal_section, retriever_section
+
+    section = refusal_section(run.results)
+    if section is not None:
+        extra_sections.append(section)
+        print("\n" + format_table(section.tables[0].frame))
+    if args.compare_retrievers:
+        table = compare_retrievers(assistant, gold)
+        print("\nretrievers compared (answerable questions):\n" + format_table(table))
+        extra_sections.append(retriever_section(table))
     if args.out:
         from .report import write_report
 
@@ -125,6 +140,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "gold": str(gold_path),
             "model": str(assistant.index.manifest.get("model", "")),
             "passages": str(len(assistant.index.passages)),
+            "retrieval": f"{assistant.retriever.config.mode}; fields: {fields_used(assistant.index)}",
             "run": f"{time.strftime('%Y-%m-%d %H:%M')}; {len(gold)} questions answered in {answering:.1f}s, "
             f"{total:.1f}s in all (model and index load included)",
         }
@@ -134,7 +150,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.baseline:
             meta["baseline"] = str(args.baseline)
         try:
-            paths = write_report(args.out, run, meta=meta)
+            paths = write_report(args.out, run, meta=meta, extra_sections=extra_sections)
         except OSError as exc:
             raise ConfigError(f"--out {args.out}: cannot write the report ({exc.strerror or exc})") from None
         print(f"\nreport: {paths['html']} (also {paths['markdown'].name}, {paths['results'].name}, {paths['summary'].name})")
@@ -167,6 +183,12 @@ def format_summary(run) -> str:
     rows = [[_fmt(v, col) for col, v in row.items()] for row in table.to_dict("records")]
     rows.append(["n", run.summary["n"]] + [""] * (len(table.columns) - 2))
     return tabulate(rows, headers=list(table.columns), disable_numparse=True)
+
+
+def format_table(frame) -> str:
+    from tabulate import tabulate
+
+    return tabulate(frame.values.tolist(), headers=list(frame.columns), disable_numparse=True)
 
 
 def format_comparison(comparison) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -36,6 +37,27 @@ class LexicalIndex:
         self.n = len(passages)
         self.passage_terms = [set(t) for t in tokens]
         self.vocabulary = set().union(*self.passage_terms) if tokens else set()
+        df: dict[str, int] = {}
+        for terms in self.passage_terms:
+            for t in terms:
+                df[t] = df.get(t, 0) + 1
+        n = max(1, len(passages))
+        self.idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+        self.max_idf = math.log(1 + (n + 0.5) / 0.5)
+
+    def strength(self, question: str, passage: int) -> float:
+        """How much of the question's lexical evidence one passage carries, in [0, 1].
+
+        The idf-weighted share of the question's content terms found in the passage; terms
+        the corpus never uses count with the highest idf. Exact, rare-term matches ("Amazon
+        Pay", an error code) score near 1; paraphrases sharing only common words near 0.
+        """
+        terms = set(self.tokenize(question))
+        if not terms:
+            return 0.0
+        total = sum(self.idf.get(t, self.max_idf) for t in terms)
+        hit = sum(self.idf[t] for t in terms & self.passage_terms[passage])
+        return hit / total if total > 0 else 0.0
 
     def coverage(self, question: str, passage: int | None = None) -> float:
         """Share of the question's content terms found in the corpus (or in one passage).

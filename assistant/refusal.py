@@ -4,11 +4,15 @@ Features of a question (all from retrieval, no labels needed):
 - ``dense``: best passage cosine (max over a passage's question/full-text/sentence vectors);
 - ``margin``: how far the best passage is ahead of the runner-up (dense);
 - ``coverage``: share of the question's content words that the corpus uses at all;
-- ``coverage_top``: share of them that the best passage uses.
+- ``coverage_top``: share of them that the best passage uses;
+- ``faq``: 1 when the best passage is an FAQ row with its own question (JSONL/CSV), else 0.
 
-The default model, used for a corpus with no gold set, is a threshold on ``dense`` alone
-(see docs/retrieval.md for the runs behind it). ``assistant calibrate --gold FILE`` fits all
-four weights with logistic regression and stores the model with the index.
+The default model, used for a corpus with no gold set, is a threshold on ``dense`` that
+depends on what the question matched: a question is much closer to another phrasing of a
+question (an FAQ row's title) than to a policy statement, so FAQ rows need a higher cosine
+(0.58) than plain-text passages (0.41). See docs/retrieval.md for the runs behind both.
+``assistant calibrate --gold FILE`` fits all the weights with logistic regression and
+stores the model with the index.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import numpy as np
 
 from .errors import ConfigError
 
-FEATURES = ("dense", "margin", "coverage", "coverage_top")
-DEFAULT_THRESHOLD = 0.37
+FEATURES = ("dense", "margin", "coverage", "coverage_top", "faq")
+DEFAULT_THRESHOLD = 0.41  # plain-text passages (question vs statement)
+DEFAULT_FAQ_THRESHOLD = 0.58  # FAQ rows (question vs question)
 DEFAULT_TEMPERATURE = 0.05
 CALIBRATION_FILE = "calibration.json"
 
@@ -38,10 +43,19 @@ class RefusalModel:
     metrics: dict[str, float] = field(default_factory=dict)  # cross-validated figures from calibrate
 
     @classmethod
-    def default(cls, threshold: float = DEFAULT_THRESHOLD, temperature: float = DEFAULT_TEMPERATURE) -> "RefusalModel":
+    def default(
+        cls,
+        threshold: float = DEFAULT_THRESHOLD,
+        temperature: float = DEFAULT_TEMPERATURE,
+        faq_threshold: float = DEFAULT_FAQ_THRESHOLD,
+    ) -> "RefusalModel":
         if temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}")
-        return cls(weights={"dense": 1.0 / temperature}, bias=-threshold / temperature, source="default")
+        return cls(
+            weights={"dense": 1.0 / temperature, "faq": -(faq_threshold - threshold) / temperature},
+            bias=-threshold / temperature,
+            source="default",
+        )
 
     def logit(self, features: dict[str, float]) -> float:
         return self.bias + sum(w * float(features.get(f, 0.0)) for f, w in self.weights.items())

@@ -1,0 +1,60 @@
+"""`assistant calibrate`: fit the answer-or-refuse decision to a labelled gold set, stored with the index."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def register(sub, add_corpus_args) -> None:
+    p = sub.add_parser("calibrate", help="fit the refusal decision to a gold set and store it with the index")
+    add_corpus_args(p)
+    p.add_argument("--gold", required=True, metavar="FILE", help="gold questions (JSONL/CSV) with answerable true/false rows")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the reported figures (default 5)")
+    p.add_argument("--dry-run", action="store_true", help="report the cross-validated figures without saving")
+    p.set_defaults(func=cmd_calibrate)
+
+
+def gold_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def cmd_calibrate(args) -> int:
+    from tabulate import tabulate
+    from tqdm import tqdm
+
+    from .cli import open_assistant
+    from .errors import ConfigError
+    from .gold import load_gold
+    from .refusal import FEATURES, RefusalModel, auroc, cross_validate, fit
+
+    if args.folds < 2:
+        raise ConfigError(f"--folds must be >= 2, got {args.folds}")
+    gold = load_gold(args.gold)
+    assistant, _, index_dir = open_assistant(args)
+    rows = [assistant.features_for(q.question) for q in tqdm(gold, desc="features", file=sys.stderr, disable=args.quiet)]
+    X = np.array([[r[f] for f in FEATURES] for r in rows], dtype=float)
+    y = np.array([1 if q.answerable else 0 for q in gold], dtype=int)
+    if y.min() == y.max():
+        raise ConfigError(f"{args.gold}: calibration needs both answerable and unanswerable rows")
+    cv = cross_validate(X, y, folds=args.folds)
+    default = RefusalModel.default()
+    p_default = np.array([default.probability(r) for r in rows])
+    table = [
+        ["default (dense threshold)", f"{np.mean(p_default[y == 0] < 0.5):.3f}", f"{np.mean(p_default[y == 1] < 0.5):.3f}",
+         f"{auroc(p_default[y == 1], p_default[y == 0]):.3f}"],
+        [f"calibrated ({int(cv['folds'])}-fold CV)", f"{cv['unanswerable_refused']:.3f}", f"{cv['answerable_refused']:.3f}",
+         f"{cv['auroc']:.3f}"],
+    ]
+    print(tabulate(table, headers=["decision", "unanswerable refused", "answerable refused", "AUROC"]))
+    model = fit(X, y, source=f"calibrated on {Path(args.gold).name} sha256:{gold_digest(args.gold)}")
+    model = RefusalModel(weights=model.weights, bias=model.bias, source=model.source, metrics=cv)
+    print("weights: " + ", ".join(f"{k}={v:+.2f}" for k, v in model.weights.items()) + f", bias={model.bias:+.2f}")
+    if args.dry_run:
+        print("dry run: nothing saved")
+    else:
+        print(f"saved -> {model.save(index_dir)}")
+    return 0
