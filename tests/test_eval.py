@@ -330,7 +330,9 @@ def fake_model(monkeypatch, fake_encoder):
 
     def open_assistant(args):
         corpus, index_dir, _ = resolve_corpus_args(args)
-        assistant, stats = Assistant.open(corpus, index_dir, encoder=type(fake_encoder)())
+        from assistant.answer import AnswerConfig
+
+        assistant, stats = Assistant.open(corpus, index_dir, encoder=type(fake_encoder)(), answer=AnswerConfig(threshold=0.3))
         opened.append(assistant)
         return assistant, stats, index_dir
 
@@ -341,7 +343,10 @@ def fake_model(monkeypatch, fake_encoder):
 def test_tiny_corpus_end_to_end(tiny_corpus, tiny_gold, fake_encoder, tmp_path):
     from assistant.pipeline import Assistant
 
-    assistant, _ = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=fake_encoder)
+    from assistant.answer import AnswerConfig
+
+    # The bag-of-words fake encoder's cosines run lower than MiniLM's: a threshold for its scale.
+    assistant, _ = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=fake_encoder, answer=AnswerConfig(threshold=0.3))
     run = ev.run_eval(assistant, load_gold(tiny_gold))
     df = run.results.set_index("id")
     assert df.loc["t-ship", "correct"] and df.loc["t-ship", "hit@1"] == 1.0
