@@ -10,8 +10,9 @@ from typing import Callable
 
 from . import answer as answer_mod
 from .answer import AnswerConfig, split_question
+from .corpus import resolve_files
 from .draft import compose_draft
-from .embeddings import Encoder, SentenceTransformerEncoder
+from .embeddings import MODEL_CACHE, Encoder, open_encoder
 from .errors import QuestionError
 from .index import BuildStats, Index, open_index
 from .retrieval import RetrievalConfig, Retriever
@@ -74,9 +75,18 @@ class Assistant:
         progress_factory: Callable[[int], Callable[[int], None]] | None = None,
         log: Callable[[str], None] | None = None,
         use_calibration: bool = True,
+        backend: str = "onnx",
     ) -> tuple["Assistant", BuildStats]:
-        """Open (building or refreshing as needed) the index for ``corpus`` and wrap it."""
-        encoder = encoder or SentenceTransformerEncoder(model)
+        """Open (building or refreshing as needed) the index for ``corpus`` and wrap it.
+
+        Without an explicit ``encoder``, ``backend="onnx"`` runs the model through its ONNX
+        export kept in ``index_dir/models/`` (exported on first use, which imports torch
+        once): opening an up-to-date index and answering then never imports torch.
+        ``backend="torch"`` uses sentence-transformers. Both give the same vectors.
+        """
+        if encoder is None:
+            resolve_files(corpus)  # a bad corpus path fails before any model export
+            encoder = open_encoder(model, Path(index_dir) / MODEL_CACHE, backend=backend, log=log)
         index, stats = open_index(corpus, index_dir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log)
         refusal = RefusalModel.load(Path(index_dir)) if use_calibration else None
         return cls(index, encoder, retrieval=retrieval, answer=answer, refusal=refusal), stats

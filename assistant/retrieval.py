@@ -40,8 +40,6 @@ class RetrievalConfig:
 class Retriever:
     """Owns the index, the encoder and the BM25 index; ``search`` ranks passages."""
 
-    EXACT_LIMIT = 200_000  # below this many units every unit is scored exactly
-
     def __init__(self, index: Index, encoder: Encoder, config: RetrievalConfig | None = None) -> None:
         self.index = index
         self.encoder = encoder
@@ -64,7 +62,7 @@ class Retriever:
         """Best weighted unit cosine per passage (-1 for passages with no unit in the candidates)."""
         n_pass = len(self.index.passages)
         out = np.full(n_pass, -1.0, dtype=np.float32)
-        if len(self.index.units) <= self.EXACT_LIMIT:
+        if self.index.ann is None:  # flat index: every unit is scored exactly (index.FLAT_LIMIT)
             scores = self.index.unit_scores(qvec) * self._weights
             np.maximum.at(out, self.index.unit_passage, scores)
         else:

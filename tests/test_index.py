@@ -41,7 +41,7 @@ def test_model_change_rebuilds(tiny_corpus, tmp_path, fake_encoder):
 def test_corrupted_index_is_detected_and_rebuilt(tiny_corpus, tmp_path, fake_encoder):
     idx_dir = tmp_path / "i"
     open_index([tiny_corpus], idx_dir, fake_encoder)
-    faiss_file = idx_dir / (idx_dir / "CURRENT").read_text() / "index.faiss"
+    faiss_file = idx_dir / (idx_dir / "CURRENT").read_text() / "vectors.npy"
     data = faiss_file.read_bytes()
     faiss_file.write_bytes(data[: len(data) // 2])
     with pytest.raises(IndexError_, match="missing or corrupted"):
@@ -67,3 +67,171 @@ def test_stale_index_never_served_after_corpus_edit(tiny_corpus, tmp_path, fake_
     assert stats.rebuilt
     assert any("Bitcoin" in p.text for p in assistant.index.passages)
     assert not any("PayPal" in p.text for p in assistant.index.passages)
+
+
+# --- incremental refresh, index types, fast staleness check -------------------------------------
+
+import os  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from assistant.corpus import load_corpus  # noqa: E402
+from assistant.errors import ConfigError  # noqa: E402
+from assistant.index import (  # noqa: E402
+    FLAT_LIMIT,
+    choose_index_type,
+    ivf_nlist,
+    make_units,
+    unit_text,
+)
+from assistant.retrieval import Retriever  # noqa: E402
+
+from .conftest import FakeEncoder  # noqa: E402
+
+
+class RecordingEncoder(FakeEncoder):
+    """The fake encoder, remembering every text it was asked to encode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def encode(self, texts, *, batch_size=64, progress=False):
+        self.seen.extend(texts)
+        return super().encode(texts, batch_size=batch_size, progress=progress)
+
+
+def _unit_texts(passages) -> list[str]:
+    return [unit_text(passages[u.passage], u) for u in make_units(passages)]
+
+
+def test_refresh_encodes_exactly_the_changed_units_and_keeps_the_rest(tiny_corpus, tmp_path):
+    idx_dir = tmp_path / "i"
+    first = RecordingEncoder()
+    before, _ = open_index([tiny_corpus], idx_dir, first)
+    assert sorted(first.seen) == sorted(set(_unit_texts(before.passages)))
+
+    f = tiny_corpus / "tiny.txt"
+    f.write_text(f.read_text().replace("We accept Visa and PayPal.", "We accept Visa, PayPal and Klarna."))
+    second = RecordingEncoder()
+    after, stats = open_index([tiny_corpus], idx_dir, second)
+    new_texts = set(_unit_texts(after.passages)) - set(_unit_texts(before.passages))
+    assert sorted(second.seen) == sorted(new_texts) and stats.embedded == len(new_texts) == 2
+    assert all("Klarna" in t for t in second.seen)
+    old = {unit_text(before.passages[u.passage], u): before.vectors[j] for j, u in enumerate(before.units)}
+    for j, u in enumerate(after.units):
+        text = unit_text(after.passages[u.passage], u)
+        if text in old:  # untouched units keep their stored vectors bit for bit
+            assert np.array_equal(after.vectors[j], old[text])
+
+
+def test_identical_unit_texts_are_encoded_once(tmp_path):
+    folder = tmp_path / "faq"
+    folder.mkdir()
+    rows = [{"id": f"r{i}", "question": "Do you ship abroad?", "answer": "Yes, we ship worldwide."} for i in range(3)]
+    (folder / "faq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    enc = RecordingEncoder()
+    index, stats = open_index([folder], tmp_path / "i", enc)
+    distinct = set(_unit_texts(index.passages))
+    assert len(index.units) == 3 * len(distinct) and len(distinct) == 2
+    assert stats.embedded == len(enc.seen) == 2 and set(enc.seen) == distinct
+
+
+@pytest.mark.parametrize(
+    "n, kind", [(0, "flat"), (1, "flat"), (FLAT_LIMIT, "flat"), (FLAT_LIMIT + 1, "ivf"), (5_000_000, "ivf")]
+)
+def test_index_type_by_corpus_size(n, kind):
+    assert choose_index_type(n) == kind
+
+
+def test_index_type_rejects_negative_sizes():
+    with pytest.raises(ConfigError, match="number of vectors must be >= 0, got -1"):
+        choose_index_type(-1)
+
+
+@pytest.mark.parametrize("n, nlist", [(1, 256), (100_000, 256), (1_000_000, 1024), (4_000_000, 2048), (10**9, 16384)])
+def test_ivf_list_count_grows_with_sqrt_n(n, nlist):
+    assert ivf_nlist(n) == nlist
+
+
+@pytest.fixture
+def big_corpus(tmp_path):
+    """400 distinct FAQ rows: enough vectors to train an IVF index with the fake encoder."""
+    words = "ship return refund order gift ring necklace gold silver size engrave wrap card paypal track parcel".split()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(400):
+        picked = " ".join(rng.choice(words, size=6))
+        rows.append({"id": f"q{i}", "question": f"Question {i} about {picked}?", "answer": f"Answer {i}: {picked}."})
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "faq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_large_index_is_ivf_searchable_after_reload_and_refresh_reuses_centroids(big_corpus, tmp_path):
+    idx_dir = tmp_path / "i"
+    index, _ = open_index([big_corpus], idx_dir, FakeEncoder(), flat_limit=100)
+    assert index.index_type == "ivf" and index.manifest["index_type"] == "ivf"
+    probe = np.asarray(index.vectors[7])
+    scores, ids = index.search_units(probe, 5)
+    assert scores[0] == pytest.approx(1.0, abs=1e-5) and np.all(np.diff(scores) <= 1e-6)
+    assert np.asarray(index.vectors[ids[0]]) @ probe == pytest.approx(1.0, abs=1e-5)
+
+    loaded = Index.load(idx_dir)
+    assert loaded.index_type == "ivf"
+    np.testing.assert_array_equal(loaded.search_units(probe, 5)[1], ids)
+    # the retriever takes the approximate path and still finds the passage of that unit
+    hits = Retriever(loaded, FakeEncoder()).search("unused", 3, qvec=probe)
+    assert hits[0].passage.id == loaded.passages[loaded.unit_passage[7]].id
+
+    import faiss
+
+    def centroids_of(index):
+        quantizer = faiss.extract_index_ivf(index.ann.faiss).quantizer
+        return quantizer.reconstruct_n(0, quantizer.ntotal)
+
+    centroids = centroids_of(loaded)
+    f = big_corpus / "faq.jsonl"
+    f.write_text(f.read_text().replace("Answer 3:", "Updated answer 3:"))
+    refreshed, stats = open_index([big_corpus], idx_dir, FakeEncoder(), flat_limit=100)
+    assert stats.rebuilt and stats.embedded == 1 and refreshed.index_type == "ivf"  # its question + answer unit
+    np.testing.assert_array_equal(centroids_of(refreshed), centroids)
+    assert refreshed.ann.faiss.ntotal == len(refreshed.units)
+
+
+def test_unchanged_old_files_are_not_read_again(tiny_corpus, tmp_path, monkeypatch):
+    f = tiny_corpus / "tiny.txt"
+    old = time.time() - 3600
+    os.utime(f, (old, old))
+    open_index([tiny_corpus], tmp_path / "i", FakeEncoder())
+
+    def no_hashing(files):
+        raise AssertionError("the corpus was hashed although no file changed")
+
+    monkeypatch.setattr("assistant.index.fingerprint_files", no_hashing)
+    _, stats = open_index([tiny_corpus], tmp_path / "i", FakeEncoder())
+    assert not stats.rebuilt
+
+
+def test_same_size_edit_within_the_same_timestamp_is_still_detected(tiny_corpus, tmp_path):
+    f = tiny_corpus / "tiny.txt"
+    open_index([tiny_corpus], tmp_path / "i", FakeEncoder())
+    st = f.stat()
+    f.write_text(f.read_text().replace("2 working days", "3 working days"))  # same size
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same mtime: only the content differs
+    assert f.stat().st_size == st.st_size
+    index, stats = open_index([tiny_corpus], tmp_path / "i", FakeEncoder())
+    assert stats.rebuilt and stats.reason == "corpus changed"
+    assert any("3 working days" in p.text for p in index.passages)
+
+
+def test_inconsistent_index_files_are_refused(tiny_corpus, tmp_path):
+    idx_dir = tmp_path / "i"
+    open_index([tiny_corpus], idx_dir, FakeEncoder())
+    folder = idx_dir / (idx_dir / "CURRENT").read_text()
+    np.save(folder / "hashes.npy", np.zeros((1, 16), np.uint8))
+    with pytest.raises(IndexError_, match="inconsistent: 10 units, 10 vectors, 1 hashes, 5 passages"):
+        Index.load(idx_dir, verify=False)
+    assert len(load_corpus([tiny_corpus])) == 5

@@ -1,0 +1,110 @@
+"""The benchmark's pure helpers: percentiles, recall, synthetic data, the summary table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.bench import (
+    base_of,
+    load_stackfaq,
+    make_faq_rows,
+    percentile,
+    recall_at_k,
+    run_bench,
+    summary_rows,
+    synthetic_vectors,
+)
+from assistant.errors import ConfigError
+
+ROWS = [
+    {"id": f"t{i}", "title": f"How do I do thing {i}?",
+     "text": f"First you open the settings page number {i}. Then you click the big blue button. "
+             f"After that the change is saved for account {i}. You can undo it later from the history tab."}
+    for i in range(20)
+]
+
+
+@pytest.mark.parametrize(
+    "exact, found, k, want",
+    [
+        ([[1, 2, 3]], [[1, 2, 3]], 3, 1.0),
+        ([[1, 2, 3]], [[3, 2, 1]], 3, 1.0),  # order inside the top k does not matter
+        ([[1, 2, 3]], [[1, 9, 8]], 3, 1 / 3),
+        ([[1, 2], [3, 4]], [[1, 2], [5, 6]], 2, 0.5),
+    ],
+)
+def test_recall_at_k(exact, found, k, want):
+    assert recall_at_k(np.array(exact), np.array(found), k) == pytest.approx(want)
+
+
+def test_recall_rows_must_match():
+    with pytest.raises(ValueError, match="2 exact rows but 1 found rows"):
+        recall_at_k(np.zeros((2, 3)), np.zeros((1, 3)), 3)
+
+
+def test_percentile():
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
+    assert percentile([10.0], 95) == 10.0
+    with pytest.raises(ValueError, match="percentile of an empty list"):
+        percentile([], 50)
+
+
+def test_faq_rows_are_distinct_and_about_sixty_words():
+    rows = make_faq_rows(ROWS, 50, seed=3)
+    assert len(rows) == 50 and len({r["answer"] for r in rows}) == 50
+    assert all(60 <= len(r["answer"].split()) <= 60 + 40 for r in rows)
+    assert {r["question"] for r in rows} <= {r["title"] for r in ROWS}
+    assert make_faq_rows(ROWS, 50, seed=3) == rows  # deterministic
+
+
+def test_synthetic_vectors_stay_close_to_their_base_and_are_unit_length(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((30, 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    vecs = synthetic_vectors(base, 500, tmp_path / "v.npy", noise=0.3)
+    assert vecs.shape == (500, 16) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
+    cos_to_base = np.sum(vecs * base[base_of(500, 30)], axis=1)
+    assert cos_to_base.min() > 0.8  # noise of norm 0.3: cosine about 0.96
+    assert len(np.unique(np.round(vecs, 5), axis=0)) == 500
+    again = synthetic_vectors(base, 500, tmp_path / "v.npy", noise=0.3)  # reused from disk
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(vecs))
+
+
+def test_missing_stackfaq_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"StackFAQ file not found: .*corpus\.jsonl \(pass --stackfaq FOLDER\)"):
+        load_stackfaq(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"sections": ("cold", "speed")}, "unknown bench section"),
+        ({"scales": ("10k", "2m")}, r"unknown scale\(s\) 2m"),
+    ],
+)
+def test_bad_sections_and_scales_are_refused(tmp_path, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        run_bench(corpus=["corpus"], work=tmp_path, gold=tmp_path / "g", dev=None, stackfaq=tmp_path, **kwargs)
+
+
+def test_summary_rows_ratios_and_targets():
+    results = {"sections": {
+        "cold": {"ours": {"median_s": 0.5}, "naive": {"median_s": 10.0}, "bm25": {"median_s": 0.25}},
+        "build": {"ours": {"passages_per_s": 100.0}, "naive": {"passages_per_s": 50.0}, "bm25": {"passages_per_s": 1000.0}},
+        "scale": {"1000000": {
+            "ours": {"p95_ms": 40.0, "recall@10": 0.97, "rss_mb": 900.0, "build_s": 60.0, "index_type": "ivf"},
+            "naive": {"p95_ms": 200.0, "recall@10": 1.0, "rss_mb": 1600.0, "build_s": 5.0},
+            "bm25": {"p95_ms": 50.0, "rss_mb": 2000.0, "build_s": 100.0},
+        }},
+    }}
+    rows = {r["figure"]: r for r in summary_rows(results)}
+    cold = rows["cold start: fresh process, 1 question (s, median)"]
+    assert cold["naive/ours"] == pytest.approx(20.0) and cold["bm25/ours"] == pytest.approx(0.5) and cold["met"] == "yes"
+    build = rows["index build (passages/s, ~60 words)"]
+    assert build["naive/ours"] == pytest.approx(2.0) and build["met"] == "NO"
+    assert rows["1M vectors: query p95 (ms)"]["met"] == "NO"
+    assert rows["1M vectors: recall@10 vs exact"]["met"] == "yes"
+    assert rows["1M vectors: recall@10 vs exact"]["bm25/ours"] is None  # BM25 has no recall vs dense search
+    assert rows["1M vectors [ivf]: build (s)"]["target"] == ""

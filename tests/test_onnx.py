@@ -1,0 +1,150 @@
+"""The ONNX encoder against the reference sentence-transformers model, and a query path without torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from assistant.embeddings import (
+    EXPORT_META,
+    MODEL_CACHE,
+    OnnxEncoder,
+    _sentence_transformer_parts,
+    export_onnx,
+    open_encoder,
+)
+from assistant.errors import ModelError
+from assistant.index import open_index
+
+from .conftest import ROOT, SEED_CORPUS
+
+TEXTS = [
+    "How long does shipping take?",
+    "can i send back earrings i already wore",
+    "Ünïcödé and emoji 💍 in a question",
+    "Refunds are issued to the original payment method within 5 business days. " * 40,  # > 256 tokens
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_index(tmp_path_factory):
+    """The bundled corpus indexed the default way: the model exported to ONNX beside the index."""
+    from assistant.pipeline import Assistant
+
+    index_dir = tmp_path_factory.mktemp("onnx-index")
+    assistant, stats = Assistant.open([str(SEED_CORPUS.parent)], index_dir)
+    assert stats.rebuilt and isinstance(assistant.encoder, OnnxEncoder)
+    return index_dir, assistant.encoder
+
+
+@pytest.mark.slow
+def test_onnx_vectors_match_sentence_transformers(onnx_index, real_encoder):
+    _, onnx = onnx_index
+    assert (onnx.name, onnx.fingerprint, onnx.dim) == (real_encoder.name, real_encoder.fingerprint, real_encoder.dim)
+    got, want = onnx.encode(TEXTS), real_encoder.encode(TEXTS)
+    assert got.dtype == np.float32 and got.shape == (len(TEXTS), real_encoder.dim)
+    cosines = np.sum(got * want, axis=1)
+    assert cosines.min() >= 0.999, cosines
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
+    # batched and one-by-one give the same vectors (padding does not leak into the mean)
+    one_by_one = np.stack([onnx.encode([t])[0] for t in TEXTS])
+    np.testing.assert_allclose(one_by_one, got, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_export_is_checked_recorded_and_reused(onnx_index):
+    index_dir, onnx = onnx_index
+    meta = json.loads((onnx.path / EXPORT_META).read_text())
+    assert meta["check"]["min_cosine"] >= 0.999 and meta["max_seq_length"] == 256 and meta["pooling"] == "mean"
+    assert onnx.path.parent == index_dir / MODEL_CACHE
+    before = (onnx.path / "model.onnx").stat().st_mtime_ns
+    assert export_onnx(None, index_dir / MODEL_CACHE) == onnx.path  # found, not exported again
+    assert (onnx.path / "model.onnx").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_indexes_are_interchangeable_between_encoders(onnx_index, real_encoder):
+    index_dir, _ = onnx_index
+    _, stats = open_index([str(SEED_CORPUS.parent)], index_dir, real_encoder)
+    assert not stats.rebuilt and stats.reason == "up to date"
+
+
+@pytest.mark.slow
+def test_answering_from_an_existing_index_never_imports_torch(onnx_index):
+    index_dir, _ = onnx_index
+    code = f"""
+import io, json, sys, contextlib
+from assistant.pipeline import Assistant
+from assistant.cli import main
+assistant, stats = Assistant.open([{str(SEED_CORPUS.parent)!r}], {str(index_dir)!r})
+answer = assistant.ask("Do you take PayPal?")
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    code = main(["ask", "--json", "--index-dir", {str(index_dir)!r}, "--corpus", {str(SEED_CORPUS.parent)!r}, "-q", "how long does delivery to the UK take"])
+heavy = sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules)
+print(json.dumps({{"rebuilt": stats.rebuilt, "answered": answer.answered, "cli": code, "cli_answer": json.loads(out.getvalue()), "heavy": heavy}}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == []
+    assert result["rebuilt"] is False and result["answered"] is True and result["cli"] == 0
+    assert "5 to 14 working days" in result["cli_answer"]["answer"]
+
+
+class _Module:
+    def __init__(self, config: dict | None = None) -> None:
+        self._config = config or {}
+
+    def get_config_dict(self) -> dict:
+        return self._config
+
+
+def _named(name: str, config: dict | None = None):
+    return type(name, (_Module,), {})(config)
+
+
+@pytest.mark.parametrize(
+    "modules, match",
+    [
+        ([_named("Transformer"), _named("Pooling", {"pooling_mode": "mean"}), _named("Dense")], r"modules \['Transformer', 'Pooling', 'Dense'\]"),
+        ([_named("Transformer"), _named("Pooling", {"pooling_mode": "max"})], r"pooling 'max'"),
+        ([_named("Transformer")], r"modules \['Transformer'\]"),
+    ],
+)
+def test_models_that_cannot_be_exported_are_named(modules, match):
+    with pytest.raises(ModelError, match=f"cannot export this model to ONNX: {match}"):
+        _sentence_transformer_parts(modules)
+
+
+def test_supported_module_layout_is_accepted():
+    modules = [_named("Transformer"), _named("Pooling", {"pooling_mode": "cls"}), _named("Normalize")]
+    assert _sentence_transformer_parts(modules)[1:] == ("cls", True)
+
+
+def test_missing_or_foreign_export_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match=f"no usable ONNX export in {re.escape(str(tmp_path))}"):
+        OnnxEncoder(tmp_path)
+    (tmp_path / EXPORT_META).write_text(json.dumps({"format": 99}))
+    with pytest.raises(ModelError, match="has format 99, expected 1"):
+        OnnxEncoder(tmp_path)
+
+
+def test_unknown_backend_is_refused(tmp_path):
+    with pytest.raises(ModelError, match="encoder backend must be one of 'onnx', 'onnx-int8', 'torch', got 'tf'"):
+        open_encoder(None, tmp_path, backend="tf")
+
+
+def test_without_export_and_export_disabled_falls_back_to_sentence_transformers(tmp_path):
+    from assistant.embeddings import SentenceTransformerEncoder
+
+    enc = open_encoder(None, tmp_path, export=False)
+    assert isinstance(enc, SentenceTransformerEncoder) and enc._model is None  # nothing loaded yet
+    assert not any(tmp_path.iterdir())
