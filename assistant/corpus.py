@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -19,6 +20,9 @@ TEXT_FIELDS = ("text", "answer")
 BULLET_RE = re.compile(r"^\s*(?:[•·▪◦‣●○\-\*\+]|\d{1,2}[.)])\s*")
 MD_HEADING_RE = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 MAX_HEADING_WORDS = 8
+# UTF-32 first: its little-endian BOM starts with UTF-16's.
+UTF_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
+            (codecs.BOM_UTF16_BE, "UTF-16"))
 
 
 def slugify(text: str) -> str:
@@ -65,8 +69,11 @@ def resolve_files(paths: list[str | Path]) -> list[Path]:
 def read_text(path: Path) -> str:
     """Read a file as UTF-8 (BOM stripped, newlines normalised); a clear error otherwise."""
     data = path.read_bytes()
+    for bom, encoding in UTF_BOMS:
+        if data.startswith(bom):
+            raise CorpusError(f"{path}: the file is {encoding} text; save it as UTF-8")
     if b"\x00" in data[:8192]:
-        raise CorpusError(f"{path}: looks like a binary file (NUL bytes); expected UTF-8 text")
+        raise CorpusError(f"{path}: looks like a binary file (NUL bytes; or UTF-16 text without a BOM); expected UTF-8 text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -350,8 +357,12 @@ def _load_jsonl(path: Path) -> list[Passage]:
 
 def _load_csv(path: Path) -> list[Passage]:
     text = read_text(path)
-    reader = csv.DictReader(io.StringIO(text))
-    fields = reader.fieldnames or []
+    # strict: an unclosed quote is an error, not a field that silently swallows the rest of the file
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    try:
+        fields = reader.fieldnames or []
+    except csv.Error as exc:
+        raise CorpusError(f"{path}:1: malformed CSV header ({exc})") from None
     needs = [("id", ("id",)), ("title", TITLE_FIELDS), ("text", TEXT_FIELDS)]
     missing = [opts for _, opts in needs if not any(o in fields for o in opts)]
     if missing:
@@ -364,5 +375,6 @@ def _load_csv(path: Path) -> list[Passage]:
                 continue
             out.append(_row_to_passage(path, reader.line_num, {k: (v or "") for k, v in row.items() if k}))
     except csv.Error as exc:
-        raise CorpusError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
+        # reader.line_num still holds the last good row's end: the bad row starts on the next line
+        raise CorpusError(f"{path}:{reader.line_num + 1}: malformed CSV row ({exc})") from None
     return out

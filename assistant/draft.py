@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .answer import refusal_message
 from .schema import Answer, Draft
@@ -18,7 +19,10 @@ NEXT_STEP_RE = re.compile(
 def _clean_name(name: str | None) -> str | None:
     if not name:
         return None
-    name = " ".join(str(name).split())[:60]
+    # Control, format and lone surrogate characters (category C) have no place in a greeting; a
+    # lone surrogate would even make the reply impossible to encode as UTF-8.
+    name = "".join(ch for ch in str(name) if unicodedata.category(ch)[0] != "C" or ch.isspace())
+    name = " ".join(name.split())[:60]
     return name or None
 
 

@@ -31,3 +31,13 @@ class ConfigError(AssistantError):
 
 class FeedbackError(AssistantError):
     """The feedback database cannot be opened, or a rating names an unknown answer."""
+
+
+class UnavailableError(AssistantError):
+    """The assistant cannot answer right now: its index is being refreshed, or the edited corpus
+    cannot be loaded. ``reason`` is ``"refreshing"`` or ``"corpus_error"``; retry after ``retry_after_s``."""
+
+    def __init__(self, message: str, *, reason: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after_s = retry_after_s

@@ -25,6 +25,7 @@ from .schema import Answer
 DB_NAME = "feedback.sqlite3"
 SCHEMA_VERSION = 1
 KINDS = ("ask", "draft")
+SQLITE_INT_MIN, SQLITE_INT_MAX = -(2**63), 2**63 - 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS interactions (
@@ -269,6 +270,8 @@ class FeedbackStore:
         """Set (or with ``None`` remove) the helpful / not helpful rating of one interaction."""
         if isinstance(interaction_id, bool) or not isinstance(interaction_id, int):
             raise FeedbackError(f"interaction id must be an integer, got {interaction_id!r}")
+        if not SQLITE_INT_MIN <= interaction_id <= SQLITE_INT_MAX:  # SQLite would raise OverflowError
+            raise FeedbackError(f"no answer with interaction id {interaction_id}")
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM interactions WHERE id = ?", (interaction_id,)).fetchone() is None:
                 raise FeedbackError(f"no answer with interaction id {interaction_id}")
@@ -284,6 +287,8 @@ class FeedbackStore:
     # --- reads ---
 
     def get(self, interaction_id: int) -> Interaction:
+        if not SQLITE_INT_MIN <= interaction_id <= SQLITE_INT_MAX:
+            raise FeedbackError(f"no answer with interaction id {interaction_id}")
         rows = self._interactions("WHERE i.id = ?", (interaction_id,))
         if not rows:
             raise FeedbackError(f"no answer with interaction id {interaction_id}")

@@ -21,6 +21,7 @@ from .schema import Answer, Draft, Hit
 from .spelling import TypoCorrector, model_vocabulary
 
 MAX_QUESTION_CHARS = 2000
+MAX_PARTS = 6  # parts of a multi-part question answered separately
 
 
 def clean_question(question: str, *, max_chars: int = MAX_QUESTION_CHARS) -> str:
@@ -117,7 +118,9 @@ class Assistant:
         t0 = time.perf_counter()
         q = clean_question(question)
         query = self.corrector.correct(q)
-        parts = split_question(query)
+        # Each part costs an encoding and a search: a 2,000-character question of 80+ parts took
+        # seconds while holding the model, so parts past MAX_PARTS are answered only as the whole.
+        parts = split_question(query)[:MAX_PARTS]
         texts = [query] + (parts if len(parts) > 1 else [])
         vecs = self.encoder.encode(texts)
         cfg = self.answer_config

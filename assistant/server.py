@@ -9,7 +9,12 @@ Every error a client can cause is answered with a 4xx and a JSON body ``{"error"
 from __future__ import annotations
 
 import logging
+import math
+import re
 import secrets
+import time
+from collections import OrderedDict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -19,7 +24,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .errors import AssistantError, FeedbackError
+from .errors import AssistantError, FeedbackError, UnavailableError
 
 if TYPE_CHECKING:
     from .feedback import FeedbackStore
@@ -30,6 +35,13 @@ log = logging.getLogger("assistant.server")
 MAX_BODY_BYTES = 64 * 1024
 API_PREFIX = "/api/"
 STAFF_PATH = "/staff"
+MAX_RATE_CLIENTS = 10_000
+# Gradio routes this app never uses and that reach outside it: uploads (Gradio would accept
+# files of any size into its temp folder from anyone; the UI has no file inputs), the reverse
+# proxy to other Gradio apps, and file= with a URL (the server would fetch it from the internet).
+# The Gradio UI's own API is a second way to ask: its event calls count against the same limit.
+GRADIO_EVENT_RE = re.compile(r"/gradio_api/(?:queue/join|call/|run/)")
+BLOCKED_GRADIO_PATHS = re.compile(r"/gradio_api/(?:upload(?:_progress)?/?$|proxy=|file[=/]\s*https?:)", re.IGNORECASE)
 
 
 class AskRequest(BaseModel):
@@ -121,6 +133,95 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+class RateLimit:
+    """ASGI middleware: a token bucket per client address for requests under ``prefix`` and for
+    POSTs that start a Gradio event (``/gradio_api/queue/join``, ``call/``, ``run/``).
+
+    Each client may send ``burst`` requests at once and ``per_minute`` a minute on average;
+    a request over the limit gets a 429 JSON answer with ``Retry-After`` (seconds). The
+    client address is the TCP peer, or the ``X-Forwarded-For`` address when uvicorn trusts
+    the proxy (by default only a proxy on 127.0.0.1). At most ``max_clients`` buckets are kept:
+    the least recently seen client is forgotten first (and starts again with a full bucket).
+    """
+
+    def __init__(
+        self,
+        app,
+        *,
+        per_minute: float,
+        burst: int | None = None,
+        prefix: str = API_PREFIX,
+        max_clients: int = MAX_RATE_CLIENTS,
+        clock=time.monotonic,
+    ) -> None:
+        if per_minute <= 0:
+            raise ValueError(f"per_minute must be > 0, got {per_minute}")
+        burst = max(1, math.ceil(per_minute)) if burst is None else burst
+        if burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst}")
+        if max_clients < 1:
+            raise ValueError(f"max_clients must be >= 1, got {max_clients}")
+        self.app = app
+        self.per_minute = per_minute
+        self.rate = per_minute / 60.0  # tokens per second
+        self.burst = burst
+        self.prefix = prefix
+        self.max_clients = max_clients
+        self.clock = clock
+        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, last time)
+
+    def take(self, client: str) -> float:
+        """Spend one token of ``client``; return 0 when allowed, else the seconds until a token is back."""
+        now = self.clock()
+        tokens, last = self.buckets.pop(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.rate
+        self.buckets[client] = (tokens, now)  # re-inserted last: the most recently seen
+        while len(self.buckets) > self.max_clients:
+            self.buckets.popitem(last=False)
+        return wait
+
+    def limited(self, scope) -> bool:
+        path = scope["path"]
+        return path.startswith(self.prefix) or (scope["method"] == "POST" and bool(GRADIO_EVENT_RE.search(path)))
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not self.limited(scope):
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("unknown", 0))[0]
+        # The event loop runs one middleware call at a time, so the buckets need no lock.
+        wait = self.take(client)
+        if wait <= 0:
+            await self.app(scope, receive, send)
+            return
+        retry = max(1, math.ceil(wait))
+        limit = f"{self.per_minute:g} requests a minute (bursts of {self.burst})"
+        await error_response(
+            429, "rate_limited", f"too many requests from {client}: the limit is {limit}; retry in {retry} s",
+            {"Retry-After": str(retry)},
+        )(scope, receive, send)
+
+
+class BlockPaths:
+    """ASGI middleware: requests whose (decoded) path matches ``pattern`` get a 404 JSON answer."""
+
+    def __init__(self, app, *, pattern: re.Pattern = BLOCKED_GRADIO_PATHS) -> None:
+        self.app = app
+        self.pattern = pattern
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and self.pattern.search(scope["path"]):
+            message = f"no such endpoint {scope['path'][:200]} (this app takes no uploads and fetches no remote files)"
+            await error_response(404, "not_found", message)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
@@ -149,6 +250,12 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     title: str = "Support assistant",
     ui: bool = True,
+    rate_limit_per_min: float | None = None,
+    rate_burst: int | None = None,
+    corpus: list[str | Path] | None = None,
+    index_dir: str | Path | None = None,
+    refresh_wait_s: float = 10.0,
+    refresh_log=None,
 ) -> FastAPI:
     """The FastAPI app serving ``assistant``, logging to ``store``.
 
@@ -157,15 +264,26 @@ def create_app(
             require; None leaves everything open (only sensible on a loopback address).
         max_body_bytes: the largest JSON request body accepted (larger: 413).
         ui: mount the Gradio UI (off for API-only tests and deployments).
+        rate_limit_per_min: requests a minute each client address may send to the JSON API
+            (token bucket; over it: 429 with Retry-After); None: no limit.
+        rate_burst: requests a client may send at once (default: one minute's worth).
+        corpus, index_dir: the corpus the index was built from and its folder: the server then
+            refreshes the index when the files change, and answers 503 (Retry-After) while a
+            refresh runs longer than ``refresh_wait_s`` or the edited corpus cannot be loaded.
+        refresh_log: called with a line when an index refresh starts, ends or fails (the CLI prints them).
     """
     from .service import AssistantService
 
     if auth is not None and (len(auth) != 2 or not all(isinstance(a, str) and a for a in auth)):
         raise ValueError("auth must be a (user, password) pair of non-empty strings")
-    service = AssistantService(assistant, store)
+    service = AssistantService(assistant, store, corpus=corpus, index_dir=index_dir, refresh_wait_s=refresh_wait_s, log=refresh_log)
     app = FastAPI(title=title, docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.state.service = service
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, prefix=API_PREFIX)
+    if rate_limit_per_min is not None:
+        # Added last, so it runs first: a client over its limit costs no body read at all.
+        app.add_middleware(RateLimit, per_minute=rate_limit_per_min, burst=rate_burst, prefix=API_PREFIX)
+    app.add_middleware(BlockPaths)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError):
@@ -174,12 +292,26 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException):
+        cause = exc.__cause__
+        # FastAPI answers any failure to parse a JSON body with the same vague 400; say which.
+        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+            return error_response(
+                400, "invalid_encoding",
+                f"request body is not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} at offset {cause.start})",
+            )
+        if exc.status_code == 400 and isinstance(cause, RecursionError):
+            return error_response(400, "invalid_json", "request body is not valid JSON: it is nested too deeply")
         code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(FeedbackError)
     async def on_feedback_error(request: Request, exc: FeedbackError):
         return error_response(404, "not_found", str(exc))
+
+    @app.exception_handler(UnavailableError)
+    async def on_unavailable(request: Request, exc: UnavailableError):
+        code = {"refreshing": "index_refreshing"}.get(exc.reason, "corpus_unavailable")
+        return error_response(503, code, str(exc), {"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(AssistantError)
     async def on_assistant_error(request: Request, exc: AssistantError):

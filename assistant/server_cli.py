@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import re
 import socket
 import sys
 import time
@@ -18,7 +19,10 @@ from .errors import ConfigError
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 DEFAULT_DATA_DIR = ".data"
+DEFAULT_RATE_LIMIT = "120/min"
 WARM_UP_QUESTION = "How long does shipping take?"
+RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$", re.IGNORECASE)
+PER_MINUTE = {"s": 60.0, "sec": 60.0, "second": 60.0, "m": 1.0, "min": 1.0, "minute": 1.0, "h": 1 / 60, "hour": 1 / 60}
 
 
 def register(sub, add_corpus_args) -> None:
@@ -43,7 +47,23 @@ def register(sub, add_corpus_args) -> None:
         "--password",
         help="staff login password (env ASSISTANT_PASSWORD; prefer the variable: flags show up in the process list)",
     )
+    p.add_argument(
+        "--rate-limit", metavar="N/min",
+        help=f"requests each client address may send to the JSON API, e.g. 120/min, 5/s, 2000/h, or off "
+        f"(env ASSISTANT_RATE_LIMIT; default {DEFAULT_RATE_LIMIT}); a client may spend a whole minute's "
+        "allowance at once; over it: 429 with Retry-After",
+    )
     p.set_defaults(func=cmd_serve)
+
+
+def parse_rate_limit(text: str) -> float | None:
+    """Requests per minute from ``N/s``, ``N/min`` or ``N/h`` (None for ``off``)."""
+    if text.strip().lower() in ("off", "none", "0"):
+        return None
+    m = RATE_RE.match(text)
+    if not m or float(m.group(1)) <= 0:
+        raise ConfigError(f"--rate-limit must look like 120/min, 5/s, 2000/h or off, got {text!r}")
+    return float(m.group(1)) * PER_MINUTE[m.group(2).lower()]
 
 
 def is_loopback(host: str) -> bool:
@@ -112,10 +132,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.password or os.environ.get("ASSISTANT_PASSWORD") or None,
         args.host,
     )
+    rate_limit = parse_rate_limit(args.rate_limit or os.environ.get("ASSISTANT_RATE_LIMIT") or DEFAULT_RATE_LIMIT)
     sock = bind_socket(args.host, args.port)
     try:
         data_dir = Path(args.data_dir or os.environ.get("ASSISTANT_DATA_DIR") or DEFAULT_DATA_DIR)
         store = FeedbackStore.open(data_dir)
+        # Gradio's own files (the CSV export it hands to the browser) go under the data folder,
+        # not the system temp folder: the server writes nowhere but its index and data folders.
+        os.environ.setdefault("GRADIO_TEMP_DIR", str((data_dir / "gradio").resolve()))
         try:
             corpus, index_dir, _ = resolve_corpus_args(args)
             say(f"index: building or refreshing the index of {', '.join(corpus)} in {index_dir} ...")
@@ -125,11 +149,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             else:
                 say(f"index: up to date ({stats.passages} passages), loaded in {stats.seconds:.1f}s")
             assistant.ask(WARM_UP_QUESTION)  # first real question then pays no lazy start-up cost
-            app = create_app(assistant, store, auth=login)
+            app = create_app(
+                assistant, store, auth=login, rate_limit_per_min=rate_limit, corpus=corpus, index_dir=index_dir, refresh_log=say,
+            )
             url = _url(sock)
 
             def started() -> None:
                 say(f"feedback: {store.path}")
+                say(
+                    "rate limit: " + (f"{rate_limit:g} JSON API requests a minute per client" if rate_limit else "off")
+                )
                 if login:
                     say(f"login: the agent drafter and insights at {url.rstrip('/')}{STAFF_PATH}/ need the staff login")
                 say(f"ready in {time.perf_counter() - t0:.1f}s: open {url} (JSON API: POST {url}api/ask, health: {url}healthz)")

@@ -1,4 +1,5 @@
-"""What the web UI and the JSON API share: the assistant behind one lock, every answer logged.
+"""What the web UI and the JSON API share: the assistant behind one lock, every answer logged,
+and the index kept in step with the corpus files while the server runs.
 
 The answer object both edges return is ``Answer.to_dict()`` (``Draft.to_dict()`` for drafts)
 plus the ``interaction_id`` under which it was logged, so a client can rate it.
@@ -6,24 +7,190 @@ plus the ``interaction_id`` under which it was logged, so a client can rate it.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 
+from .corpus import fingerprint_files, resolve_files
+from .errors import AssistantError, CorpusError, UnavailableError
 from .feedback import FeedbackStore
 from .pipeline import Assistant
 from .schema import Answer, Draft
 
+log = logging.getLogger("assistant.service")
+
+# A file modified this close to the last look may change again within the same timestamp
+# tick without its size or mtime changing (git's "racy" files), so it is hashed, not trusted.
+RACY_NS = 2_000_000_000
+
+
+class CorpusWatch:
+    """The corpus fingerprint, recomputed cheaply: a ``stat`` of each file per call, and the
+    (hashing) :func:`fingerprint_files` only when a file was added, removed or touched."""
+
+    def __init__(self, corpus: list[str | Path]) -> None:
+        self.corpus = list(corpus)
+        self._states: list[tuple[str, int, int]] | None = None
+        self._checked_ns = 0
+        self._fingerprint = ""
+        self.hashes = 0  # how many times the files were actually hashed (for tests and stats)
+
+    def fingerprint(self) -> str:
+        """The fingerprint of the corpus as it is now on disk.
+
+        Raises:
+            CorpusError: a corpus path disappeared or a folder no longer holds supported files.
+        """
+        files = resolve_files(self.corpus)
+        now = time.time_ns()
+        try:
+            states = [(str(f), st.st_size, st.st_mtime_ns) for f in files for st in (f.stat(),)]
+        except OSError as exc:
+            raise CorpusError(f"cannot read the corpus file {exc.filename}: {exc.strerror}") from None
+        if states == self._states and all(mtime < self._checked_ns - RACY_NS for _, _, mtime in states):
+            return self._fingerprint
+        try:
+            fingerprint = fingerprint_files(files)
+        except OSError as exc:  # removed or made unreadable between the stat and the read
+            raise CorpusError(f"cannot read the corpus file {exc.filename}: {exc.strerror}") from None
+        self._states, self._checked_ns, self._fingerprint = states, now, fingerprint
+        self.hashes += 1
+        return fingerprint
+
 
 class AssistantService:
-    """Answers and drafts through one assistant, logging each to the feedback store."""
+    """Answers and drafts through one assistant, logging each to the feedback store.
 
-    def __init__(self, assistant: Assistant, store: FeedbackStore) -> None:
+    With ``corpus`` and ``index_dir`` the service watches the corpus files: before each answer it
+    checks (by file stat, hashing only files that changed) whether they still match the index.
+    When they do not, the index is refreshed on a background thread (only edited passages are
+    embedded again) and the request waits up to ``refresh_wait_s`` for it; a refresh that takes
+    longer, or an edited corpus that cannot be loaded, raises :class:`UnavailableError`, so an
+    answer from the old policies is never given once the files changed.
+    """
+
+    def __init__(
+        self,
+        assistant: Assistant,
+        store: FeedbackStore,
+        *,
+        corpus: list[str | Path] | None = None,
+        index_dir: str | Path | None = None,
+        refresh_wait_s: float = 10.0,
+        retry_after_s: int = 5,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if (corpus is None) != (index_dir is None):
+            raise ValueError("corpus and index_dir go together: pass both to watch the corpus, or neither")
+        if refresh_wait_s < 0:
+            raise ValueError(f"refresh_wait_s must be >= 0, got {refresh_wait_s}")
+        if retry_after_s < 1:
+            raise ValueError(f"retry_after_s must be >= 1, got {retry_after_s}")
         self.assistant = assistant
         self.store = store
         # One model call at a time: the encoder already uses every core for one question, and
         # the retriever's internals are not promised to be thread-safe.
         self._lock = threading.Lock()
+        self.index_dir = Path(index_dir) if index_dir is not None else None
+        self.watch = CorpusWatch(corpus) if corpus is not None else None
+        self.refresh_wait_s = refresh_wait_s
+        self.retry_after_s = retry_after_s
+        self._log = log
+        self._state_lock = threading.Lock()  # guards the four fields below
+        self._live_fingerprint = assistant.index.manifest.get("corpus_fingerprint", "")
+        self._refreshing: threading.Event | None = None
+        self._failed: tuple[str, str] | None = None  # (fingerprint, error) of a corpus that did not load
+        self.refreshes = 0
+
+    # --- freshness ---
+
+    def ensure_fresh(self) -> None:
+        """Return once the live index matches the corpus files; refresh it first if they changed.
+
+        Raises:
+            UnavailableError: the refresh is still running after ``refresh_wait_s``, or the
+                corpus cannot be loaded as it is now.
+        """
+        if self.watch is None:
+            return
+        deadline = time.monotonic() + self.refresh_wait_s
+        while True:
+            with self._state_lock:
+                try:
+                    fingerprint = self.watch.fingerprint()
+                except CorpusError as exc:
+                    raise UnavailableError(
+                        f"the store's policies cannot be read right now ({exc}); please try again later",
+                        reason="corpus_error", retry_after_s=self.retry_after_s,
+                    ) from None
+                if fingerprint == self._live_fingerprint:
+                    self._failed = None  # e.g. a broken edit was reverted
+                    return
+                if self._failed is not None and self._failed[0] == fingerprint:
+                    raise UnavailableError(
+                        f"the store's policies were edited and cannot be loaded ({self._failed[1]}); "
+                        "answers resume once the file is fixed",
+                        reason="corpus_error", retry_after_s=self.retry_after_s,
+                    )
+                if self._refreshing is None:
+                    self._refreshing = threading.Event()
+                    threading.Thread(
+                        target=self._refresh, args=(fingerprint, self._refreshing), name="index-refresh", daemon=True
+                    ).start()
+                done = self._refreshing
+            if not done.wait(max(0.0, deadline - time.monotonic())):
+                raise UnavailableError(
+                    "the store's policies were just updated and are being re-indexed; please try again shortly",
+                    reason="refreshing", retry_after_s=self.retry_after_s,
+                )
+
+    def _refresh(self, fingerprint: str, done: threading.Event) -> None:
+        from .index import open_index
+
+        t0 = time.perf_counter()
+        self._say("index: the corpus changed; refreshing the index")
+        try:
+            with self._lock:  # no question is answered from an index that is being replaced
+                old = self.assistant
+                # rebuild=True: the content hash said "changed", whatever the files' stat says;
+                # vectors of unchanged passages are still reused from the old index.
+                index, stats = open_index(self.watch.corpus, self.index_dir, old.encoder, rebuild=True)
+                fresh = Assistant(
+                    index, old.encoder, retrieval=old.retriever.config, answer=old.answer_config,
+                    top_k=old.top_k, refusal=old.refusal,
+                )
+                fresh.corrector  # built now, not by the first question after the refresh
+                self.assistant = fresh
+            with self._state_lock:
+                self._live_fingerprint, self._failed = fingerprint, None
+                self.refreshes += 1
+            self._say(
+                f"index: refreshed in {time.perf_counter() - t0:.1f}s "
+                f"({stats.passages} passages, {stats.embedded} vectors embedded)"
+            )
+        except AssistantError as exc:
+            with self._state_lock:
+                self._failed = (fingerprint, str(exc))
+            self._say(f"index: the edited corpus cannot be loaded, not answering until it is fixed: {exc}")
+        except Exception as exc:  # keep serving errors, not a dead refresh thread
+            log.exception("index refresh failed")
+            with self._state_lock:
+                self._failed = (fingerprint, f"the index could not be rebuilt ({type(exc).__name__})")
+        finally:
+            with self._state_lock:
+                self._refreshing = None
+            done.set()
+
+    def _say(self, message: str) -> None:
+        if self._log is not None:
+            self._log(message)
+
+    # --- answers ---
 
     def ask(self, question: str, *, channel: str) -> tuple[Answer, int]:
+        self.ensure_fresh()
         with self._lock:
             answer = self.assistant.ask(question)
         return answer, self.store.record("ask", answer, channel=channel)
@@ -31,6 +198,7 @@ class AssistantService:
     def draft(
         self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, channel: str
     ) -> tuple[Draft, int]:
+        self.ensure_fresh()
         with self._lock:
             draft = self.assistant.draft(message, customer_name=customer_name, agent_name=agent_name)
         return draft, self.store.record("draft", draft.answer, channel=channel)
@@ -49,8 +217,12 @@ class AssistantService:
         index = self.assistant.index
         manifest = index.manifest
         totals = self.store.totals()
+        with self._state_lock:
+            refresh = "running" if self._refreshing is not None else ("failed" if self._failed else "idle")
+            refresh_error = self._failed[1] if self._failed else None
+        status = {"idle": "ok", "running": "refreshing", "failed": "corpus_error"}[refresh]
         return {
-            "status": "ok",
+            "status": status,
             "index": {
                 "passages": len(index.passages),
                 "files": len({p.source for p in index.passages}),
@@ -58,6 +230,10 @@ class AssistantService:
                 "dimension": manifest.get("dimension"),
                 "built_at": manifest.get("built_at"),
                 "corpus_fingerprint": manifest.get("corpus_fingerprint"),
+                "watching": self.watch is not None,
+                "refresh": refresh,
+                "refresh_error": refresh_error,
+                "refreshes": self.refreshes,
             },
             "feedback": {"interactions": totals.interactions, "ratings": totals.ratings},
         }

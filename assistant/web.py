@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from .errors import AssistantError, FeedbackError
+from .errors import AssistantError, FeedbackError, UnavailableError
 from .schema import Answer
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ EXAMPLE_QUESTIONS = (
     "Can you resize a ring?",
 )
 SHOWN_QUESTION_CHARS = 500
+EXPORT_KEEP_S = 600  # a CSV export is handed to Gradio (which copies it) right away; older ones are removed
+CACHE_CLEANUP = (3600, 86400)  # Gradio deletes the files it cached for this UI hourly, after a day
 CSS = """
 .assistant-header h1 { margin-bottom: 0; }
 .draft-status p { margin: 0; }
@@ -110,7 +114,7 @@ def build_ui(service: AssistantService, *, tabs: tuple[str, ...] = TABS, title: 
     if unknown or not tabs:
         raise ValueError(f"tabs must be a non-empty subset of {TABS}, got {tabs!r}")
 
-    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown(f"# {md_escape(title)}", elem_classes="assistant-header")
         with gr.Tabs():
             if "chat" in tabs:
@@ -159,6 +163,9 @@ def _chat_tab(service: AssistantService) -> None:
         history.append({"role": "user", "content": md_escape(_short(text))})
         try:
             answer, interaction_id = service.ask(text, channel="web")
+        except UnavailableError as exc:
+            history.append({"role": "assistant", "content": f"Sorry, {md_escape(str(exc))}."})
+            return gr.skip(), history, turns_map  # the question stays in the box, to send again
         except AssistantError as exc:
             history.append(
                 {"role": "assistant", "content": f"Sorry, I can't work with that question: {md_escape(str(exc))}. "
@@ -222,6 +229,8 @@ def _agent_tab(service: AssistantService) -> None:
             return gr.skip(), gr.skip(), gr.skip()
         try:
             draft, _ = service.draft(text, customer_name=customer_name, agent_name=agent_name, channel="web")
+        except UnavailableError as exc:
+            return f"**Try again shortly:** {md_escape(str(exc))}", gr.skip(), gr.skip()
         except AssistantError as exc:
             return f"**Cannot draft a reply:** {md_escape(str(exc))}", "", ""
         return draft_status_markdown(draft.answer), draft.text, sources_markdown(draft.answer)
@@ -271,15 +280,28 @@ def _insights_tab(service: AssistantService, tab) -> None:
             [(d.day, d.total, d.answered, f"{d.rate:.0%}") for d in days],
             columns=["Day", "Questions", "Answered", "Answer rate"],
         )
-        # Gradio serves files from its temp folder; the export never lands in the data folder.
-        out = Path(tempfile.mkdtemp(prefix="assistant-export-")) / "feedback.csv"
-        with out.open("w", encoding="utf-8", newline="") as f:
-            store.export_csv(f)
-        return text, refused_df, rated_df, plot_df, daily_df, str(out)
+        return text, refused_df, rated_df, plot_df, daily_df, str(_write_export(store))
 
     outputs = [summary, refused, rated, plot, daily, export]
     refresh.click(load, None, outputs, api_visibility="private")
     tab.select(load, None, outputs, api_visibility="private")
+
+
+def _write_export(store) -> Path:
+    """Write the CSV export into Gradio's temp folder (``assistant serve`` puts it under the data
+    folder), one sub-folder per export, removing exports older than ``EXPORT_KEEP_S``."""
+    root = Path(gr.utils.get_upload_folder()) / "exports"
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        try:
+            if time.time() - old.stat().st_mtime > EXPORT_KEEP_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # another request removed it first
+            pass
+    out = Path(tempfile.mkdtemp(dir=root)) / "feedback.csv"
+    with out.open("w", encoding="utf-8", newline="") as f:
+        store.export_csv(f)
+    return out
 
 
 def _api_endpoints(service: AssistantService, tabs: tuple[str, ...]) -> None:

@@ -100,3 +100,15 @@ def seed_assistant(real_encoder, seed_index_dir):
 
     assistant, _ = Assistant.open([str(SEED_CORPUS.parent)], seed_index_dir, encoder=real_encoder)
     return assistant
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """The packaged model's ONNX export, made once per session. Tests that start the real server
+    or CLI as a child link their index folder's ``models/`` here (see tests/app_process.py), so
+    each child skips the export (about 20 s) and loads the model as a user's second run does."""
+    from assistant.embeddings import open_encoder
+
+    folder = tmp_path_factory.mktemp("model-cache")
+    open_encoder(None, folder)
+    return folder
