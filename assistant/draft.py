@@ -11,7 +11,7 @@ from .sentences import split_sentences
 
 # Sentences in which the policy asks something of the customer.
 NEXT_STEP_RE = re.compile(
-    r"\b(?:please (?:email|contact|send|check|make sure|keep|note)|you must|you can contact|contact us|email to|must keep)\b",
+    r"\b(?:please (?:email|contact|send|check|make sure|keep)|you must|you can contact|contact us|email to|must keep)\b",
     re.I,
 )
 

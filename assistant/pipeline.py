@@ -103,15 +103,24 @@ class Assistant:
         """The refusal model's features for a (corrected) query and its ranked hits."""
         if not hits:
             return {f: 0.0 for f in FEATURES}
-        dense = sorted((h.dense for h in hits), reverse=True)
+        best = max(hits, key=lambda h: h.dense)
+        # The runner-up is the best passage under a *different* title: several answers to
+        # one FAQ question (or passages of one section) agreeing is not ambiguity.
+        others = [h.dense for h in hits if h.passage.title != best.passage.title]
         lexical = self.retriever.lexical
-        top = self.index.by_id[max(hits, key=lambda h: h.dense).passage.id]
+        top = self.index.by_id[best.passage.id]
         return {
-            "dense": dense[0],
-            "margin": dense[0] - (dense[1] if len(dense) > 1 else 0.0),
+            "dense": best.dense,
+            "margin": best.dense - (max(others) if others else 0.0),
             "coverage": lexical.coverage(query),
             "coverage_top": lexical.coverage(query, top),
+            "faq": 1.0 if best.passage.kind == "faq" else 0.0,
         }
+
+    def features_for(self, question: str) -> dict[str, float]:
+        """The refusal model's features for a raw question (used by calibration)."""
+        query = self.corrector.correct(clean_question(question))
+        return self.evidence(query, self.retriever.search(query, self.top_k))
 
     def ask(self, question: str) -> Answer:
         """Answer ``question`` from the policies, or refuse and point to human support."""

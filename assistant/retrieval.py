@@ -11,6 +11,7 @@ from .errors import ConfigError
 from .index import Index
 from .lexical import LexicalIndex
 from .schema import Hit
+from .sentences import sentence_spans
 
 MODES = ("hybrid", "dense", "lexical")
 
@@ -26,9 +27,10 @@ class RetrievalConfig:
     """
 
     mode: str = "hybrid"
-    lexical_weight: float = 0.1
+    lexical_weight: float = 0.2
     sentence_weight: float = 1.0  # multiplier on sentence-unit cosines before the max
     candidates: int = 50  # units fetched from FAISS on large indexes
+    adaptive: bool = True  # scale the lexical weight by the query's lexical evidence strength
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -40,11 +42,14 @@ class RetrievalConfig:
 class Retriever:
     """Owns the index, the encoder and the BM25 index; ``search`` ranks passages."""
 
+    SENTENCE_CACHE = 4096  # passages whose lazily embedded sentences are kept
+
     def __init__(self, index: Index, encoder: Encoder, config: RetrievalConfig | None = None) -> None:
         self.index = index
         self.encoder = encoder
         self.config = config or RetrievalConfig()
         self._lexical: LexicalIndex | None = None
+        self._sentence_cache: dict[int, tuple[list[tuple[int, int]], np.ndarray]] = {}
         n = len(index.units)
         self._weights = np.ones(n, dtype=np.float32)
         self._weights[index.unit_kind == 2] = self.config.sentence_weight
@@ -84,16 +89,21 @@ class Retriever:
             if qvec is None:
                 qvec = self.embed(question)
             dense = self.dense_scores(qvec)
+        weight = self.config.lexical_weight
         if mode in ("hybrid", "lexical"):
             raw = self.lexical.scores(question)
             top = float(raw.max()) if raw.size else 0.0
             lex = raw / top if top > 0 else raw
+            if mode == "hybrid" and self.config.adaptive and top > 0:
+                # Lexical evidence counts in proportion to how strong it is for this query:
+                # the idf share of the query's terms that the best BM25 passage contains.
+                weight *= self.lexical.strength(question, int(raw.argmax()))
         if mode == "dense":
             final = dense
         elif mode == "lexical":
             final = lex
         else:
-            final = dense + self.config.lexical_weight * lex
+            final = dense + weight * lex
         k = min(k, n)
         order = np.argpartition(-final, k - 1)[:k] if k < n else np.arange(n)
         order = order[np.argsort(-final[order], kind="stable")]
@@ -103,11 +113,29 @@ class Retriever:
         ]
 
     def sentence_scores(self, qvec: np.ndarray, passage_id: str) -> list[tuple[int, int, float]]:
-        """(start, end, cosine) of every sentence of one passage, in text order."""
+        """(start, end, cosine) of every sentence of one passage, in text order.
+
+        Sentences indexed as units are read from the index; otherwise they are embedded on
+        first use and cached (FAQ answers, which are quoted far less often than searched).
+        """
         pi = self.index.by_id[passage_id]
         out = []
         for j in self.index.passage_units[pi]:
             u = self.index.units[j]
             if u.kind == "sentence":
                 out.append((u.start, u.end, float(self.index.vectors[j] @ qvec)))
-        return out
+        if out:
+            return out
+        spans, vecs = self._lazy_sentences(pi)
+        return [(s, e, float(v @ qvec)) for (s, e), v in zip(spans, vecs)]
+
+    def _lazy_sentences(self, pi: int) -> tuple[list[tuple[int, int]], np.ndarray]:
+        cached = self._sentence_cache.get(pi)
+        if cached is None:
+            p = self.index.passages[pi]
+            spans = sentence_spans(p.text)
+            vecs = self.encoder.encode([p.text[s:e] for s, e in spans]) if spans else np.zeros((0, 1), np.float32)
+            if len(self._sentence_cache) >= self.SENTENCE_CACHE:
+                self._sentence_cache.pop(next(iter(self._sentence_cache)))
+            cached = self._sentence_cache[pi] = (spans, vecs)
+        return cached
