@@ -38,7 +38,7 @@ class AnswerConfig:
     passage_margin: float = 0.06  # other passages within this of the best may be quoted
     max_passages: int = 3
     sentence_margin: float = 0.35  # sentences within this of the best sentence are quoted
-    max_sentences: int = 3
+    max_sentences: int = 4
     min_sentence_score: float = 0.2
 
 
