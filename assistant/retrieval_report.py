@@ -12,7 +12,7 @@ from . import metrics as m
 from .gold import GoldQuestion
 from .refusal import auroc
 from .report import ReportFigure, ReportSection, ReportTable, figure_png, new_figure
-from .retrieval import MODES, RetrievalConfig, Retriever
+from .retrieval import MODES, Retriever
 
 RANK_KS = (1, 3, 5)
 

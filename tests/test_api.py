@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,6 +21,7 @@ from assistant.schema import Answer, Draft
 from assistant.server import create_app
 
 from .conftest import ROOT
+from .app_process import Lines
 from .live_server import live_server
 
 pytestmark = pytest.mark.slow
@@ -325,41 +324,13 @@ def test_serve_on_a_busy_port_is_a_clear_error():
     assert proc.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
 
 
-class _Lines:
-    """Collect a process's stderr lines on a thread, so waiting for one can time out."""
-
-    def __init__(self, proc: subprocess.Popen) -> None:
-        self.lines: list[str] = []
-        self._q: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, args=(proc.stderr,), daemon=True).start()
-
-    def _pump(self, stream) -> None:
-        for line in stream:
-            self._q.put(line)
-        self._q.put(None)
-
-    def wait_for(self, pattern: str, timeout_s: float) -> re.Match:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                line = self._q.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.lines.append(line)
-            if m := re.search(pattern, line):
-                return m
-        raise AssertionError(f"no line matching {pattern!r}; got:\n{''.join(self.lines)}")
-
-
-def _run_app(tmp_path, password: str) -> tuple[subprocess.Popen, _Lines]:
+def _run_app(tmp_path, password: str) -> tuple[subprocess.Popen, Lines]:
     proc = subprocess.Popen(
         [sys.executable, "app.py", "--port", "0", "--index-dir", str(tmp_path / "index"), "--data-dir", str(tmp_path / "data")],
         cwd=ROOT, env=_env(ASSISTANT_USER="owner", ASSISTANT_PASSWORD=password), stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
     )
-    return proc, _Lines(proc)
+    return proc, Lines(proc.stderr)
 
 
 def _stop(proc: subprocess.Popen) -> None:
