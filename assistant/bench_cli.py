@@ -17,7 +17,7 @@ DEFAULT_STACKFAQ = ROOT.parent / "shared" / "benchmarks" / "stackfaq"
 
 # Mirrors bench.SECTIONS / bench.SCALES (not imported here: building the parser stays light).
 SECTIONS = ("cold", "warm", "api", "build", "reindex", "scale", "quality")
-SCALES = ("10k", "100k", "1m")
+SCALES = ("10k", "100k", "1m", "2m")
 
 
 def register(sub, add_corpus_args) -> None:

@@ -1,9 +1,10 @@
 """The vector index of passage units, saved with a manifest; refreshed when corpus or model change.
 
-Each passage is embedded as several *units*: for FAQ rows its question and question + answer;
-for plain-text sections the section title + passage; and every sentence (title-prefixed),
-which both lets a passage that mixes topics match on its best sentence and lets the answer
-builder pick the sentences that answer the question.
+Each passage is embedded as several *units*: for FAQ rows its question and question + answer
+(their answers' sentences are embedded lazily by the retriever when quoted); for plain-text
+sections the section title + passage and every sentence (title-prefixed), which both lets a
+passage that mixes topics match on its best sentence and lets the answer builder pick the
+sentences that answer the question.
 
 On disk an index folder holds ``CURRENT`` (the name of the live version) and one folder per
 version: ``manifest.json`` (metadata and passages), ``units.npy`` (passage, kind, span of
@@ -363,7 +364,7 @@ def build_index(
     corpus_fingerprint: str,
     previous: Index | None = None,
     progress: Callable[[int], None] | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     flat_limit: int = FLAT_LIMIT,
     log: Callable[[str], None] | None = None,
 ) -> tuple[Index, int]:
@@ -400,10 +401,11 @@ def build_index(
         order = np.argsort(old_rows, kind="stable")  # read a memory-mapped previous index in order
         vectors[np.asarray(reuse_new)[order]] = previous.vectors[old_rows[order]]
     pending = list(todo.values())
-    step = max(batch_size * 8, 256)
+    step = 256  # texts per encode call (progress granularity); the encoder batches within it
     for start in range(0, len(pending), step):
         group = pending[start : start + step]
-        encoded = encoder.encode([texts[rows[0]] for rows in group], batch_size=batch_size)
+        batch = [texts[rows[0]] for rows in group]
+        encoded = encoder.encode(batch) if batch_size is None else encoder.encode(batch, batch_size=batch_size)
         for rows, vec in zip(group, encoded):
             vectors[rows] = vec
         if progress:
