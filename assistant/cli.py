@@ -46,6 +46,11 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
         "--model", metavar="FOLDER",
         help="local sentence-transformers model folder (env ASSISTANT_MODEL; default: packaged all-MiniLM-L6-v2)",
     )
+    p.add_argument(
+        "--encoder", choices=("onnx", "onnx-int8", "torch"),
+        help="query/index encoder (env ASSISTANT_ENCODER): onnx (default; the model exported to ONNX, no torch "
+        "when answering), onnx-int8 (faster, slightly different vectors: its own index), torch (sentence-transformers)",
+    )
     p.add_argument("--rebuild", action="store_true", help="rebuild the index even if it is up to date")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or log lines on stderr")
 
@@ -53,8 +58,23 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
 def resolve_corpus_args(args: argparse.Namespace) -> tuple[list[str], Path, str | None]:
     corpus = args.corpus or default_corpus()
     model = args.model or os.environ.get("ASSISTANT_MODEL") or None
-    index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(corpus, model)
+    if args.index_dir:
+        index_dir = Path(args.index_dir)
+    else:
+        index_dir = default_index_dir(corpus, model)
+        if encoder_backend(args) == "onnx-int8":  # int8 vectors differ: never mix them into an fp32 index
+            index_dir = index_dir.with_name(index_dir.name + "-int8")
     return corpus, index_dir, model
+
+
+def encoder_backend(args: argparse.Namespace) -> str:
+    from .embeddings import BACKENDS
+    from .errors import ConfigError
+
+    backend = getattr(args, "encoder", None) or os.environ.get("ASSISTANT_ENCODER") or "onnx"
+    if backend not in BACKENDS:
+        raise ConfigError(f"ASSISTANT_ENCODER must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
 
 
 def _log(quiet: bool):
@@ -87,7 +107,7 @@ def open_assistant(args: argparse.Namespace):
     corpus, index_dir, model = resolve_corpus_args(args)
     assistant, stats = Assistant.open(
         corpus, index_dir, model=model, rebuild=getattr(args, "rebuild", False),
-        progress_factory=_progress_factory(args.quiet), log=_log(args.quiet),
+        progress_factory=_progress_factory(args.quiet), log=_log(args.quiet), backend=encoder_backend(args),
     )
     gold = getattr(args, "gold", None)
     if args.command == "eval" and gold and Path(gold).is_file() and assistant.refusal.source != "default":
