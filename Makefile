@@ -26,7 +26,7 @@ $(VENV)/.test: pyproject.toml $(VENV)/.runtime
 run: $(VENV)/.runtime
 	$(PY) app.py
 
-# Debian's Chromium drives the browser tests (never `playwright install`: it downloads browsers).
+# Debian's Chromium drives the browser tests (Playwright must never download a browser of its own).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
