@@ -14,6 +14,16 @@ def register(sub, add_corpus_args) -> None:
     add_corpus_args(p)
     p.add_argument("--gold", required=True, metavar="FILE", help="gold questions (JSONL/CSV) with answerable true/false rows")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the reported figures (default 5)")
+    p.add_argument(
+        "--simulate-unanswerable", action="store_true",
+        help="also learn from every answerable question asked with the passages that answer it left out "
+        "(unanswerable then); works with a gold set that has no unanswerable rows",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-answerable-refused", type=float, metavar="SHARE",
+        help="operating point: refuse at most this share of the answerable gold questions (e.g. 0.08); "
+        "default: the class-balanced point",
+    )  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="report the cross-validated figures without saving")
     p.set_defaults(func=cmd_calibrate)
 
@@ -28,29 +38,50 @@ def cmd_calibrate(args) -> int:
 
     from .cli import open_assistant
     from .errors import ConfigError
+    from .evaluate import leave_out_ids
     from .gold import load_gold
     from .refusal import FEATURES, RefusalModel, auroc, cross_validate, fit
 
     if args.folds < 2:
         raise ConfigError(f"--folds must be >= 2, got {args.folds}")
+    share = args.max_answerable_refused
+    if share is not None and not 0 <= share < 1:
+        raise ConfigError(f"--max-answerable-refused must be in [0, 1), got {share}")
     gold = load_gold(args.gold)
     assistant, _, index_dir = open_assistant(args)
-    rows = [assistant.features_for(q.question) for q in tqdm(gold, desc="features", file=sys.stderr, disable=args.quiet)]
+    passages = list(assistant.index.passages)
+    rows, labels, groups = [], [], []
+    for q in tqdm(gold, desc="features", file=sys.stderr, disable=args.quiet):
+        left_out = leave_out_ids(q, passages) if q.answerable else []
+        # One group per FAQ question (or per gold row): its paraphrases and leave-out copies share a fold.
+        group = passages[assistant.index.by_id[left_out[0]]].title if left_out else q.id
+        rows.append(assistant.features_for(q.question))
+        labels.append(1 if q.answerable else 0)
+        groups.append(group)
+        if args.simulate_unanswerable and left_out and len(left_out) < len(passages):
+            rows.append(assistant.features_for(q.question, leave_out=left_out))
+            labels.append(0)
+            groups.append(group)
     X = np.array([[r[f] for f in FEATURES] for r in rows], dtype=float)
-    y = np.array([1 if q.answerable else 0 for q in gold], dtype=int)
+    y = np.array(labels, dtype=int)
     if y.min() == y.max():
-        raise ConfigError(f"{args.gold}: calibration needs both answerable and unanswerable rows")
-    cv = cross_validate(X, y, folds=args.folds)
+        hint = "" if args.simulate_unanswerable else " (or add --simulate-unanswerable)"
+        raise ConfigError(f"{args.gold}: calibration needs both answerable and unanswerable rows{hint}")
+    cv = cross_validate(X, y, folds=args.folds, groups=np.array(groups), max_answerable_refused=share)
     default = RefusalModel.default()
     p_default = np.array([default.probability(r) for r in rows])
+    n_sim = len(rows) - len(gold)
     table = [
         ["default (dense threshold)", f"{np.mean(p_default[y == 0] < 0.5):.3f}", f"{np.mean(p_default[y == 1] < 0.5):.3f}",
          f"{auroc(p_default[y == 1], p_default[y == 0]):.3f}"],
         [f"calibrated ({int(cv['folds'])}-fold CV)", f"{cv['unanswerable_refused']:.3f}", f"{cv['answerable_refused']:.3f}",
          f"{cv['auroc']:.3f}"],
-    ]
+    ]  # fmt: skip
+    print(f"{int((y == 1).sum())} answerable, {int((y == 0).sum())} unanswerable rows"
+          + (f" ({n_sim} of them answerable questions with their passages left out)" if n_sim else ""))  # fmt: skip
     print(tabulate(table, headers=["decision", "unanswerable refused", "answerable refused", "AUROC"]))
-    model = fit(X, y, source=f"calibrated on {Path(args.gold).name} sha256:{gold_digest(args.gold)}")
+    source = f"calibrated on {Path(args.gold).name} sha256:{gold_digest(args.gold)}"
+    model = fit(X, y, source=source, max_answerable_refused=share)
     model = RefusalModel(weights=model.weights, bias=model.bias, source=model.source, metrics=cv)
     print("weights: " + ", ".join(f"{k}={v:+.2f}" for k, v in model.weights.items()) + f", bias={model.bias:+.2f}")
     if args.dry_run:

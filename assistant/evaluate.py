@@ -9,10 +9,11 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from . import metrics as m
@@ -40,6 +41,15 @@ METRICS: dict[str, bool] = {
     "citation_precision": True,
     "latency_p50_ms": False,
     "latency_p95_ms": False,
+}
+
+# Figures of the leave-out simulation (``simulate=True``): every answerable question asked again
+# with the passages that answer it left out, where it must be refused. Higher is better for the
+# first two; present in the summary only when the simulation ran.
+SIMULATED_METRICS: dict[str, bool] = {
+    "simulated_unanswerable_refused": True,
+    "simulated_auroc": True,
+    "simulated_answerable_refused_at_90": False,
 }
 
 # Per-question result columns; rows may add evidence.<feature> and meta.<gold field> columns.
@@ -95,9 +105,78 @@ def evaluate(
     return pd.DataFrame(rows, columns=[*COLUMNS, *extra])
 
 
-def _ask(assistant: Assistant, q: GoldQuestion) -> Answer:
+def leave_out_ids(q: GoldQuestion, passages: Sequence[Passage]) -> list[str]:
+    """The passages that answer ``q``: its relevant passages, and FAQ rows answering the same question.
+
+    Several FAQ rows may share one question (a thread with several answers); leaving out only
+    the one the gold names would leave the question answered by its siblings.
+    """
+    relevant = [p for p in passages if m.passage_is_relevant(p, q.relevant_ids, q.must_include)]
+    titles = {p.title for p in relevant if p.kind == "faq"}
+    return sorted({p.id for p in relevant} | {p.id for p in passages if p.kind == "faq" and p.title in titles})
+
+
+def simulate_unanswerable(
+    assistant: Assistant,
+    gold: Sequence[GoldQuestion],
+    *,
+    on_result: Callable[[GoldQuestion, Answer], None] | None = None,
+) -> pd.DataFrame:
+    """Ask every answerable question again with the passages that answer it left out.
+
+    Each such question is then unanswerable from what is left, so the right outcome is a
+    refusal: a labelled set of "the FAQ doesn't say" questions on the store's own topics,
+    made from a gold set that may hold none. Rows are scored as unanswerable rows, with
+    ``simulated`` True and the ``left_out`` passage ids. Questions with no relevant ids and no
+    facts (nothing to leave out) are skipped.
+    """
+    passages = list(assistant.index.passages)
+    by_id = {p.id: p for p in passages}
+    rows = []
+    for q in gold:
+        if not q.answerable:
+            continue
+        left_out = leave_out_ids(q, passages)
+        if not left_out or len(left_out) == len(passages):
+            continue
+        unanswerable = replace(q, answerable=False, relevant_ids=(), must_include=())
+        answer = _ask(assistant, q, leave_out=left_out)
+        row = score_answer(unanswerable, answer, by_id, section=UNANSWERABLE_SECTION)
+        row.update(simulated=True, left_out=left_out)
+        rows.append(row)
+        if on_result is not None:
+            on_result(q, answer)
+    extra = sorted({k for row in rows for k in row if k.startswith(("evidence.", "meta."))})
+    return pd.DataFrame(rows, columns=[*COLUMNS, "simulated", "left_out", *extra])
+
+
+def simulated_summary(results: pd.DataFrame, simulated: pd.DataFrame) -> dict[str, float | int | None]:
+    """SIMULATED_METRICS: the simulated questions refused, and how well p_answer separates them
+    from the real answerable questions (AUROC; the answerable share refused at the threshold
+    that refuses 90% of the simulated ones)."""
+    from .refusal import auroc
+    from .retrieval_report import refusal_scores
+
+    if not len(simulated):
+        return {"simulated_unanswerable_refused": None, "simulated_auroc": None,
+                "simulated_answerable_refused_at_90": None, "n_simulated": 0}  # fmt: skip
+    answerable = results[results["answerable"].astype(bool)]
+    pos, neg = refusal_scores(answerable), refusal_scores(simulated)
+    at_90 = None
+    if len(pos):
+        threshold = float(np.sort(neg)[max(0, math.ceil(0.9 * len(neg)) - 1)])  # refuse p <= this
+        at_90 = float(np.mean(pos <= threshold))
+    return {
+        "simulated_unanswerable_refused": _mean(~simulated["answered"].astype(bool)),
+        "simulated_auroc": auroc(pos, neg) if len(pos) else None,
+        "simulated_answerable_refused_at_90": at_90,
+        "n_simulated": int(len(simulated)),
+    }
+
+
+def _ask(assistant: Assistant, q: GoldQuestion, *, leave_out: Sequence[str] = ()) -> Answer:
     try:
-        return assistant.ask(q.question)
+        return assistant.ask(q.question, leave_out=leave_out) if leave_out else assistant.ask(q.question)
     except QuestionError as exc:
         raise GoldError(f"{q.where}: question {q.id!r} cannot be asked: {exc}") from None
 
@@ -309,11 +388,12 @@ def parse_bound(text: str, kind: str = "min", *, option: str = "--fail-under") -
 
 
 def make_bound(metric: str, value: float, kind: str, *, where: str) -> Bound:
-    if metric not in METRICS:
-        raise ConfigError(f"{where}: unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+    known = METRICS | SIMULATED_METRICS
+    if metric not in known:
+        raise ConfigError(f"{where}: unknown metric {metric!r}; choose from {', '.join(known)}")
     if not math.isfinite(value):
         raise ConfigError(f"{where}: bound must be a finite number, got {value}")
-    higher_better = METRICS[metric]
+    higher_better = known[metric]
     if kind == "min" and not higher_better:
         raise ConfigError(f"{where}: {metric} is lower-is-better; give it a maximum (--fail-over) instead")
     if kind == "max" and higher_better:
@@ -441,6 +521,7 @@ class EvalRun:
     failures: list[GateFailure]
     comparison: Comparison | None
     seconds: float
+    simulated: pd.DataFrame | None = None  # the leave-out simulation's rows, when it ran
 
     @property
     def regressed(self) -> bool:
@@ -454,11 +535,20 @@ def run_eval(
     bounds: Iterable[Bound] = (),
     baseline: pd.DataFrame | None = None,
     on_result: Callable[[GoldQuestion, Answer], None] | None = None,
+    simulate: bool = False,
 ) -> EvalRun:
-    """Evaluate, summarise, check the gate and compare with a baseline: what ``assistant eval`` does."""
+    """Evaluate, summarise, check the gate and compare with a baseline: what ``assistant eval`` does.
+
+    With ``simulate``, also run the leave-out simulation (``simulate_unanswerable``) and add
+    SIMULATED_METRICS to the summary (``on_result`` is called for those questions too).
+    """
     t0 = time.perf_counter()
     results = evaluate(assistant, gold, on_result=on_result)
     summary = summarize(results)
+    simulated = None
+    if simulate:
+        simulated = simulate_unanswerable(assistant, gold, on_result=on_result)
+        summary.update(simulated_summary(results, simulated))
     bounds = list(bounds)
     return EvalRun(
         results=results,
@@ -467,4 +557,5 @@ def run_eval(
         failures=check_gate(summary, bounds),
         comparison=compare(results, baseline) if baseline is not None else None,
         seconds=time.perf_counter() - t0,
+        simulated=simulated,
     )

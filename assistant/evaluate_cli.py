@@ -56,6 +56,11 @@ def register(sub, add_corpus_args) -> None:
         "--compare-retrievers", action="store_true",
         help="also score retrieval alone with each retriever (dense, BM25, hybrid) and add the table to the report",
     )  # fmt: skip
+    p.add_argument(
+        "--simulate-unanswerable", action="store_true",
+        help="also ask every answerable question with the passages that answer it left out (it must then be "
+        "refused) and report the simulated_* refusal figures; no unanswerable gold rows needed",
+    )  # fmt: skip
     p.set_defaults(func=cmd_eval)
 
 
@@ -100,9 +105,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(gold), desc="eval", unit="q", file=sys.stderr, leave=False)
+        total_q = len(gold) + (sum(q.answerable for q in gold) if args.simulate_unanswerable else 0)
+        bar = tqdm(total=total_q, desc="eval", unit="q", file=sys.stderr, leave=False)
     try:
-        run = ev.run_eval(assistant, gold, bounds=bounds, baseline=baseline, on_result=(lambda q, a: bar.update()) if bar else None)
+        run = ev.run_eval(
+            assistant, gold, bounds=bounds, baseline=baseline,
+            on_result=(lambda q, a: bar.update()) if bar else None, simulate=args.simulate_unanswerable,
+        )  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
@@ -122,12 +131,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ConfigError(f"--json {args.json}: cannot write ({exc.strerror or exc})") from None
     extra_sections = []
-    from .retrieval_report import compare_retrievers, fields_used, refusal_section, retriever_section
+    from .retrieval_report import compare_retrievers, fields_used, refusal_section, retriever_section, simulated_section
 
     section = refusal_section(run.results)
     if section is not None:
         extra_sections.append(section)
         print("\n" + format_table(section.tables[0].frame))
+    if run.simulated is not None:
+        section = simulated_section(run.results, run.simulated)
+        if section is None:
+            print("\nleave-out simulation: no answerable question names passages to leave out")
+        else:
+            extra_sections.append(section)
+            at_90 = run.summary.get("simulated_answerable_refused_at_90")
+            print(
+                "\nleave-out simulation (each answerable question asked with its passages left out):\n"
+                + format_table(section.tables[0].frame)
+                + (f"\nto refuse 90% of the left-out questions, {at_90:.1%} of answerable ones would be refused" if at_90 is not None else "")
+            )
     if args.compare_retrievers:
         table = compare_retrievers(assistant, gold)
         print("\nretrievers compared (answerable questions):\n" + format_table(table))
@@ -188,7 +209,7 @@ def format_summary(run) -> str:
 def format_table(frame) -> str:
     from tabulate import tabulate
 
-    return tabulate(frame.values.tolist(), headers=list(frame.columns), disable_numparse=True)
+    return tabulate(frame.astype(object).values.tolist(), headers=list(frame.columns), disable_numparse=True)
 
 
 def format_comparison(comparison) -> str:

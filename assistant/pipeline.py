@@ -6,7 +6,9 @@ import time
 import unicodedata
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
+
+import numpy as np
 
 from . import answer as answer_mod
 from .answer import AnswerConfig, split_question
@@ -117,14 +119,28 @@ class Assistant:
             "faq": 1.0 if best.passage.kind == "faq" else 0.0,
         }
 
-    def features_for(self, question: str) -> dict[str, float]:
+    def features_for(self, question: str, *, leave_out: Collection[str] = ()) -> dict[str, float]:
         """The refusal model's features for a raw question (used by calibration)."""
         query = self.corrector.correct(clean_question(question))
-        return self.evidence(query, self.retriever.search(query, self.top_k))
+        return self.evidence(query, self.retriever.search(query, self.top_k, exclude=self.passage_indices(leave_out)))
 
-    def ask(self, question: str) -> Answer:
-        """Answer ``question`` from the policies, or refuse and point to human support."""
+    def passage_indices(self, ids: Collection[str]) -> np.ndarray | None:
+        """Indices of the passages whose id or document id is in ``ids`` (None for no ids)."""
+        if not ids:
+            return None
+        wanted = set(ids)
+        return np.array(
+            [i for i, p in enumerate(self.index.passages) if p.id in wanted or p.doc_id in wanted], dtype=np.int64
+        )
+
+    def ask(self, question: str, *, leave_out: Collection[str] = ()) -> Answer:
+        """Answer ``question`` from the policies, or refuse and point to human support.
+
+        ``leave_out`` (passage or document ids) answers as if those passages were not in the
+        corpus: the eval harness asks answerable questions that way to see them refused.
+        """
         t0 = time.perf_counter()
+        exclude = self.passage_indices(leave_out)
         q = clean_question(question)
         query = self.corrector.correct(q)
         # Each part costs an encoding and a search: a 2,000-character question of 80+ parts took
@@ -133,12 +149,15 @@ class Assistant:
         texts = [query] + (parts if len(parts) > 1 else [])
         vecs = self.encoder.encode(texts)
         cfg = self.answer_config
-        hits = self.retriever.search(query, self.top_k, qvec=vecs[0])
+        hits = self.retriever.search(query, self.top_k, qvec=vecs[0], exclude=exclude)
         top = hits[0].score if hits else 0.0
         candidates = [h for h in hits[: cfg.max_passages] if h.score >= top - cfg.passage_margin]
         part_vecs = vecs[1:]
         for part, pvec in zip(parts if len(parts) > 1 else [], part_vecs):
-            best = self.retriever.search(part, 1, qvec=pvec)[0]
+            found = self.retriever.search(part, 1, qvec=pvec, exclude=exclude)
+            if not found:
+                continue
+            best = found[0]
             if best.dense >= cfg.threshold and best.passage.id not in {c.passage.id for c in candidates}:
                 candidates.append(best)
         scores = {h.passage.id: self.retriever.sentence_scores(vecs[0], h.passage.id) for h in candidates}

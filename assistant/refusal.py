@@ -86,30 +86,67 @@ class RefusalModel:
             raise ConfigError(f"{path}: unreadable calibration ({exc}); delete it or run `assistant calibrate` again") from None
 
 
-def fit(X: np.ndarray, y: np.ndarray, *, source: str = "calibrated", C: float = 1.0) -> RefusalModel:
-    """Fit a class-balanced logistic regression on feature rows ``X`` (columns = FEATURES)."""
+def fit(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    source: str = "calibrated",
+    C: float = 1.0,
+    max_answerable_refused: float | None = None,
+) -> RefusalModel:
+    """Fit a class-balanced logistic regression on feature rows ``X`` (columns = FEATURES).
+
+    With ``max_answerable_refused``, the bias is then moved so that at most that share of the
+    answerable training rows is refused: the operating point a store chooses, instead of the
+    balanced one.
+    """
     from sklearn.linear_model import LogisticRegression
 
     if len(set(y.tolist())) < 2:
         raise ConfigError("calibration needs both answerable and unanswerable questions in the gold set")
     clf = LogisticRegression(C=C, class_weight="balanced", max_iter=1000)
     clf.fit(X, y)
-    return RefusalModel(
-        weights={f: float(w) for f, w in zip(FEATURES, clf.coef_[0])}, bias=float(clf.intercept_[0]), source=source
-    )
+    weights = {f: float(w) for f, w in zip(FEATURES, clf.coef_[0])}
+    bias = float(clf.intercept_[0])
+    if max_answerable_refused is not None:
+        logits = X[y == 1] @ clf.coef_[0] + bias
+        # refuse below the logit at that quantile of the answerable rows (a hair under it, so ties answer)
+        cut = float(np.quantile(logits, max_answerable_refused, method="lower")) if len(logits) else 0.0
+        bias -= cut - 1e-6
+    return RefusalModel(weights=weights, bias=bias, source=source)
 
 
-def cross_validate(X: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: int = 0) -> dict[str, float]:
-    """Stratified k-fold figures for fitting on the rest and deciding on each held-out fold."""
-    from sklearn.model_selection import StratifiedKFold
+def cross_validate(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+    max_answerable_refused: float | None = None,
+) -> dict[str, float]:
+    """Stratified k-fold figures for fitting on the rest and deciding on each held-out fold.
+
+    ``groups`` keeps rows of one group in one fold (a question and its leave-out copy, or all
+    paraphrases of one FAQ question), so no fold is scored by a model that saw its twin.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     folds = max(2, min(folds, int(min(np.bincount(y.astype(int))))))
-    preds = np.zeros(len(y), dtype=float)
-    for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y):
-        model = fit(X[train], y[train])
+    if groups is not None:
+        folds = max(2, min(folds, len(set(groups.tolist()))))
+        splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y, groups)
+    else:
+        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y)
+    preds = np.full(len(y), np.nan, dtype=float)
+    for train, test in splits:
+        if len(set(y[train].tolist())) < 2:
+            continue
+        model = fit(X[train], y[train], max_answerable_refused=max_answerable_refused)
         preds[test] = [model.probability(dict(zip(FEATURES, row))) for row in X[test]]
+    scored = ~np.isnan(preds)
     answered = preds >= 0.5
-    pos, neg = y == 1, y == 0
+    pos, neg = (y == 1) & scored, (y == 0) & scored
     return {
         "folds": float(folds),
         "unanswerable_refused": float(np.mean(~answered[neg])) if neg.any() else float("nan"),

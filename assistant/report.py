@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .evaluate import METRICS, Bound, Comparison, EvalRun, breakdown, results_csv_frame
+from .evaluate import METRICS, SIMULATED_METRICS, Bound, Comparison, EvalRun, breakdown, results_csv_frame
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -78,7 +78,7 @@ def summary_table(run: EvalRun) -> pd.DataFrame:
     failing = {f.bound.metric for f in run.failures}
     base = run.comparison.baseline_summary if run.comparison else None
     rows = []
-    for name in METRICS:
+    for name in [*METRICS, *(k for k in SIMULATED_METRICS if k in run.summary)]:
         value = run.summary.get(name)
         b: Bound | None = bounds.get(name)
         row: dict[str, Any] = {
@@ -283,7 +283,8 @@ def write_report(
     title: str = "Assistant evaluation",
     extra_sections: Sequence[ReportSection] = (),
 ) -> dict[str, Path]:
-    """Write results.csv, summary.json, by_section.csv, by_category.csv, report.md (+ figures/) and report.html.
+    """Write results.csv, summary.json, by_section.csv, by_category.csv, report.md (+ figures/) and report.html
+    (and simulated.csv when the run has the leave-out simulation).
 
     Returns the written paths by name.
     """
@@ -303,6 +304,10 @@ def write_report(
     write_summary_json(paths["summary"], run.summary)
     breakdown(run.results, "section").to_csv(paths["by_section"], index=False)
     breakdown(run.results, "category").to_csv(paths["by_category"], index=False)
+    if run.simulated is not None:
+        paths["simulated"] = out / "simulated.csv"
+        frame = run.simulated.assign(left_out=run.simulated["left_out"].map("|".join))
+        results_csv_frame(frame).to_csv(paths["simulated"], index=False)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     for sec in sections:

@@ -77,12 +77,22 @@ class Retriever:
             np.maximum.at(out, self.index.unit_passage[ids], scores[keep] * self._weights[ids])
         return out
 
-    def search(self, question: str, k: int = 10, *, qvec: np.ndarray | None = None) -> list[Hit]:
-        """Rank passages for ``question``; returns at most ``k`` hits, best first."""
+    def search(
+        self, question: str, k: int = 10, *, qvec: np.ndarray | None = None, exclude: np.ndarray | None = None
+    ) -> list[Hit]:
+        """Rank passages for ``question``; returns at most ``k`` hits, best first.
+
+        ``exclude`` (passage indices) ranks as if those passages were not in the corpus; the
+        eval harness uses it to ask a question whose answer has been left out.
+        """
         if k <= 0:
             raise ConfigError(f"k must be > 0, got {k}")
         mode = self.config.mode
         n = len(self.index.passages)
+        keep = None
+        if exclude is not None and len(exclude):
+            keep = np.ones(n, dtype=bool)
+            keep[np.asarray(exclude, dtype=np.int64)] = False
         dense = np.zeros(n, dtype=np.float32)
         lex = np.zeros(n, dtype=np.float32)
         if mode in ("hybrid", "dense"):
@@ -92,6 +102,8 @@ class Retriever:
         weight = self.config.lexical_weight
         if mode in ("hybrid", "lexical"):
             raw = self.lexical.scores(question)
+            if keep is not None:
+                raw = np.where(keep, raw, 0.0).astype(np.float32)
             top = float(raw.max()) if raw.size else 0.0
             lex = raw / top if top > 0 else raw
             if mode == "hybrid" and self.config.adaptive and top > 0:
@@ -104,6 +116,11 @@ class Retriever:
             final = lex
         else:
             final = dense + weight * lex
+        if keep is not None:
+            final = np.where(keep, final, -np.inf)
+            k = min(k, int(keep.sum()))
+            if k == 0:
+                return []
         k = min(k, n)
         order = np.argpartition(-final, k - 1)[:k] if k < n else np.arange(n)
         order = order[np.argsort(-final[order], kind="stable")]

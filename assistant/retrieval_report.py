@@ -43,7 +43,14 @@ def refusal_curve(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def refusal_section(results: pd.DataFrame) -> ReportSection | None:
+def refusal_section(
+    results: pd.DataFrame,
+    *,
+    title: str = "Refusals",
+    name: str = "refusal_curve",
+    unanswerable_label: str = "unanswerable questions",
+    text: str | None = None,
+) -> ReportSection | None:
     """The refusal curve with the operating point (the assistant's actual decisions) and AUROC."""
     y = results["answerable"].astype(bool).to_numpy()
     if y.all() or not y.any():
@@ -59,25 +66,46 @@ def refusal_section(results: pd.DataFrame) -> ReportSection | None:
     ax.plot([0, 1], [0, 1], color="#a0aec0", linestyle=":", linewidth=1)
     ax.scatter([op_x], [op_y], color="#e53e3e", zorder=3, label=f"operating point ({op_y:.0%} / {op_x:.0%})")
     ax.set_xlabel("answerable questions refused")
-    ax.set_ylabel("unanswerable questions refused")
+    ax.set_ylabel(f"{unanswerable_label} refused")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"Refusal curve (AUROC {area:.3f})")
+    curve_name = "Refusal curve" if title == "Refusals" else f"{title}: refusal curve"
+    ax.set_title(f"{curve_name} (AUROC {area:.3f})")
     ax.legend(loc="lower right")
     table = pd.DataFrame(
-        [{"AUROC": round(area, 4), "unanswerable refused": round(op_y, 4), "answerable refused": round(op_x, 4),
-          "unanswerable": int((~y).sum()), "answerable": int(y.sum())}]
+        [{"AUROC": round(area, 4), f"{unanswerable_label} refused": round(op_y, 4), "answerable refused": round(op_x, 4),
+          unanswerable_label: int((~y).sum()), "answerable": int(y.sum())}]
     )
     return ReportSection(
-        title="Refusals",
-        text=(
+        title=title,
+        text=text or (
             "Each point of the curve is one threshold on the refusal model's probability that a question is "
             "answerable (evidence.p_answer): the share of unanswerable questions refused against the share of "
             "answerable ones refused. The red point is where the assistant operates (p_answer < 0.5 refuses). "
             "Questions refused as attempts to change the assistant's rules are refused at every threshold."
         ),
-        figures=[ReportFigure("refusal_curve", "Refusal curve", figure_png(fig))],
-        tables=[ReportTable("Refusal operating point", table)],
+        figures=[ReportFigure(name, curve_name, figure_png(fig))],
+        tables=[ReportTable("Refusal operating point" if title == "Refusals" else f"{title}: operating point", table)],
+    )
+
+
+def simulated_section(results: pd.DataFrame, simulated: pd.DataFrame) -> ReportSection | None:
+    """The refusal curve of the real answerable questions against their left-out copies."""
+    answerable = results[results["answerable"].astype(bool)]
+    if not len(simulated) or not len(answerable):
+        return None
+    both = pd.concat([answerable, simulated[[c for c in simulated.columns if c in results.columns]]], ignore_index=True)
+    return refusal_section(
+        both,
+        title="Leave-out simulation",
+        name="simulated_refusal_curve",
+        unanswerable_label="left-out questions",
+        text=(
+            "Every answerable question asked again with the passages that answer it left out of the corpus "
+            "(its relevant passages, and FAQ rows with the same question), so that the right outcome is a refusal. "
+            "These are the hardest unanswerable questions a store gets: on its own topics, close to what the FAQ "
+            "does say. The curve sets them against the real answerable questions; simulated.csv lists every one."
+        ),
     )
 
 

@@ -71,6 +71,26 @@ def fake_encoder():
 
 
 @pytest.fixture
+def fake_model(monkeypatch, fake_encoder):
+    """The CLI opens its assistant (corpus, index folder from the flags) with a fresh fake encoder."""
+    from assistant.cli import resolve_corpus_args
+    from assistant.pipeline import Assistant
+
+    opened = []
+
+    def open_assistant(args):
+        corpus, index_dir, _ = resolve_corpus_args(args)
+        from assistant.answer import AnswerConfig
+
+        assistant, stats = Assistant.open(corpus, index_dir, encoder=type(fake_encoder)(), answer=AnswerConfig(threshold=0.3))
+        opened.append(assistant)
+        return assistant, stats, index_dir
+
+    monkeypatch.setattr("assistant.cli.open_assistant", open_assistant)
+    return opened
+
+
+@pytest.fixture
 def tiny_corpus(tmp_path) -> Path:
     folder = tmp_path / "faq"
     folder.mkdir()
