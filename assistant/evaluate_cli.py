@@ -59,7 +59,8 @@ def register(sub, add_corpus_args) -> None:
     p.add_argument(
         "--simulate-unanswerable", action="store_true",
         help="also ask every answerable question with the passages that answer it left out (it must then be "
-        "refused) and report the simulated_* refusal figures; no unanswerable gold rows needed",
+        "refused) and report the simulated_* refusal figures; no unanswerable gold rows needed (implied when a "
+        "gate bound names a simulated_* metric)",
     )  # fmt: skip
     p.set_defaults(func=cmd_eval)
 
@@ -97,6 +98,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         gate = []
     bounds = ev.merge_bounds(gate, flags)
+    # A gate on a simulated_* figure runs the leave-out simulation it needs.
+    simulate = args.simulate_unanswerable or any(b.metric in ev.SIMULATED_METRICS for b in bounds)
     baseline = ev.load_results(args.baseline) if args.baseline else None
 
     t0 = time.perf_counter()
@@ -105,12 +108,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.quiet:
         from tqdm import tqdm
 
-        total_q = len(gold) + (sum(q.answerable for q in gold) if args.simulate_unanswerable else 0)
+        total_q = len(gold) + (sum(q.answerable for q in gold) if simulate else 0)
         bar = tqdm(total=total_q, desc="eval", unit="q", file=sys.stderr, leave=False)
     try:
         run = ev.run_eval(
             assistant, gold, bounds=bounds, baseline=baseline,
-            on_result=(lambda q, a: bar.update()) if bar else None, simulate=args.simulate_unanswerable,
+            on_result=(lambda q, a: bar.update()) if bar else None, simulate=simulate,
         )  # fmt: skip
     finally:
         if bar is not None:

@@ -144,10 +144,11 @@ def test_cli_simulation_writes_csv_and_gates(faq, gold_file, tmp_path, fake_mode
     assert list(sim["id"]) == ["g-ship", "g-pay", "g-ret"] and sim.loc[1, "left_out"] == "pay-a|pay-b"
     html = (out / "report.html").read_text()
     assert "Leave-out simulation" in html and html.count("data:image/png;base64,") >= 2
-    # a simulated metric can gate; without the simulation it is undefined and fails the bound
+    # a simulated metric can gate, and a bound on one runs the simulation it needs
     assert main([*args, "--simulate-unanswerable", "--fail-under", "simulated_auroc=1.01"]) == 1
-    assert main([*args, "--fail-under", "simulated_unanswerable_refused=0.1"]) == 1
-    assert "simulated_unanswerable_refused is undefined" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main([*args, "--fail-under", "simulated_unanswerable_refused=0.01", "--json", str(js)]) == 0
+    assert "leave-out simulation" in capsys.readouterr().out and json.loads(js.read_text())["n_simulated"] == 3
     assert main([*args, "--fail-under", "simulated_answerable_refused_at_90=0.1"]) == 2
     assert "lower-is-better" in capsys.readouterr().err
 
