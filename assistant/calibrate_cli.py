@@ -68,7 +68,10 @@ def cmd_calibrate(args) -> int:
         hint = "" if args.simulate_unanswerable else " (or add --simulate-unanswerable)"
         raise ConfigError(f"{args.gold}: calibration needs both answerable and unanswerable rows{hint}")
     cv = cross_validate(X, y, folds=args.folds, groups=np.array(groups), max_answerable_refused=share)
-    default = RefusalModel.default()
+    default = (
+        RefusalModel.default(assistant.answer_config.threshold) if assistant.verifier is None
+        else RefusalModel.default_for(assistant.verifier_name)
+    )  # fmt: skip
     p_default = np.array([default.probability(r) for r in rows])
     n_sim = len(rows) - len(gold)
     table = [
@@ -82,7 +85,9 @@ def cmd_calibrate(args) -> int:
     print(tabulate(table, headers=["decision", "unanswerable refused", "answerable refused", "AUROC"]))
     source = f"calibrated on {Path(args.gold).name} sha256:{gold_digest(args.gold)}"
     model = fit(X, y, source=source, max_answerable_refused=share)
-    model = RefusalModel(weights=model.weights, bias=model.bias, source=model.source, metrics=cv)
+    model = RefusalModel(
+        weights=model.weights, bias=model.bias, source=model.source, metrics=cv, verifier=assistant.verifier_name
+    )
     print("weights: " + ", ".join(f"{k}={v:+.2f}" for k, v in model.weights.items()) + f", bias={model.bias:+.2f}")
     if args.dry_run:
         print("dry run: nothing saved")

@@ -51,6 +51,11 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
         help="query/index encoder (env ASSISTANT_ENCODER): onnx (default; the model exported to ONNX, no torch "
         "when answering), onnx-int8 (faster, slightly different vectors: its own index), torch (sentence-transformers)",
     )
+    p.add_argument(
+        "--verifier", choices=("mpnet", "none"),
+        help="model that re-reads the candidates to decide answer or refuse (env ASSISTANT_VERIFIER): mpnet "
+        "(default; all-mpnet-base-v2, about 30 ms a question) or none (the retriever's cosines alone, fastest)",
+    )
     p.add_argument("--rebuild", action="store_true", help="rebuild the index even if it is up to date")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or log lines on stderr")
 
@@ -75,6 +80,16 @@ def encoder_backend(args: argparse.Namespace) -> str:
     if backend not in BACKENDS:
         raise ConfigError(f"ASSISTANT_ENCODER must be one of {', '.join(BACKENDS)}, got {backend!r}")
     return backend
+
+
+def verifier_choice(args: argparse.Namespace) -> str:
+    from .verifier import parse_verifier
+
+    value = getattr(args, "verifier", None) or os.environ.get("ASSISTANT_VERIFIER")
+    try:
+        return parse_verifier(value)
+    except AssistantError as exc:
+        raise type(exc)(f"ASSISTANT_VERIFIER: {exc}") from None
 
 
 def _log(quiet: bool):
@@ -108,6 +123,7 @@ def open_assistant(args: argparse.Namespace):
     assistant, stats = Assistant.open(
         corpus, index_dir, model=model, rebuild=getattr(args, "rebuild", False),
         progress_factory=_progress_factory(args.quiet), log=_log(args.quiet), backend=encoder_backend(args),
+        verifier=verifier_choice(args),
     )
     gold = getattr(args, "gold", None)
     if args.command == "eval" and gold and Path(gold).is_file() and assistant.refusal.source != "default":
@@ -119,7 +135,10 @@ def open_assistant(args: argparse.Namespace):
             if not args.quiet:
                 print(f"note: the stored calibration was fitted on {gold}; scoring it with the default refusal model",
                       file=sys.stderr)
-            assistant.refusal = RefusalModel.default(assistant.answer_config.threshold)
+            assistant.refusal = (
+                RefusalModel.default(assistant.answer_config.threshold) if assistant.verifier is None
+                else RefusalModel.default_for(assistant.verifier_name)
+            )  # fmt: skip
     return assistant, stats, index_dir
 
 

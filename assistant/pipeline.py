@@ -21,9 +21,11 @@ from .retrieval import RetrievalConfig, Retriever
 from .refusal import FEATURES, RefusalModel
 from .schema import Answer, Draft, Hit
 from .spelling import TypoCorrector, model_vocabulary
+from .verifier import Verifier, open_verifier
 
 MAX_QUESTION_CHARS = 2000
 MAX_PARTS = 6  # parts of a multi-part question answered separately
+VERIFY_CANDIDATES = 40  # passages the verifier re-reads (its margin needs more than the top few)
 
 
 def clean_question(question: str, *, max_chars: int = MAX_QUESTION_CHARS) -> str:
@@ -54,6 +56,7 @@ class Assistant:
         answer: AnswerConfig | None = None,
         top_k: int = 10,
         refusal: RefusalModel | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.index = index
         self.encoder = encoder
@@ -62,7 +65,17 @@ class Assistant:
         self.top_k = top_k
         self.contact = answer_mod.find_support_contact(index.passages)
         self._corrector: TypoCorrector | None = None
-        self.refusal = refusal or RefusalModel.default(self.answer_config.threshold)
+        self.verifier = verifier
+        if refusal is None:
+            refusal = (
+                RefusalModel.default(self.answer_config.threshold) if verifier is None
+                else RefusalModel.default_for(verifier.name)
+            )  # fmt: skip
+        self.refusal = refusal
+
+    @property
+    def verifier_name(self) -> str:
+        return self.verifier.name if self.verifier is not None else "none"
 
     @classmethod
     def open(
@@ -79,6 +92,7 @@ class Assistant:
         log: Callable[[str], None] | None = None,
         use_calibration: bool = True,
         backend: str = "onnx",
+        verifier: str | Encoder | None = None,
     ) -> tuple["Assistant", BuildStats]:
         """Open (building or refreshing as needed) the index for ``corpus`` and wrap it.
 
@@ -86,13 +100,29 @@ class Assistant:
         export kept in ``index_dir/models/`` (exported on first use, which imports torch
         once): opening an up-to-date index and answering then never imports torch.
         ``backend="torch"`` uses sentence-transformers. Both give the same vectors.
+
+        ``verifier``: ``"mpnet"`` re-reads the candidates with the packaged all-mpnet-base-v2
+        (assistant/verifier.py) for the answer-or-refuse decision; an Encoder does so with that
+        model; None (the library default) or ``"none"`` decides on the retriever's cosines.
         """
         if encoder is None:
             resolve_files(corpus)  # a bad corpus path fails before any model export
             encoder = open_encoder(model, Path(index_dir) / MODEL_CACHE, backend=backend, log=log)
         index, stats = open_index(corpus, index_dir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log)
+        checker = None
+        if verifier is not None and verifier != "none":
+            checker = open_verifier(
+                corpus, index_dir, index, encoder=None if isinstance(verifier, str) else verifier,
+                backend=backend, rebuild=rebuild, progress_factory=progress_factory, log=log,
+            )  # fmt: skip
         refusal = RefusalModel.load(Path(index_dir)) if use_calibration else None
-        return cls(index, encoder, retrieval=retrieval, answer=answer, refusal=refusal), stats
+        wanted = checker.name if checker is not None else "none"
+        if refusal is not None and refusal.verifier != wanted:
+            if log:
+                log(f"refusal: the stored calibration was fitted with verifier {refusal.verifier!r}, not {wanted!r}; "
+                    "using the default (run `assistant calibrate` again)")  # fmt: skip
+            refusal = None
+        return cls(index, encoder, retrieval=retrieval, answer=answer, refusal=refusal, verifier=checker), stats
 
     @property
     def corrector(self) -> TypoCorrector:
@@ -101,19 +131,35 @@ class Assistant:
             self._corrector = TypoCorrector(texts, model_vocabulary(getattr(self.encoder, "path", None)))
         return self._corrector
 
+    def verify(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """The hits with the verifier's cosine filled in (unchanged without a verifier)."""
+        if self.verifier is None or not hits:
+            return hits
+        qvec = self.verifier.embed(query)
+        scores = self.verifier.passage_scores(qvec, [self.index.by_id[h.passage.id] for h in hits])
+        return [replace(h, verified=float(v)) for h, v in zip(hits, scores)]
+
     def evidence(self, query: str, hits: list[Hit]) -> dict[str, float]:
-        """The refusal model's features for a (corrected) query and its ranked hits."""
+        """The refusal model's features for a (corrected) query and its ranked hits.
+
+        ``dense`` and ``margin`` are the verifier's cosines when the hits carry them, else the
+        retriever's.
+        """
         if not hits:
             return {f: 0.0 for f in FEATURES}
-        best = max(hits, key=lambda h: h.dense)
+
+        def cos(h: Hit) -> float:
+            return h.verified if h.verified is not None else h.dense
+
+        best = max(hits, key=cos)
         # The runner-up is the best passage under a *different* title: several answers to
         # one FAQ question (or passages of one section) agreeing is not ambiguity.
-        others = [h.dense for h in hits if h.passage.title != best.passage.title]
+        others = [cos(h) for h in hits if h.passage.title != best.passage.title]
         lexical = self.retriever.lexical
         top = self.index.by_id[best.passage.id]
         return {
-            "dense": best.dense,
-            "margin": best.dense - (max(others) if others else 0.0),
+            "dense": cos(best),
+            "margin": cos(best) - (max(others) if others else 0.0),
             "coverage": lexical.coverage(query),
             "coverage_top": lexical.coverage(query, top),
             "faq": 1.0 if best.passage.kind == "faq" else 0.0,
@@ -122,7 +168,13 @@ class Assistant:
     def features_for(self, question: str, *, leave_out: Collection[str] = ()) -> dict[str, float]:
         """The refusal model's features for a raw question (used by calibration)."""
         query = self.corrector.correct(clean_question(question))
-        return self.evidence(query, self.retriever.search(query, self.top_k, exclude=self.passage_indices(leave_out)))
+        hits = self.retriever.search(query, self.candidates, exclude=self.passage_indices(leave_out))
+        return self.evidence(query, self.verify(query, hits))
+
+    @property
+    def candidates(self) -> int:
+        """Passages retrieved per question: the top_k shown, or more when a verifier re-reads them."""
+        return max(self.top_k, VERIFY_CANDIDATES) if self.verifier is not None else self.top_k
 
     def passage_indices(self, ids: Collection[str]) -> np.ndarray | None:
         """Indices of the passages whose id or document id is in ``ids`` (None for no ids)."""
@@ -149,7 +201,8 @@ class Assistant:
         texts = [query] + (parts if len(parts) > 1 else [])
         vecs = self.encoder.encode(texts)
         cfg = self.answer_config
-        hits = self.retriever.search(query, self.top_k, qvec=vecs[0], exclude=exclude)
+        verified = self.verify(query, self.retriever.search(query, self.candidates, qvec=vecs[0], exclude=exclude))
+        hits = verified[: self.top_k]
         top = hits[0].score if hits else 0.0
         candidates = [h for h in hits[: cfg.max_passages] if h.score >= top - cfg.passage_margin]
         part_vecs = vecs[1:]
@@ -164,7 +217,7 @@ class Assistant:
         part_scores = [
             {h.passage.id: self.retriever.sentence_scores(pvec, h.passage.id) for h in candidates} for pvec in part_vecs
         ]
-        evidence = self.evidence(query, hits)
+        evidence = self.evidence(query, verified)
         p_answer = self.refusal.probability(evidence)
         result = answer_mod.compose(q, hits, candidates, scores, self.contact, cfg, part_scores, p_answer, evidence)
         return replace(result, latency_ms=(time.perf_counter() - t0) * 1000)

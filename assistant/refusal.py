@@ -29,6 +29,13 @@ from .errors import ConfigError
 FEATURES = ("dense", "margin", "coverage", "coverage_top", "faq")
 DEFAULT_THRESHOLD = 0.41  # plain-text passages (question vs statement)
 DEFAULT_FAQ_THRESHOLD = 0.58  # FAQ rows (question vs question)
+# With the verifier (assistant/verifier.py), ``dense`` and ``margin`` are its cosines, on its own scale.
+# Answer when dense + 0.5 * margin reaches 0.48 (plain text, chosen on seed dev) or 0.65 (FAQ
+# rows, chosen on StackFAQ's even threads with every question left out in turn: 7% of
+# answerable questions refused there).
+VERIFIER_THRESHOLD = 0.48
+VERIFIER_FAQ_THRESHOLD = 0.65
+VERIFIER_MARGIN_WEIGHT = 0.5
 DEFAULT_TEMPERATURE = 0.05
 CALIBRATION_FILE = "calibration.json"
 
@@ -41,6 +48,7 @@ class RefusalModel:
     bias: float = 0.0
     source: str = "default"
     metrics: dict[str, float] = field(default_factory=dict)  # cross-validated figures from calibrate
+    verifier: str = "none"  # the verifier whose cosines the features were read from ("none": the retriever's)
 
     @classmethod
     def default(
@@ -48,14 +56,27 @@ class RefusalModel:
         threshold: float = DEFAULT_THRESHOLD,
         temperature: float = DEFAULT_TEMPERATURE,
         faq_threshold: float = DEFAULT_FAQ_THRESHOLD,
+        *,
+        margin_weight: float = 0.0,
+        verifier: str = "none",
     ) -> "RefusalModel":
+        """Answer when ``dense + margin_weight * margin`` reaches the threshold for what matched."""
         if temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}")
-        return cls(
-            weights={"dense": 1.0 / temperature, "faq": -(faq_threshold - threshold) / temperature},
-            bias=-threshold / temperature,
-            source="default",
-        )
+        weights = {"dense": 1.0 / temperature, "faq": -(faq_threshold - threshold) / temperature}
+        if margin_weight:
+            weights["margin"] = margin_weight / temperature
+        return cls(weights=weights, bias=-threshold / temperature, source="default", verifier=verifier)
+
+    @classmethod
+    def default_for(cls, verifier: str = "none", threshold: float | None = None) -> "RefusalModel":
+        """The default model for features read with ``verifier`` ("none": the retriever's cosines)."""
+        if verifier == "none":
+            return cls.default(DEFAULT_THRESHOLD if threshold is None else threshold)
+        return cls.default(
+            VERIFIER_THRESHOLD if threshold is None else threshold, faq_threshold=VERIFIER_FAQ_THRESHOLD,
+            margin_weight=VERIFIER_MARGIN_WEIGHT, verifier=verifier,
+        )  # fmt: skip
 
     def logit(self, features: dict[str, float]) -> float:
         return self.bias + sum(w * float(features.get(f, 0.0)) for f, w in self.weights.items())

@@ -32,6 +32,7 @@ class Hit:
     score: float
     dense: float = 0.0
     lexical: float = 0.0
+    verified: float | None = None  # the verifier model's cosine, when a verifier re-read this hit
 
 
 @dataclass(frozen=True)

