@@ -152,7 +152,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     verb = "built" if stats.rebuilt else "up to date"
     print(
         f"index {verb}: {stats.passages} passages ({stats.units} vectors, {stats.embedded} embedded) "
-        f"from {files} file(s) in {stats.seconds:.1f}s -> {index_dir} [model {m['model']}, {m['dimension']}-d]"
+        f"from {files} file(s) in {stats.seconds:.1f}s -> {index_dir} [model {m['model']}, {m['dimension']}-d"
+        + (f"; verifier {assistant.verifier_name}" if assistant.verifier is not None else "") + "]"
         + (f" ({stats.reason})" if stats.rebuilt else "")
     )
     return 0

@@ -165,6 +165,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "model": str(assistant.index.manifest.get("model", "")),
             "passages": str(len(assistant.index.passages)),
             "retrieval": f"{assistant.retriever.config.mode}; fields: {fields_used(assistant.index)}",
+            "verifier": getattr(assistant, "verifier_name", "none"),
             "run": f"{time.strftime('%Y-%m-%d %H:%M')}; {len(gold)} questions answered in {answering:.1f}s, "
             f"{total:.1f}s in all (model and index load included)",
         }

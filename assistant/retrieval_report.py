@@ -110,26 +110,42 @@ def simulated_section(results: pd.DataFrame, simulated: pd.DataFrame) -> ReportS
 
 
 def compare_retrievers(assistant, gold: list[GoldQuestion], modes=MODES) -> pd.DataFrame:
-    """hit@k and MRR@10 of each retrieval mode over the answerable gold questions."""
+    """hit@k and MRR@10 of each retrieval mode over the answerable gold questions.
+
+    With a verifier, one more row: the shipped ranking, the hybrid candidates re-ranked by it.
+    """
     base = assistant.retriever.config
     answerable = [q for q in gold if q.answerable]
     rows = []
     queries = [assistant.corrector.correct(q.question) for q in answerable]
     vecs = assistant.encoder.encode(queries) if queries else []
-    for mode in modes:
-        retriever = Retriever(assistant.index, assistant.encoder, replace(base, mode=mode))
+    verifier = getattr(assistant, "verifier", None)
+
+    def score(search) -> dict[str, float]:
         scores = {f"hit@{k}": [] for k in RANK_KS} | {"mrr@10": []}
         for q, text, vec in zip(answerable, queries, vecs):
-            hits = retriever.search(text, 10, qvec=vec)
+            hits = search(text, vec)[:10]
             ranked = [h.passage.id for h in hits]
             relevant = {h.passage.id for h in hits if m.passage_is_relevant(h.passage, q.relevant_ids, q.must_include)}
             for k in RANK_KS:
                 scores[f"hit@{k}"].append(m.hit_at_k(relevant, ranked, k))
             scores["mrr@10"].append(m.mrr_at_k(relevant, ranked, 10))
-        label = {"dense": "dense only", "lexical": "BM25 only", "hybrid": "hybrid (default)"}.get(mode, mode)
+        return {k: round(float(np.mean(v)), 4) if v else math.nan for k, v in scores.items()}
+
+    for mode in modes:
+        retriever = Retriever(assistant.index, assistant.encoder, replace(base, mode=mode))
+        label = {"dense": "dense only", "lexical": "BM25 only", "hybrid": "hybrid"}.get(mode, mode)
         if mode == "hybrid" and base.mode == "hybrid":
             label = f"hybrid, adaptive w={base.lexical_weight:g}" if base.adaptive else f"hybrid, w={base.lexical_weight:g}"
-        rows.append({"retriever": label, "n": len(answerable), **{k: round(float(np.mean(v)), 4) if v else math.nan for k, v in scores.items()}})
+            if verifier is None:
+                label += " (default)"
+        rows.append({"retriever": label, "n": len(answerable),
+                     **score(lambda text, vec, r=retriever: r.search(text, 10, qvec=vec))})  # fmt: skip
+    if verifier is not None:
+        rows.append({
+            "retriever": f"hybrid re-ranked by the verifier ({verifier.name}, default)", "n": len(answerable),
+            **score(lambda text, vec: assistant.verify(text, assistant.retriever.search(text, assistant.candidates, qvec=vec))),
+        })
     return pd.DataFrame(rows)
 
 

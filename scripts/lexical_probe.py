@@ -4,7 +4,8 @@ No public lexical short-answer FAQ set is available here, so this builds one fro
 for a seeded sample of passages, the query is 2-4 words taken from the passage's own answer
 text (either its rarest words, or words picked at random), and the passage is the one right
 answer. Such keyword queries are where BM25 is strong and sentence embeddings are weak; the
-table shows hit@1 for each retriever and the fusion weights around the default.
+table shows hit@1 for each retriever, the fusion weights around the default, and the shipped
+ranking (hybrid candidates re-ranked by the verifier).
 
     python scripts/lexical_probe.py --corpus ../shared/benchmarks/stackfaq/corpus.jsonl \
         --index-dir /tmp/probe-index
@@ -58,7 +59,7 @@ def main() -> int:
     args = ap.parse_args()
     from tabulate import tabulate
 
-    assistant, _ = Assistant.open(args.corpus, args.index_dir, use_calibration=False)
+    assistant, _ = Assistant.open(args.corpus, args.index_dir, use_calibration=False, verifier="mpnet")
     configs = [
         ("dense only", RetrievalConfig(mode="dense")),
         ("BM25 only", RetrievalConfig(mode="lexical")),
@@ -74,6 +75,12 @@ def main() -> int:
             retriever = Retriever(assistant.index, assistant.encoder, cfg)
             hit = [retriever.search(q, 1, qvec=v)[0].passage.id == pid for (q, pid), v in zip(queries, vecs)]
             rows.append([f"{how} answer words", label, len(queries), f"{np.mean(hit):.3f}"])
+        if assistant.verifier is not None:  # the shipped ranking: hybrid candidates re-ranked by the verifier
+            hit = [
+                assistant.verify(q, assistant.retriever.search(q, assistant.candidates, qvec=v))[0].passage.id == pid
+                for (q, pid), v in zip(queries, vecs)
+            ]
+            rows.append([f"{how} answer words", "default: hybrid + verifier re-rank", len(queries), f"{np.mean(hit):.3f}"])
     print(tabulate(rows, headers=["queries", "retriever", "n", "hit@1"]))
     return 0
 
