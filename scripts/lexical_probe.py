@@ -63,7 +63,7 @@ def main() -> int:
     configs = [
         ("dense only", RetrievalConfig(mode="dense")),
         ("BM25 only", RetrievalConfig(mode="lexical")),
-        ("hybrid, adaptive w=0.2 (default)", RetrievalConfig()),
+        ("hybrid, adaptive w=0.2 (the retriever's default)", RetrievalConfig()),
         ("hybrid, adaptive w=0.3", RetrievalConfig(lexical_weight=0.3)),
         ("hybrid, adaptive w=0.5", RetrievalConfig(lexical_weight=0.5)),
     ]
