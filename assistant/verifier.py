@@ -183,6 +183,8 @@ def open_verifier(
     index_dir = Path(index_dir)
     if encoder is None:
         encoder = open_verifier_encoder(backend=backend, log=log)
+    if log is not None:  # its index lines say whose index they are about
+        log = (lambda say: lambda msg: say(f"verifier: {msg}"))(log)
     vdir = index_dir / SUBDIR
     index, stats = open_index(corpus, vdir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log)
     if [p.id for p in index.passages] != [p.id for p in main.passages]:
