@@ -229,6 +229,7 @@ class AssistantService:
                 "files": len({p.source for p in index.passages}),
                 "model": manifest.get("model"),
                 "dimension": manifest.get("dimension"),
+                "verifier": self.assistant.verifier_name,
                 "built_at": manifest.get("built_at"),
                 "corpus_fingerprint": manifest.get("corpus_fingerprint"),
                 "watching": self.watch is not None,

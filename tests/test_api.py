@@ -77,6 +77,7 @@ def test_healthz_reports_the_index(client, seed_assistant):
     assert body["index"]["passages"] == len(seed_assistant.index.passages)
     assert body["index"]["model"] == seed_assistant.index.manifest["model"]
     assert body["index"]["dimension"] == 384
+    assert body["index"]["verifier"] == "all-mpnet-base-v2"  # the shipped default re-reads the candidates
     assert set(body["feedback"]) == {"interactions", "ratings"}
 
 
