@@ -6,7 +6,7 @@ flag works here too, e.g. ``python app.py --corpus my-faq/ --port 8000``.
 
 import sys
 
-from assistant.cli import main
+from assistant.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["serve", *sys.argv[1:]]))

@@ -1,3 +1,3 @@
-from .cli import main
+from assistant.cli.main import main
 
 raise SystemExit(main())

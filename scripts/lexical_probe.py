@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.lexical import STOPWORDS  # noqa: E402
-from assistant.pipeline import Assistant  # noqa: E402
-from assistant.retrieval import RetrievalConfig, Retriever  # noqa: E402
+from assistant.core.lexical import STOPWORDS  # noqa: E402
+from assistant.core.pipeline import Assistant  # noqa: E402
+from assistant.core.retrieval import RetrievalConfig, Retriever  # noqa: E402
 
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]+")
 

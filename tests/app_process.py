@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from assistant.embeddings import MODEL_CACHE
+from assistant.models.embeddings import MODEL_CACHE
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_RE = r"ready in [\d.]+s: open (http://127\.0\.0\.1:\d+/)"

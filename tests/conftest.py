@@ -73,20 +73,20 @@ def fake_encoder():
 @pytest.fixture
 def fake_model(monkeypatch, fake_encoder):
     """The CLI opens its assistant (corpus, index folder from the flags) with a fresh fake encoder."""
-    from assistant.cli import resolve_corpus_args
-    from assistant.pipeline import Assistant
+    from assistant.cli.main import resolve_corpus_args
+    from assistant.core.pipeline import Assistant
 
     opened = []
 
     def open_assistant(args):
         corpus, index_dir, _ = resolve_corpus_args(args)
-        from assistant.answer import AnswerConfig
+        from assistant.core.answer import AnswerConfig
 
         assistant, stats = Assistant.open(corpus, index_dir, encoder=type(fake_encoder)(), answer=AnswerConfig(threshold=0.3))
         opened.append(assistant)
         return assistant, stats, index_dir
 
-    monkeypatch.setattr("assistant.cli.open_assistant", open_assistant)
+    monkeypatch.setattr("assistant.cli.main.open_assistant", open_assistant)
     return opened
 
 
@@ -101,7 +101,7 @@ def tiny_corpus(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def real_encoder():
     """The packaged all-MiniLM-L6-v2 through sentence-transformers, loaded once per session."""
-    from assistant.embeddings import SentenceTransformerEncoder
+    from assistant.models.embeddings import SentenceTransformerEncoder
 
     enc = SentenceTransformerEncoder()
     enc.encode(["warm up"])
@@ -111,8 +111,8 @@ def real_encoder():
 @pytest.fixture(scope="session")
 def real_verifier():
     """The packaged all-mpnet-base-v2 verifier through sentence-transformers, loaded once per session."""
-    from assistant.embeddings import SentenceTransformerEncoder
-    from assistant.verifier import VERIFIER_NAME, packaged_model_path
+    from assistant.models.embeddings import SentenceTransformerEncoder
+    from assistant.models.verifier import VERIFIER_NAME, packaged_model_path
 
     enc = SentenceTransformerEncoder(packaged_model_path())
     enc.name = VERIFIER_NAME
@@ -128,7 +128,7 @@ def seed_index_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def seed_assistant(real_encoder, real_verifier, seed_index_dir):
     """The real pipeline as shipped (retriever, verifier, FAISS index) on the bundled corpus."""
-    from assistant.pipeline import Assistant
+    from assistant.core.pipeline import Assistant
 
     assistant, _ = Assistant.open([str(SEED_CORPUS.parent)], seed_index_dir, encoder=real_encoder, verifier=real_verifier)
     return assistant
@@ -139,7 +139,7 @@ def model_cache(tmp_path_factory) -> Path:
     """The packaged model's ONNX export, made once per session. Tests that start the real server
     or CLI as a child link their index folder's ``models/`` here (see tests/app_process.py), so
     each child skips the export (about 20 s) and loads the model as a user's second run does."""
-    from assistant.embeddings import open_encoder
+    from assistant.models.embeddings import open_encoder
 
     folder = tmp_path_factory.mktemp("model-cache")
     open_encoder(None, folder)

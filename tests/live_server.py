@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from assistant.server_cli import bind_socket, make_server
+from assistant.cli.serve import bind_socket, make_server
 
 
 @contextmanager

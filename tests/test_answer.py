@@ -1,6 +1,6 @@
 import pytest
 
-from assistant.answer import (
+from assistant.core.answer import (
     AnswerConfig,
     compose,
     confidence_of,
@@ -8,10 +8,10 @@ from assistant.answer import (
     is_instruction_attack,
     split_question,
 )
-from assistant.refusal import RefusalModel, auroc
-from assistant.corpus import load_corpus
+from assistant.core.refusal import RefusalModel, auroc
+from assistant.core.corpus import load_corpus
 from assistant.errors import QuestionError
-from assistant.pipeline import Assistant, clean_question
+from assistant.core.pipeline import Assistant, clean_question
 from assistant.schema import Hit, Passage, SupportContact
 
 P1 = Passage("f:pay-1", "f", "Payment", "We accept Visa. We also accept PayPal. We do not accept cash.", "f.txt", 3)
@@ -20,7 +20,7 @@ CONTACT = SupportContact("help@shop.example", "email", "f:contact-1")
 
 
 def _spans(p, scores):
-    from assistant.sentences import sentence_spans
+    from assistant.core.sentences import sentence_spans
 
     return [(s, e, sc) for (s, e), sc in zip(sentence_spans(p.text), scores)]
 

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from assistant.feedback import FeedbackStore
+from assistant.server.feedback import FeedbackStore
 from assistant.schema import Answer, Draft
-from assistant.server import create_app
+from assistant.server.api import create_app
 
 from .conftest import ROOT
 from .app_process import Lines

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from assistant.cli import main as cli_main
-from assistant.corpus import load_corpus
+from assistant.cli.main import main as cli_main
+from assistant.core.corpus import load_corpus
 from assistant.errors import QuestionError
-from assistant.feedback import FeedbackStore, mask_pii
-from assistant.answer import split_question
-from assistant.pipeline import MAX_PARTS, Assistant, clean_question
-from assistant.server import create_app
+from assistant.server.feedback import FeedbackStore, mask_pii
+from assistant.core.answer import split_question
+from assistant.core.pipeline import MAX_PARTS, Assistant, clean_question
+from assistant.server.api import create_app
 
 from .app_process import ROOT, child_env, index_dir_with_model
 from .conftest import SEED_CORPUS
@@ -278,7 +278,7 @@ def test_a_50_mb_corpus_file_loads_without_hanging(tmp_path):
             n += 1000
     size = big.stat().st_size
     code = (
-        "import sys, time; from assistant.corpus import load_corpus\n"
+        "import sys, time; from assistant.core.corpus import load_corpus\n"
         "t = time.perf_counter(); p = load_corpus([sys.argv[1]]); print(len(p), round(time.perf_counter() - t, 2))"
     )
     t0 = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.bench import (
+from benchmarks.bench import (
     base_of,
     load_stackfaq,
     make_faq_rows,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.feedback import FeedbackStore
-from assistant.server import create_app
+from assistant.server.feedback import FeedbackStore
+from assistant.server.api import create_app
 
 from .conftest import ROOT, SEED_CORPUS
 from .live_server import live_server
@@ -62,7 +62,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def assistant(real_encoder, tmp_path_factory):
     """The real pipeline on the bundled FAQ plus the payload-laden policy file."""
-    from assistant.pipeline import Assistant
+    from assistant.core.pipeline import Assistant
 
     corpus = tmp_path_factory.mktemp("browser-corpus")
     shutil.copy(SEED_CORPUS, corpus / SEED_CORPUS.name)

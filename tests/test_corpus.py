@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from assistant.corpus import fingerprint_files, load_corpus, resolve_files
+from assistant.core.corpus import fingerprint_files, load_corpus, resolve_files
 from assistant.errors import CorpusError
 from assistant.schema import Passage
-from assistant.sentences import split_sentences
+from assistant.core.sentences import split_sentences
 
 from .conftest import SEED_CORPUS, STACKFAQ
 

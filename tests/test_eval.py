@@ -12,11 +12,11 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from assistant import evaluate as ev
-from assistant.cli import main
+from assistant.evaluation import scoring as ev
+from assistant.cli.main import main
 from assistant.errors import ConfigError, GoldError, QuestionError
-from assistant.gold import GoldQuestion, load_gold
-from assistant.report import ReportFigure, ReportSection, ReportTable, figure_png, new_figure, write_report
+from assistant.evaluation.gold import GoldQuestion, load_gold
+from assistant.evaluation.report import ReportFigure, ReportSection, ReportTable, figure_png, new_figure, write_report
 from assistant.schema import Answer, Citation, Hit, Passage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -321,9 +321,9 @@ def tiny_gold(tmp_path) -> Path:
 
 
 def test_tiny_corpus_end_to_end(tiny_corpus, tiny_gold, fake_encoder, tmp_path):
-    from assistant.pipeline import Assistant
+    from assistant.core.pipeline import Assistant
 
-    from assistant.answer import AnswerConfig
+    from assistant.core.answer import AnswerConfig
 
     # The bag-of-words fake encoder's cosines run lower than MiniLM's: a threshold for its scale.
     assistant, _ = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=fake_encoder, answer=AnswerConfig(threshold=0.3))
@@ -339,7 +339,7 @@ def test_tiny_corpus_end_to_end(tiny_corpus, tiny_gold, fake_encoder, tmp_path):
 
 
 def test_too_long_gold_question_is_a_gold_error(tiny_corpus, fake_encoder, tmp_path):
-    from assistant.pipeline import Assistant
+    from assistant.core.pipeline import Assistant
 
     path = tmp_path / "g.jsonl"
     path.write_text(json.dumps({"id": "long", "question": "why " * 3000, "must_include": ["x"]}) + "\n")
@@ -442,13 +442,13 @@ def test_cli_other_corpus_needs_gold(tiny_corpus, tmp_path, fake_model, capsys):
 @pytest.mark.slow
 def test_bundled_eval_passes_its_gate(seed_assistant, seed_index_dir, monkeypatch, tmp_path, capsys):
     """``assistant eval`` on the bundled corpus and gold set as a user runs it, on the real model and index."""
-    from assistant.cli import resolve_corpus_args
+    from assistant.cli.main import resolve_corpus_args
 
     def open_assistant(args):
         assert resolve_corpus_args(args)[0] == [str(ROOT / "corpus")]
         return seed_assistant, None, seed_index_dir
 
-    monkeypatch.setattr("assistant.cli.open_assistant", open_assistant)
+    monkeypatch.setattr("assistant.cli.main.open_assistant", open_assistant)
     rc = main(["eval", "--corpus", str(ROOT / "corpus"), "-q",
                "--json", str(tmp_path / "summary.json"), "--out", str(tmp_path / "out")])  # fmt: skip
     captured = capsys.readouterr()

@@ -22,11 +22,11 @@ import httpx
 import pytest
 
 from assistant.errors import IndexError_
-from assistant.feedback import DB_NAME, FeedbackStore
-from assistant.index import Index, open_index
-from assistant.pipeline import Assistant
-from assistant.server import create_app
-from assistant.service import CorpusWatch
+from assistant.server.feedback import DB_NAME, FeedbackStore
+from assistant.index.store import Index, open_index
+from assistant.core.pipeline import Assistant
+from assistant.server.api import create_app
+from assistant.server.service import CorpusWatch
 
 from .app_process import ROOT, AppProcess, Lines, child_env, copy_seed_corpus, index_dir_with_model
 from .conftest import TINY_FAQ, FakeEncoder
@@ -113,7 +113,7 @@ WIDE_ENCODER_CHILD = """
 import sys
 from pathlib import Path
 from tests.conftest import FakeEncoder
-from assistant.index import open_index
+from assistant.index.store import open_index
 
 class Wide(FakeEncoder):  # the fake encoder at the real model's width: index files of real size
     name, fingerprint, dim = "fake-bow-384", "fake-bow-384-v1", 384

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from assistant.errors import FeedbackError
-from assistant.feedback import (
+from assistant.server.feedback import (
     CSV_COLUMNS,
     DailyRate,
     FeedbackStore,

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from assistant.errors import GoldError
-from assistant.gold import GoldQuestion, load_gold
+from assistant.evaluation.gold import GoldQuestion, load_gold
 
 ROW = {"id": "q1", "question": "Do you ship abroad?", "relevant_ids": ["faq:shipping-1"], "must_include": ["5 to 14"]}
 

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from assistant.errors import IndexError_
-from assistant.index import Index, open_index
-from assistant.pipeline import Assistant
+from assistant.index.store import Index, open_index
+from assistant.core.pipeline import Assistant
 
 
 def test_build_then_reuse_then_rebuild_on_change(tiny_corpus, tmp_path, fake_encoder):
@@ -76,16 +76,16 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from assistant.corpus import load_corpus  # noqa: E402
+from assistant.core.corpus import load_corpus  # noqa: E402
 from assistant.errors import ConfigError  # noqa: E402
-from assistant.index import (  # noqa: E402
+from assistant.index.store import (  # noqa: E402
     FLAT_LIMIT,
     choose_index_type,
     ivf_nlist,
     make_units,
     unit_text,
 )
-from assistant.retrieval import Retriever  # noqa: E402
+from assistant.core.retrieval import Retriever  # noqa: E402
 
 from .conftest import FakeEncoder  # noqa: E402
 
@@ -210,7 +210,7 @@ def test_unchanged_old_files_are_not_read_again(tiny_corpus, tmp_path, monkeypat
     def no_hashing(files):
         raise AssertionError("the corpus was hashed although no file changed")
 
-    monkeypatch.setattr("assistant.index.fingerprint_files", no_hashing)
+    monkeypatch.setattr("assistant.index.store.fingerprint_files", no_hashing)
     _, stats = open_index([tiny_corpus], tmp_path / "i", FakeEncoder())
     assert not stats.rebuilt
 

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assistant import evaluate as ev
-from assistant.answer import AnswerConfig
-from assistant.cli import main
-from assistant.gold import GoldQuestion, load_gold
-from assistant.pipeline import Assistant
-from assistant.refusal import FEATURES, RefusalModel, cross_validate, fit
+from assistant.evaluation import scoring as ev
+from assistant.core.answer import AnswerConfig
+from assistant.cli.main import main
+from assistant.evaluation.gold import GoldQuestion, load_gold
+from assistant.core.pipeline import Assistant
+from assistant.core.refusal import FEATURES, RefusalModel, cross_validate, fit
 
 # Two FAQ questions with two answers each (one "thread" per question), and one more.
 FAQ_ROWS = [
@@ -65,7 +65,7 @@ def test_search_never_returns_left_out_passages(assistant):
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
 def test_left_out_search_ranks_like_a_corpus_without_them(faq, tmp_path, fake_encoder, mode):
-    from assistant.retrieval import RetrievalConfig
+    from assistant.core.retrieval import RetrievalConfig
 
     rows = [r for r in FAQ_ROWS if not r["id"].startswith("pay-")]
     smaller = tmp_path / "smaller.jsonl"

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from assistant import metrics as m
+from assistant.evaluation import metrics as m
 from assistant.schema import Passage
 
 RANKED = ["a", "b", "c", "d", "e"]

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from assistant.embeddings import (
+from assistant.models.embeddings import (
     EXPORT_META,
     MODEL_CACHE,
     OnnxEncoder,
@@ -20,7 +20,7 @@ from assistant.embeddings import (
     open_encoder,
 )
 from assistant.errors import ModelError
-from assistant.index import open_index
+from assistant.index.store import open_index
 
 from .conftest import ROOT, SEED_CORPUS
 
@@ -35,7 +35,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def onnx_index(tmp_path_factory):
     """The bundled corpus indexed the default way: the model exported to ONNX beside the index."""
-    from assistant.pipeline import Assistant
+    from assistant.core.pipeline import Assistant
 
     index_dir = tmp_path_factory.mktemp("onnx-index")
     assistant, stats = Assistant.open([str(SEED_CORPUS.parent)], index_dir)
@@ -80,8 +80,8 @@ def test_answering_from_an_existing_index_never_imports_torch(onnx_index):
     index_dir, _ = onnx_index
     code = f"""
 import io, json, sys, contextlib
-from assistant.pipeline import Assistant
-from assistant.cli import main
+from assistant.core.pipeline import Assistant
+from assistant.cli.main import main
 assistant, stats = Assistant.open([{str(SEED_CORPUS.parent)!r}], {str(index_dir)!r})
 answer = assistant.ask("Do you take PayPal?")
 out = io.StringIO()
@@ -143,7 +143,7 @@ def test_unknown_backend_is_refused(tmp_path):
 
 
 def test_without_export_and_export_disabled_falls_back_to_sentence_transformers(tmp_path):
-    from assistant.embeddings import SentenceTransformerEncoder
+    from assistant.models.embeddings import SentenceTransformerEncoder
 
     enc = open_encoder(None, tmp_path, export=False)
     assert isinstance(enc, SentenceTransformerEncoder) and enc._model is None  # nothing loaded yet

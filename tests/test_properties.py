@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from assistant.answer import AnswerConfig, compose
-from assistant.corpus import load_corpus, read_text
+from assistant.core.answer import AnswerConfig, compose
+from assistant.core.corpus import load_corpus, read_text
 from assistant.errors import CorpusError, QuestionError
-from assistant.pipeline import Assistant
+from assistant.core.pipeline import Assistant
 from assistant.schema import Hit, SupportContact
-from assistant.sentences import sentence_spans
+from assistant.core.sentences import sentence_spans
 
 from .conftest import SEED_CORPUS, TINY_FAQ, FakeEncoder
 

@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from assistant.errors import ConfigError
-from assistant.feedback import DB_NAME, FeedbackStore
-from assistant.pipeline import Assistant
-from assistant.server import RateLimit, create_app
-from assistant.server_cli import DEFAULT_HOST, parse_rate_limit
+from assistant.server.feedback import DB_NAME, FeedbackStore
+from assistant.core.pipeline import Assistant
+from assistant.server.api import RateLimit, create_app
+from assistant.cli.serve import DEFAULT_HOST, parse_rate_limit
 
 from .live_server import live_server
 
@@ -207,6 +207,6 @@ def test_credentials_are_never_logged_nor_echoed(tiny_app, caplog, capfd, monkey
 
 
 def test_the_server_listens_on_loopback_unless_told_otherwise():
-    from assistant.cli import build_parser
+    from assistant.cli.main import build_parser
 
     assert DEFAULT_HOST == "127.0.0.1" and build_parser().parse_args(["serve"]).host == "127.0.0.1"

@@ -10,12 +10,12 @@ import zipfile
 import numpy as np
 import pytest
 
-from assistant import verifier as vf
-from assistant.answer import AnswerConfig
-from assistant.cli import main
+from assistant.models import verifier as vf
+from assistant.core.answer import AnswerConfig
+from assistant.cli.main import main
 from assistant.errors import ModelError
-from assistant.pipeline import VERIFY_CANDIDATES, Assistant
-from assistant.refusal import VERIFIER_FAQ_THRESHOLD, RefusalModel
+from assistant.core.pipeline import VERIFY_CANDIDATES, Assistant
+from assistant.core.refusal import VERIFIER_FAQ_THRESHOLD, RefusalModel
 
 from .conftest import FakeEncoder
 
@@ -189,7 +189,7 @@ def test_cli_verifier_choice_errors(tiny_corpus, tmp_path, monkeypatch, capsys):
 
 
 def test_cli_verifier_none_skips_the_model(tiny_corpus, tmp_path, monkeypatch, capsys):
-    import assistant.pipeline as pipeline
+    import assistant.core.pipeline as pipeline
 
     seen = []
     real_open = pipeline.Assistant.open.__func__

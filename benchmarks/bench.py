@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from assistant.errors import ConfigError
 
 SCALES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000, "2m": 2_000_000}  # 2m: 1M FAQ rows (2 vectors each)
 NOISE = 0.35  # norm of the Gaussian noise added to a unit-length base embedding
@@ -195,7 +195,7 @@ def base_of(n: int, m: int, seed: int = 1) -> np.ndarray:
 def _naive_model(model: str | None):
     from sentence_transformers import SentenceTransformer
 
-    from .embeddings import resolve_model_path
+    from assistant.models.embeddings import resolve_model_path
 
     return SentenceTransformer(str(resolve_model_path(model)), device="cpu")
 
@@ -207,7 +207,7 @@ def _naive_text(row: dict) -> str:
 def _passages_json(corpus: list[str]) -> list[dict]:
     from dataclasses import asdict
 
-    from .corpus import load_corpus
+    from assistant.core.corpus import load_corpus
 
     return [asdict(p) for p in load_corpus(corpus)]
 
@@ -287,7 +287,7 @@ def _latencies(fn, questions: list[str], rounds: int) -> dict:
 
 
 def w_ours_warm(a: dict) -> dict:
-    from .pipeline import Assistant
+    from assistant.core.pipeline import Assistant
 
     assistant, _ = Assistant.open(
         a["corpus"], a["index_dir"], backend=a.get("backend", "onnx"), verifier=a.get("verifier", "mpnet")
@@ -321,8 +321,8 @@ def w_bm25_warm(a: dict) -> dict:
 
 def w_ours_build(a: dict) -> dict:
     """Build a fresh index of a corpus with the ONNX encoder (the export is made beforehand, untimed)."""
-    from .embeddings import OnnxEncoder, export_onnx
-    from .index import open_index
+    from assistant.models.embeddings import OnnxEncoder, export_onnx
+    from assistant.index.store import open_index
 
     if a.get("variant", "fp32") == "int8":
         encoder = OnnxEncoder(export_onnx(a.get("model"), a["models"], quantize=True, log=_log), variant="int8")
@@ -330,7 +330,7 @@ def w_ours_build(a: dict) -> dict:
         encoder = OnnxEncoder(a["export"])
     verifier_encoder = None
     if a.get("verifier"):
-        from .verifier import open_verifier_encoder
+        from assistant.models.verifier import open_verifier_encoder
 
         verifier_encoder = open_verifier_encoder(log=_log)
         verifier_encoder.encode(["warm up"])  # the ONNX session starts outside the timed build
@@ -338,7 +338,7 @@ def w_ours_build(a: dict) -> dict:
     index, stats = open_index(a["corpus"], a["index_dir"], encoder)
     embedded = stats.embedded
     if verifier_encoder is not None:
-        from .verifier import open_verifier
+        from assistant.models.verifier import open_verifier
 
         checker = open_verifier(a["corpus"], a["index_dir"], index, encoder=verifier_encoder)
         embedded += len(checker.index.units) if checker is not None else 0
@@ -350,8 +350,8 @@ def w_ours_build(a: dict) -> dict:
 
 def w_ours_reindex(a: dict) -> dict:
     """Open (building if needed) the index of a corpus, edit one entry, and time the refresh."""
-    from .embeddings import OnnxEncoder
-    from .index import open_index
+    from assistant.models.embeddings import OnnxEncoder
+    from assistant.index.store import open_index
 
     encoder = OnnxEncoder(a["export"])
     t0 = time.perf_counter()
@@ -433,7 +433,7 @@ def w_scale_build(a: dict) -> dict:
             index.add(np.ascontiguousarray(vectors[s : s + 100_000]))
         faiss.write_index(index, str(folder / "naive.faiss"))
     elif kind == "ours":
-        from .index import VectorIndex, choose_index_type
+        from assistant.index.store import VectorIndex, choose_index_type
 
         out["index_type"] = choose_index_type(n)
         # As Index.save does: the float vectors as .npy, plus the IVF index above FLAT_LIMIT.
@@ -467,7 +467,7 @@ def w_scale_serve(a: dict) -> dict:
         search = lambda q: index.search(q.reshape(1, -1), 10)[1][0]  # noqa: E731
         items = list(queries)
     elif kind == "ours":
-        from .index import MMAP_BYTES, VectorIndex, exact_search
+        from assistant.index.store import MMAP_BYTES, VectorIndex, exact_search
 
         vfile = folder / "vectors.npy"
         vectors = np.load(vfile, mmap_mode="r" if vfile.stat().st_size > MMAP_BYTES else None)  # as Index.load
@@ -510,11 +510,11 @@ def w_quality(a: dict) -> dict:
     each encoder's lowest cosine to the reference over all unit texts and questions, and its
     single-question embedding latency.
     """
-    from .embeddings import OnnxEncoder, SentenceTransformerEncoder, export_onnx
-    from .evaluate import evaluate, summarize
-    from .gold import load_gold
-    from .index import unit_text
-    from .pipeline import Assistant
+    from assistant.models.embeddings import OnnxEncoder, SentenceTransformerEncoder, export_onnx
+    from assistant.evaluation.scoring import evaluate, summarize
+    from assistant.evaluation.gold import load_gold
+    from assistant.index.store import unit_text
+    from assistant.core.pipeline import Assistant
 
     export = export_onnx(a.get("model"), a["models"], quantize=True, log=_log)
     reference = SentenceTransformerEncoder(a.get("model"))
@@ -594,7 +594,7 @@ def run_worker(name: str, args: dict, *, timeout: float = 7200) -> dict:
     import subprocess
 
     proc = subprocess.run(
-        [sys.executable, "-m", "assistant.bench", name, json.dumps(args)],
+        [sys.executable, "-m", "benchmarks.bench", name, json.dumps(args)],
         stdout=subprocess.PIPE, text=True, timeout=timeout, env=_worker_env(),
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH-RESULT ")]
@@ -614,7 +614,7 @@ def _worker_env() -> dict:
 
 def scale_data(work: Path, stackfaq: Path, export: Path, n_max: int) -> dict:
     """Base embeddings (cached), the synthetic vectors for the largest scale, and embedded queries."""
-    from .embeddings import OnnxEncoder
+    from assistant.models.embeddings import OnnxEncoder
 
     rows, queries = load_stackfaq(stackfaq)
     frags = base_fragments(rows)
@@ -649,7 +649,7 @@ def _load() -> float:
 
 
 def _find_export(index_dir: Path) -> Path:
-    from .embeddings import EXPORT_META, MODEL_CACHE
+    from assistant.models.embeddings import EXPORT_META, MODEL_CACHE
 
     found = sorted((index_dir / MODEL_CACHE).glob(f"*/{EXPORT_META}"))
     if not found:
@@ -814,8 +814,8 @@ def run_bench(
             "ours": lambda q: [py, "-m", "assistant", "ask", *corpus_args, "--index-dir", str(ours_index), *model_args, "-q", q],
             "ours_fast": lambda q: [py, "-m", "assistant", "ask", *corpus_args, "--index-dir", str(ours_index), *model_args,
                                     "--verifier", "none", "-q", q],
-            "naive": lambda q: [py, "-m", "assistant.bench", "naive-ask", json.dumps({"dir": str(naive_dir), "question": q, "model": model})],
-            "bm25": lambda q: [py, "-m", "assistant.bench", "bm25-ask", json.dumps({"dir": str(bm25_dir), "question": q})],
+            "naive": lambda q: [py, "-m", "benchmarks.bench", "naive-ask", json.dumps({"dir": str(naive_dir), "question": q, "model": model})],
+            "bm25": lambda q: [py, "-m", "benchmarks.bench", "bm25-ask", json.dumps({"dir": str(bm25_dir), "question": q})],
         }
         walls: dict[str, list[float]] = {k: [] for k in cmds}
         for i in range(runs):  # interleaved, so load spikes hit every system alike
@@ -863,7 +863,7 @@ def run_bench(
             url = f"http://127.0.0.1:{port}"
             _log(f"api: {name} baseline server with {clients} clients")
             out[name] = _serve(
-                [py, "-m", "assistant.bench", "serve-baseline",
+                [py, "-m", "benchmarks.bench", "serve-baseline",
                  json.dumps({"kind": name, "dir": str(folder), "port": port, "model": model})],
                 url, questions, clients, requests,
             )

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from .errors import AssistantError, FeedbackError, UnavailableError
-from .schema import Answer
+from assistant.errors import AssistantError, FeedbackError, UnavailableError
+from assistant.schema import Answer
 
 if TYPE_CHECKING:
-    from .service import AssistantService
+    from assistant.server.service import AssistantService
 
 TABS = ("chat", "agent", "insights")
 EXAMPLE_QUESTIONS = (

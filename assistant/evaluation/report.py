@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .evaluate import METRICS, SIMULATED_METRICS, Bound, Comparison, EvalRun, breakdown, results_csv_frame
+from assistant.evaluation.scoring import METRICS, SIMULATED_METRICS, Bound, Comparison, EvalRun, breakdown, results_csv_frame
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -36,11 +36,11 @@ def cmd_calibrate(args) -> int:
     from tabulate import tabulate
     from tqdm import tqdm
 
-    from .cli import open_assistant
-    from .errors import ConfigError
-    from .evaluate import leave_out_ids
-    from .gold import load_gold
-    from .refusal import FEATURES, RefusalModel, auroc, cross_validate, fit
+    from assistant.cli.main import open_assistant
+    from assistant.errors import ConfigError
+    from assistant.evaluation.scoring import leave_out_ids
+    from assistant.evaluation.gold import load_gold
+    from assistant.core.refusal import FEATURES, RefusalModel, auroc, cross_validate, fit
 
     if args.folds < 2:
         raise ConfigError(f"--folds must be >= 2, got {args.folds}")

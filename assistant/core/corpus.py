@@ -11,8 +11,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .errors import CorpusError
-from .schema import Passage
+from assistant.errors import CorpusError
+from assistant.schema import Passage
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".csv")
 TITLE_FIELDS = ("title", "question")

@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from . import metrics as m
-from .gold import GoldQuestion
-from .refusal import auroc
-from .report import ReportFigure, ReportSection, ReportTable, figure_png, new_figure
-from .retrieval import MODES, Retriever
+import assistant.evaluation.metrics as m
+from assistant.evaluation.gold import GoldQuestion
+from assistant.core.refusal import auroc
+from assistant.evaluation.report import ReportFigure, ReportSection, ReportTable, figure_png, new_figure
+from assistant.core.retrieval import MODES, Retriever
 
 RANK_KS = (1, 3, 5)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from assistant.errors import ConfigError
 
 FEATURES = ("dense", "margin", "coverage", "coverage_top", "faq")
 DEFAULT_THRESHOLD = 0.41  # plain-text passages (question vs statement)

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import metrics as m
-from .errors import ConfigError, GoldError, QuestionError
-from .gold import GoldQuestion
-from .schema import Answer, Passage
+import assistant.evaluation.metrics as m
+from assistant.errors import ConfigError, GoldError, QuestionError
+from assistant.evaluation.gold import GoldQuestion
+from assistant.schema import Answer, Passage
 
 if TYPE_CHECKING:
-    from .pipeline import Assistant
+    from assistant.core.pipeline import Assistant
 
 RANK_KS = (1, 3, 5)
 MRR_K = 10
@@ -154,8 +154,8 @@ def simulated_summary(results: pd.DataFrame, simulated: pd.DataFrame) -> dict[st
     """SIMULATED_METRICS: the simulated questions refused, and how well p_answer separates them
     from the real answerable questions (AUROC; the answerable share refused at the threshold
     that refuses 90% of the simulated ones)."""
-    from .refusal import auroc
-    from .retrieval_report import refusal_scores
+    from assistant.core.refusal import auroc
+    from assistant.evaluation.retrieval_report import refusal_scores
 
     if not len(simulated):
         return {"simulated_unanswerable_refused": None, "simulated_auroc": None,

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from .schema import Answer, AnswerSentence, Citation, Hit, Passage, SupportContact
+from assistant.schema import Answer, AnswerSentence, Citation, Hit, Passage, SupportContact
 
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d ()./-]{7,}\d(?![\w.])")

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STACKFAQ = ROOT.parent / "shared" / "benchmarks" / "stackfaq"
 
 
@@ -44,9 +44,9 @@ def register(sub, add_corpus_args) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import format_table, quality_rows, run_bench, summary_rows
-    from .cli import resolve_corpus_args
-    from .errors import ConfigError
+    from benchmarks.bench import format_table, quality_rows, run_bench, summary_rows
+    from assistant.cli.main import resolve_corpus_args
+    from assistant.errors import ConfigError
 
     for name in ("runs", "clients", "requests", "build_passages", "reindex_passages"):
         if getattr(args, name) <= 0:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .answer import refusal_message
-from .schema import Answer, Draft
-from .sentences import split_sentences
+from assistant.core.answer import refusal_message
+from assistant.schema import Answer, Draft
+from assistant.core.sentences import split_sentences
 
 # Sentences in which the policy asks something of the customer.
 NEXT_STEP_RE = re.compile(

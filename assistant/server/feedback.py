@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from .errors import FeedbackError
-from .schema import Answer
+from assistant.errors import FeedbackError
+from assistant.schema import Answer
 
 DB_NAME = "feedback.sqlite3"
 SCHEMA_VERSION = 1

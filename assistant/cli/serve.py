@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import ConfigError
+from assistant.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -118,9 +118,9 @@ def _url(sock: socket.socket) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .cli import open_assistant, resolve_corpus_args
-    from .feedback import FeedbackStore
-    from .server import STAFF_PATH, create_app
+    from assistant.cli.main import open_assistant, resolve_corpus_args
+    from assistant.server.feedback import FeedbackStore
+    from assistant.server.api import STAFF_PATH, create_app
 
     def say(msg: str) -> None:
         if not args.quiet:

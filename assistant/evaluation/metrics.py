@@ -10,7 +10,7 @@ import math
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from .schema import Passage
+from assistant.schema import Passage
 
 # Typographic variants that a customer's keyboard and the FAQ author's editor disagree on.
 _FOLD = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-", "\u00a0": " "})

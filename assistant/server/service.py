@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .corpus import fingerprint_files, resolve_files
-from .errors import AssistantError, CorpusError, UnavailableError
-from .feedback import FeedbackStore
-from .pipeline import Assistant
-from .schema import Answer, Draft
+from assistant.core.corpus import fingerprint_files, resolve_files
+from assistant.errors import AssistantError, CorpusError, UnavailableError
+from assistant.server.feedback import FeedbackStore
+from assistant.core.pipeline import Assistant
+from assistant.schema import Answer, Draft
 
-log = logging.getLogger("assistant.service")
+log = logging.getLogger("assistant.server.service")
 
 # A file modified this close to the last look may change again within the same timestamp
 # tick without its size or mtime changing (git's "racy" files), so it is hashed, not trusted.
@@ -147,7 +147,7 @@ class AssistantService:
                 )
 
     def _refresh(self, fingerprint: str, done: threading.Event) -> None:
-        from .index import open_index
+        from assistant.index.store import open_index
 
         t0 = time.perf_counter()
         self._say("index: the corpus changed; refreshing the index")

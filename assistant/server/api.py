@@ -24,13 +24,13 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .errors import AssistantError, FeedbackError, UnavailableError
+from assistant.errors import AssistantError, FeedbackError, UnavailableError
 
 if TYPE_CHECKING:
-    from .feedback import FeedbackStore
-    from .pipeline import Assistant
+    from assistant.server.feedback import FeedbackStore
+    from assistant.core.pipeline import Assistant
 
-log = logging.getLogger("assistant.server")
+log = logging.getLogger("assistant.server.api")
 
 MAX_BODY_BYTES = 64 * 1024
 API_PREFIX = "/api/"
@@ -272,7 +272,7 @@ def create_app(
             refresh runs longer than ``refresh_wait_s`` or the edited corpus cannot be loaded.
         refresh_log: called with a line when an index refresh starts, ends or fails (the CLI prints them).
     """
-    from .service import AssistantService
+    from assistant.server.service import AssistantService
 
     if auth is not None and (len(auth) != 2 or not all(isinstance(a, str) and a for a in auth)):
         raise ValueError("auth must be a (user, password) pair of non-empty strings")
@@ -405,7 +405,7 @@ def create_app(
 def _mount_ui(app: FastAPI, service, *, auth: tuple[str, str] | None, title: str) -> None:
     import gradio as gr
 
-    from .web import CSS, build_ui
+    from assistant.server.web import CSS, build_ui
 
     common: dict[str, Any] = dict(
         footer_links=["api"], run_history=False, show_error=False, ssr_mode=False, css=CSS, theme=gr.themes.Soft(),

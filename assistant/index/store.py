@@ -39,11 +39,11 @@ from typing import Callable
 
 import numpy as np
 
-from .corpus import fingerprint_files, load_corpus, resolve_files
-from .embeddings import Encoder
-from .errors import ConfigError, IndexError_
-from .schema import Passage
-from .sentences import sentence_spans
+from assistant.core.corpus import fingerprint_files, load_corpus, resolve_files
+from assistant.models.embeddings import Encoder
+from assistant.errors import ConfigError, IndexError_
+from assistant.schema import Passage
+from assistant.core.sentences import sentence_spans
 
 FORMAT_VERSION = 3
 UNIT_KINDS = ("title", "full", "sentence")

@@ -10,18 +10,18 @@ from typing import Callable, Collection
 
 import numpy as np
 
-from . import answer as answer_mod
-from .answer import AnswerConfig, split_question
-from .corpus import resolve_files
-from .draft import compose_draft
-from .embeddings import MODEL_CACHE, Encoder, open_encoder
-from .errors import QuestionError
-from .index import BuildStats, Index, open_index
-from .retrieval import RetrievalConfig, Retriever
-from .refusal import FEATURES, RefusalModel
-from .schema import Answer, Draft, Hit
-from .spelling import TypoCorrector, model_vocabulary
-from .verifier import Verifier, open_verifier
+import assistant.core.answer as answer_mod
+from assistant.core.answer import AnswerConfig, split_question
+from assistant.core.corpus import resolve_files
+from assistant.core.draft import compose_draft
+from assistant.models.embeddings import MODEL_CACHE, Encoder, open_encoder
+from assistant.errors import QuestionError
+from assistant.index.store import BuildStats, Index, open_index
+from assistant.core.retrieval import RetrievalConfig, Retriever
+from assistant.core.refusal import FEATURES, RefusalModel
+from assistant.schema import Answer, Draft, Hit
+from assistant.core.spelling import TypoCorrector, model_vocabulary
+from assistant.models.verifier import Verifier, open_verifier
 
 MAX_QUESTION_CHARS = 2000
 MAX_PARTS = 6  # parts of a multi-part question answered separately

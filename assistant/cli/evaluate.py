@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import ConfigError
+from assistant.errors import ConfigError
 
-BUNDLED_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_GOLD = BUNDLED_ROOT / "evals" / "gold.jsonl"
 BUNDLED_GATE = BUNDLED_ROOT / "evals" / "gate.json"
 FAILURE_COLUMNS = ("id", "question", "expected", "got")
@@ -66,16 +66,16 @@ def register(sub, add_corpus_args) -> None:
 
 
 def _is_bundled(corpus: list[str]) -> bool:
-    from .cli import BUNDLED_CORPUS
+    from assistant.cli.main import BUNDLED_CORPUS
 
     root = BUNDLED_CORPUS.resolve()
     return bool(corpus) and all(Path(c).resolve() == root or root in Path(c).resolve().parents for c in corpus)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from . import evaluate as ev
-    from .cli import open_assistant, resolve_corpus_args
-    from .gold import load_gold
+    import assistant.evaluation.scoring as ev
+    from assistant.cli.main import open_assistant, resolve_corpus_args
+    from assistant.evaluation.gold import load_gold
 
     if args.max_failures < 0:
         raise ConfigError(f"--max-failures must be >= 0, got {args.max_failures}")
@@ -127,14 +127,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(format_comparison(run.comparison))
     print(format_failures(run.results, args.max_failures))
     if args.json:
-        from .report import write_summary_json
+        from assistant.evaluation.report import write_summary_json
 
         try:
             write_summary_json(args.json, run.summary)
         except OSError as exc:
             raise ConfigError(f"--json {args.json}: cannot write ({exc.strerror or exc})") from None
     extra_sections = []
-    from .retrieval_report import compare_retrievers, fields_used, refusal_section, retriever_section, simulated_section
+    from assistant.evaluation.retrieval_report import compare_retrievers, fields_used, refusal_section, retriever_section, simulated_section
 
     section = refusal_section(run.results)
     if section is not None:
@@ -157,7 +157,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("\nretrievers compared (answerable questions):\n" + format_table(table))
         extra_sections.append(retriever_section(table))
     if args.out:
-        from .report import write_report
+        from assistant.evaluation.report import write_report
 
         meta = {
             "corpus": ", ".join(str(Path(c).resolve()) for c in corpus),
@@ -200,7 +200,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def format_summary(run) -> str:
     from tabulate import tabulate
 
-    from .report import summary_table
+    from assistant.evaluation.report import summary_table
 
     table = summary_table(run)
     if not run.bounds:

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .embeddings import Encoder
-from .errors import ConfigError, ModelError
-from .index import Index, open_index
+from assistant.models.embeddings import Encoder
+from assistant.errors import ConfigError, ModelError
+from assistant.index.store import Index, open_index
 
 VERIFIER_NAME = "all-mpnet-base-v2"
 VERIFIERS = ("mpnet", "none")
@@ -132,7 +132,7 @@ def open_verifier_encoder(*, backend: str = "onnx", log: Callable[[str], None] |
     The export is kept in the shared model cache, next to the unpacked model, so every index
     folder on the machine uses one copy.
     """
-    from .embeddings import open_encoder
+    from assistant.models.embeddings import open_encoder
 
     path = packaged_model_path(log=log)
     return open_encoder(path, path.parent / "onnx", backend="torch" if backend == "torch" else "onnx", log=log)

@@ -18,7 +18,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .errors import ModelError
+from assistant.errors import ModelError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 

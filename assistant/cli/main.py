@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import AssistantError
+from assistant.errors import AssistantError
 
-BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+BUNDLED_CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
 
 def default_corpus() -> list[str]:
@@ -73,8 +73,8 @@ def resolve_corpus_args(args: argparse.Namespace) -> tuple[list[str], Path, str 
 
 
 def encoder_backend(args: argparse.Namespace) -> str:
-    from .embeddings import BACKENDS
-    from .errors import ConfigError
+    from assistant.models.embeddings import BACKENDS
+    from assistant.errors import ConfigError
 
     backend = getattr(args, "encoder", None) or os.environ.get("ASSISTANT_ENCODER") or "onnx"
     if backend not in BACKENDS:
@@ -83,7 +83,7 @@ def encoder_backend(args: argparse.Namespace) -> str:
 
 
 def verifier_choice(args: argparse.Namespace) -> str:
-    from .verifier import parse_verifier
+    from assistant.models.verifier import parse_verifier
 
     value = getattr(args, "verifier", None) or os.environ.get("ASSISTANT_VERIFIER")
     try:
@@ -117,7 +117,7 @@ def _progress_factory(quiet: bool):
 
 def open_assistant(args: argparse.Namespace):
     """Open the assistant for the corpus/index/model the command line names."""
-    from .pipeline import Assistant
+    from assistant.core.pipeline import Assistant
 
     corpus, index_dir, model = resolve_corpus_args(args)
     assistant, stats = Assistant.open(
@@ -127,8 +127,8 @@ def open_assistant(args: argparse.Namespace):
     )
     gold = getattr(args, "gold", None)
     if args.command == "eval" and gold and Path(gold).is_file() and assistant.refusal.source != "default":
-        from .calibrate_cli import gold_digest
-        from .refusal import RefusalModel
+        from assistant.cli.calibrate import gold_digest
+        from assistant.core.refusal import RefusalModel
 
         # Never score a gold set with a refusal model fitted on that same set.
         if gold_digest(gold) in assistant.refusal.source:
@@ -182,9 +182,9 @@ def format_answer(answer) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .errors import QuestionError
+    from assistant.errors import QuestionError
 
-    from .pipeline import clean_question
+    from assistant.core.pipeline import clean_question
 
     questions = _read_questions(args)
     if len(questions) == 1:
@@ -213,7 +213,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_draft(args: argparse.Namespace) -> int:
-    from .pipeline import clean_question
+    from assistant.core.pipeline import clean_question
 
     questions = _read_questions(args)
     if len(questions) == 1:
@@ -262,17 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands():
-    """Commands defined next to the stage they drive (eval, serve, calibrate, bench)."""
-    registers = []
-    for mod in ("evaluate", "server", "calibrate", "bench"):
-        try:
-            module = __import__(f"assistant.{mod}_cli", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"assistant.{mod}_cli":
-                raise
-            continue
-        registers.append(module.register)
-    return registers
+    """Commands defined in their own modules of this package (eval, serve, calibrate, bench)."""
+    from assistant.cli import bench, calibrate, evaluate, serve
+
+    return [evaluate.register, serve.register, calibrate.register, bench.register]
 
 
 def main(argv: list[str] | None = None) -> int:

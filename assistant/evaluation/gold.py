@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import GoldError
+from assistant.errors import GoldError
 
 KNOWN_FIELDS = ("id", "question", "answerable", "relevant_ids", "must_include", "reference_answer")
 LIST_FIELDS = ("relevant_ids", "must_include")

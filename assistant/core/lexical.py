@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from .schema import Passage
+from assistant.schema import Passage
 
 # A compact English stop list: question words and fillers that carry no policy content.
 STOPWORDS = frozenset(
