@@ -26,13 +26,18 @@ class Passage:
 
 @dataclass(frozen=True)
 class Hit:
-    """A passage with its retrieval score (higher is better) and the per-retriever evidence."""
+    """A passage with its ranking score (higher is better) and the parts it is made of.
+
+    The retriever's score is ``dense + lexical_term``; after the verifier re-reads a hit it
+    is ``verified + lexical_term``.
+    """
 
     passage: Passage
     score: float
-    dense: float = 0.0
-    lexical: float = 0.0
+    dense: float = 0.0  # the retriever's (MiniLM) best cosine
+    lexical: float = 0.0  # BM25 divided by the query's best BM25, in [0, 1]
     verified: float | None = None  # the verifier model's cosine, when a verifier re-read this hit
+    lexical_term: float = 0.0  # what the lexical evidence added to the score (its adaptive weight * lexical)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def fake_encoder():
 @pytest.fixture
 def fake_model(monkeypatch, fake_encoder):
     """The CLI opens its assistant (corpus, index folder from the flags) with a fresh fake encoder."""
-    from assistant.cli.main import resolve_corpus_args
+    from assistant.cli.settings import resolve_corpus_args
     from assistant.core.pipeline import Assistant
 
     opened = []
@@ -81,12 +81,13 @@ def fake_model(monkeypatch, fake_encoder):
     def open_assistant(args):
         corpus, index_dir, _ = resolve_corpus_args(args)
         from assistant.core.answer import AnswerConfig
+        from assistant.core.refusal import RefusalModel
 
-        assistant, stats = Assistant.open(corpus, index_dir, encoder=type(fake_encoder)(), answer=AnswerConfig(threshold=0.3))
+        assistant, stats = Assistant.open(corpus, index_dir, encoder=type(fake_encoder)(), answer=AnswerConfig(part_min_dense=0.3), default_refusal=RefusalModel.default(0.3))
         opened.append(assistant)
         return assistant, stats, index_dir
 
-    monkeypatch.setattr("assistant.cli.main.open_assistant", open_assistant)
+    monkeypatch.setattr("assistant.cli.common.open_assistant", open_assistant)
     return opened
 
 

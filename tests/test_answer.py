@@ -1,14 +1,9 @@
 import pytest
 
-from assistant.core.answer import (
-    AnswerConfig,
-    compose,
-    confidence_of,
-    find_support_contact,
-    is_instruction_attack,
-    split_question,
-)
-from assistant.core.refusal import RefusalModel, auroc
+from assistant.core.answer import AnswerConfig, compose, find_support_contact, split_question
+from assistant.core.refusal import RefusalModel
+from assistant.core.stages import is_instruction_attack
+from assistant.evaluation.metrics import auroc
 from assistant.core.corpus import load_corpus
 from assistant.errors import QuestionError
 from assistant.core.pipeline import Assistant, clean_question
@@ -27,7 +22,7 @@ def _spans(p, scores):
 
 def test_answer_quotes_best_sentences_with_citations():
     hits = [Hit(P1, 0.8, dense=0.8), Hit(P2, 0.3, dense=0.3)]
-    ans = compose("paypal?", hits, hits[:1], {P1.id: _spans(P1, [0.3, 0.7, 0.2])}, CONTACT, AnswerConfig())
+    ans = compose("paypal?", hits, hits[:1], {P1.id: _spans(P1, [0.3, 0.7, 0.2])}, CONTACT, AnswerConfig(), 0.9)
     assert ans.answered
     assert ans.answer == "We also accept PayPal. [1]"
     assert [c.id for c in ans.citations] == ["f:pay-1"]
@@ -37,7 +32,8 @@ def test_answer_quotes_best_sentences_with_citations():
 
 def test_refusal_below_threshold_points_to_contact():
     hits = [Hit(P2, 0.1, dense=0.1)]
-    ans = compose("weather?", hits, hits, {}, CONTACT, AnswerConfig(threshold=0.4))
+    p_answer = RefusalModel.default(threshold=0.4).probability({"dense": 0.1})
+    ans = compose("weather?", hits, hits, {}, CONTACT, AnswerConfig(), p_answer)
     assert not ans.answered and ans.citations == [] and ans.refusal_reason == "not_covered"
     assert "help@shop.example" in ans.answer and "couldn't find this in the store's policies" in ans.answer
 
@@ -61,7 +57,7 @@ def test_multi_part_question_quotes_each_part():
     scores = {P1.id: _spans(P1, [0.3, 0.75, 0.2]), P2.id: _spans(P2, [0.2])}
     parts = [{P1.id: _spans(P1, [0.3, 0.8, 0.2]), P2.id: _spans(P2, [0.1])},
              {P1.id: _spans(P1, [0.1, 0.1, 0.1]), P2.id: _spans(P2, [0.9])}]
-    ans = compose("paypal? and shipping time?", hits, hits, scores, CONTACT, AnswerConfig(), parts)
+    ans = compose("paypal? and shipping time?", hits, hits, scores, CONTACT, AnswerConfig(), 0.9, parts)
     assert ans.answer == "We also accept PayPal. [1] Orders ship in 2 days. [2]"
     assert [c.id for c in ans.citations] == ["f:pay-1", "f:ship-1"]
 
@@ -91,8 +87,8 @@ def test_auroc_pinned():
 
 
 def test_confidence_is_monotone_and_bounded():
-    cfg = AnswerConfig(threshold=0.4, temperature=0.05)
-    vals = [confidence_of(s, cfg) for s in (-1.0, 0.2, 0.4, 0.6, 1.0)]
+    m = RefusalModel.default(threshold=0.4, temperature=0.05)
+    vals = [m.probability({"dense": s}) for s in (-1.0, 0.2, 0.4, 0.6, 1.0)]
     assert vals == sorted(vals) and vals[2] == pytest.approx(0.5)
     assert 0.0 <= vals[0] and vals[-1] <= 1.0
 
@@ -119,7 +115,7 @@ def test_clean_question_strips_control_chars():
 
 def test_pipeline_plumbing_with_fake_encoder(tiny_corpus, tmp_path, fake_encoder):
     # the bag-of-words fake encoder's cosines run lower than MiniLM's: a threshold for its scale
-    assistant, _ = Assistant.open([tiny_corpus], tmp_path / "i", encoder=fake_encoder, answer=AnswerConfig(threshold=0.3))
+    assistant, _ = Assistant.open([tiny_corpus], tmp_path / "i", encoder=fake_encoder, answer=AnswerConfig(part_min_dense=0.3), default_refusal=RefusalModel.default(0.3))
     ans = assistant.ask("do you accept paypal")
     assert ans.answered and ans.citations[0].id == "tiny:payment-1"
     assert "PayPal" in ans.answer

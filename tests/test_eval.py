@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from assistant.evaluation import scoring as ev
+import assistant.evaluation as ev
 from assistant.cli.main import main
 from assistant.errors import ConfigError, GoldError, QuestionError
 from assistant.evaluation.gold import GoldQuestion, load_gold
@@ -324,9 +324,10 @@ def test_tiny_corpus_end_to_end(tiny_corpus, tiny_gold, fake_encoder, tmp_path):
     from assistant.core.pipeline import Assistant
 
     from assistant.core.answer import AnswerConfig
+    from assistant.core.refusal import RefusalModel
 
     # The bag-of-words fake encoder's cosines run lower than MiniLM's: a threshold for its scale.
-    assistant, _ = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=fake_encoder, answer=AnswerConfig(threshold=0.3))
+    assistant, _ = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=fake_encoder, answer=AnswerConfig(part_min_dense=0.3), default_refusal=RefusalModel.default(0.3))
     run = ev.run_eval(assistant, load_gold(tiny_gold))
     df = run.results.set_index("id")
     assert df.loc["t-ship", "correct"] and df.loc["t-ship", "hit@1"] == 1.0
@@ -442,13 +443,13 @@ def test_cli_other_corpus_needs_gold(tiny_corpus, tmp_path, fake_model, capsys):
 @pytest.mark.slow
 def test_bundled_eval_passes_its_gate(seed_assistant, seed_index_dir, monkeypatch, tmp_path, capsys):
     """``assistant eval`` on the bundled corpus and gold set as a user runs it, on the real model and index."""
-    from assistant.cli.main import resolve_corpus_args
+    from assistant.cli.settings import resolve_corpus_args
 
     def open_assistant(args):
         assert resolve_corpus_args(args)[0] == [str(ROOT / "corpus")]
         return seed_assistant, None, seed_index_dir
 
-    monkeypatch.setattr("assistant.cli.main.open_assistant", open_assistant)
+    monkeypatch.setattr("assistant.cli.common.open_assistant", open_assistant)
     rc = main(["eval", "--corpus", str(ROOT / "corpus"), "-q",
                "--json", str(tmp_path / "summary.json"), "--out", str(tmp_path / "out")])  # fmt: skip
     captured = capsys.readouterr()

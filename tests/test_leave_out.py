@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assistant.evaluation import scoring as ev
+import assistant.evaluation as ev
 from assistant.core.answer import AnswerConfig
 from assistant.cli.main import main
 from assistant.evaluation.gold import GoldQuestion, load_gold
 from assistant.core.pipeline import Assistant
-from assistant.core.refusal import FEATURES, RefusalModel, cross_validate, fit
+from assistant.core.refusal import FEATURES, RefusalModel
+from assistant.evaluation.calibration import cross_validate, fit
 
 # Two FAQ questions with two answers each (one "thread" per question), and one more.
 FAQ_ROWS = [
@@ -47,7 +48,7 @@ def gold_file(tmp_path):
 
 @pytest.fixture
 def assistant(faq, tmp_path, fake_encoder):
-    a, _ = Assistant.open([faq], tmp_path / "idx", encoder=fake_encoder, answer=AnswerConfig(threshold=0.3))
+    a, _ = Assistant.open([faq], tmp_path / "idx", encoder=fake_encoder, answer=AnswerConfig(part_min_dense=0.3), default_refusal=RefusalModel.default(0.3))
     return a
 
 

@@ -121,7 +121,7 @@ def retrieval(draw):
         return {h.passage.id: [(s, e, draw(SCORE)) for s, e in sentence_spans(h.passage.text)] for h in candidates}
 
     parts = [table() for _ in range(draw(st.integers(0, 3)))]
-    p_answer = draw(st.one_of(st.none(), st.floats(0.0, 1.0)))
+    p_answer = draw(st.floats(0.0, 1.0))
     return hits, candidates, table(), parts, p_answer
 
 
@@ -142,7 +142,7 @@ def assert_quotes_are_verbatim(answer, corpus_text: str, passages_by_id: dict) -
 @given(question=st.text(max_size=200), data=retrieval())
 def test_compose_never_crashes_and_only_quotes_the_corpus(question, data):
     hits, candidates, scores, parts, p_answer = data
-    answer = compose(question, hits, candidates, scores, CONTACT, AnswerConfig(), parts, p_answer)
+    answer = compose(question, hits, candidates, scores, CONTACT, AnswerConfig(), p_answer, parts)
     assert 0.0 <= answer.confidence <= 1.0
     assert_quotes_are_verbatim(answer, SEED_CORPUS.read_text(encoding="utf-8"), {p.id: p for p in SEED_PASSAGES})
     json.dumps(answer.to_dict())  # always serialisable for the API

@@ -115,7 +115,7 @@ def test_the_installed_parts_are_the_verified_model():
 
 def open_with_verifier(corpus, index_dir, **kw):
     return Assistant.open(
-        [corpus], index_dir, encoder=FakeEncoder(), verifier=OtherFake(), answer=AnswerConfig(threshold=0.3), **kw
+        [corpus], index_dir, encoder=FakeEncoder(), verifier=OtherFake(), answer=AnswerConfig(part_min_dense=0.3), **kw
     )
 
 
@@ -141,7 +141,7 @@ def test_refusal_features_are_the_verifiers_cosines(tiny_corpus, tmp_path):
     assert ans.evidence["dense"] == pytest.approx(float(every.max()), abs=1e-4)
     assert a.features_for(q)["dense"] == pytest.approx(float(every.max()), abs=1e-6)
     assert a.refusal.source == "default" and a.refusal.verifier == vf.VERIFIER_NAME
-    plain, _ = Assistant.open([tiny_corpus], tmp_path / "idx2", encoder=FakeEncoder(), answer=AnswerConfig(threshold=0.3))
+    plain, _ = Assistant.open([tiny_corpus], tmp_path / "idx2", encoder=FakeEncoder(), answer=AnswerConfig(part_min_dense=0.3), default_refusal=RefusalModel.default(0.3))
     assert all(h.verified is None for h in plain.ask(q).retrieved) and plain.refusal.verifier == "none"
 
 

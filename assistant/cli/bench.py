@@ -11,6 +11,9 @@ import json
 import sys
 from pathlib import Path
 
+from assistant.cli.settings import resolve_corpus_args
+from assistant.errors import ConfigError
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STACKFAQ = ROOT.parent / "shared" / "benchmarks" / "stackfaq"
 
@@ -44,9 +47,8 @@ def register(sub, add_corpus_args) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    # Deferred: the benchmarks import the models and the web stack; `assistant --help` stays fast.
     from benchmarks.bench import format_table, quality_rows, run_bench, summary_rows
-    from assistant.cli.main import resolve_corpus_args
-    from assistant.errors import ConfigError
 
     for name in ("runs", "clients", "requests", "build_passages", "reindex_passages"):
         if getattr(args, name) <= 0:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
-import numpy as np
+from assistant.cli import common
+from assistant.errors import ConfigError
 
 
 def register(sub, add_corpus_args) -> None:
@@ -28,19 +28,16 @@ def register(sub, add_corpus_args) -> None:
     p.set_defaults(func=cmd_calibrate)
 
 
-def gold_digest(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
 def cmd_calibrate(args) -> int:
+    # Deferred: numpy, pandas, scikit-learn and the models are heavy; `assistant --help` stays fast.
+    import numpy as np
     from tabulate import tabulate
     from tqdm import tqdm
 
-    from assistant.cli.main import open_assistant
-    from assistant.errors import ConfigError
-    from assistant.evaluation.scoring import leave_out_ids
-    from assistant.evaluation.gold import load_gold
-    from assistant.core.refusal import FEATURES, RefusalModel, auroc, cross_validate, fit
+    from assistant.core.refusal import RefusalModel
+    from assistant.evaluation.calibration import collect_features, cross_validate, fit
+    from assistant.evaluation.gold import gold_digest, load_gold
+    from assistant.evaluation.metrics import auroc
 
     if args.folds < 2:
         raise ConfigError(f"--folds must be >= 2, got {args.folds}")
@@ -48,32 +45,19 @@ def cmd_calibrate(args) -> int:
     if share is not None and not 0 <= share < 1:
         raise ConfigError(f"--max-answerable-refused must be in [0, 1), got {share}")
     gold = load_gold(args.gold)
-    assistant, _, index_dir = open_assistant(args)
-    passages = list(assistant.index.passages)
-    rows, labels, groups = [], [], []
-    for q in tqdm(gold, desc="features", file=sys.stderr, disable=args.quiet):
-        left_out = leave_out_ids(q, passages) if q.answerable else []
-        # One group per FAQ question (or per gold row): its paraphrases and leave-out copies share a fold.
-        group = passages[assistant.index.by_id[left_out[0]]].title if left_out else q.id
-        rows.append(assistant.features_for(q.question))
-        labels.append(1 if q.answerable else 0)
-        groups.append(group)
-        if args.simulate_unanswerable and left_out and len(left_out) < len(passages):
-            rows.append(assistant.features_for(q.question, leave_out=left_out))
-            labels.append(0)
-            groups.append(group)
-    X = np.array([[r[f] for f in FEATURES] for r in rows], dtype=float)
-    y = np.array(labels, dtype=int)
+    assistant, _, index_dir = common.open_assistant(args)
+    data = collect_features(
+        assistant, gold, simulate_unanswerable=args.simulate_unanswerable,
+        progress=lambda xs: tqdm(xs, desc="features", file=sys.stderr, disable=args.quiet),
+    )  # fmt: skip
+    X, y, rows = data.X, data.y, data.rows
     if y.min() == y.max():
         hint = "" if args.simulate_unanswerable else " (or add --simulate-unanswerable)"
         raise ConfigError(f"{args.gold}: calibration needs both answerable and unanswerable rows{hint}")
-    cv = cross_validate(X, y, folds=args.folds, groups=np.array(groups), max_answerable_refused=share)
-    default = (
-        RefusalModel.default(assistant.answer_config.threshold) if assistant.verifier is None
-        else RefusalModel.default_for(assistant.verifier_name)
-    )  # fmt: skip
+    cv = cross_validate(X, y, folds=args.folds, groups=data.groups, max_answerable_refused=share)
+    default = assistant.default_refusal()
     p_default = np.array([default.probability(r) for r in rows])
-    n_sim = len(rows) - len(gold)
+    n_sim = data.n_simulated
     table = [
         ["default (dense threshold)", f"{np.mean(p_default[y == 0] < 0.5):.3f}", f"{np.mean(p_default[y == 1] < 0.5):.3f}",
          f"{auroc(p_default[y == 1], p_default[y == 0]):.3f}"],

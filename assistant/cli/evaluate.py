@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from assistant.cli import common
+from assistant.cli.settings import BUNDLED_CORPUS, resolve_corpus_args
 from assistant.errors import ConfigError
 
 BUNDLED_ROOT = Path(__file__).resolve().parents[2]
@@ -66,15 +68,12 @@ def register(sub, add_corpus_args) -> None:
 
 
 def _is_bundled(corpus: list[str]) -> bool:
-    from assistant.cli.main import BUNDLED_CORPUS
-
     root = BUNDLED_CORPUS.resolve()
     return bool(corpus) and all(Path(c).resolve() == root or root in Path(c).resolve().parents for c in corpus)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import assistant.evaluation.scoring as ev
-    from assistant.cli.main import open_assistant, resolve_corpus_args
+    import assistant.evaluation as ev  # deferred: pandas and the models are heavy; `assistant --help` stays fast
     from assistant.evaluation.gold import load_gold
 
     if args.max_failures < 0:
@@ -103,7 +102,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     baseline = ev.load_results(args.baseline) if args.baseline else None
 
     t0 = time.perf_counter()
-    assistant, _, _ = open_assistant(args)
+    assistant, _, _ = common.open_assistant(args)
     bar = None
     if not args.quiet:
         from tqdm import tqdm

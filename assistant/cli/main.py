@@ -6,147 +6,21 @@ Environment variables and flags are read here only, then passed down as argument
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
-from pathlib import Path
 
-from assistant.errors import AssistantError
-
-BUNDLED_CORPUS = Path(__file__).resolve().parents[2] / "corpus"
-
-
-def default_corpus() -> list[str]:
-    env = os.environ.get("ASSISTANT_CORPUS")
-    if env:
-        return [p for p in env.split(os.pathsep) if p]
-    if Path("corpus").is_dir():
-        return ["corpus"]
-    return [str(BUNDLED_CORPUS)]
-
-
-def default_index_dir(corpus: list[str], model: str | None) -> Path:
-    """One index folder per (corpus set, model), so switching corpora does not thrash one index."""
-    env = os.environ.get("ASSISTANT_INDEX_DIR")
-    if env:
-        return Path(env)
-    key = "|".join(sorted(str(Path(c).resolve()) for c in corpus)) + f"|{model or ''}"
-    name = Path(corpus[0]).stem or "corpus"
-    return Path(".index") / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
-
-
-def add_corpus_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--corpus", action="append", metavar="PATH",
-        help="FAQ file or folder (.txt .md .html .jsonl .csv); repeatable. Default: ./corpus (env ASSISTANT_CORPUS)",
-    )
-    p.add_argument("--index-dir", metavar="DIR", help="index folder (env ASSISTANT_INDEX_DIR; default .index/<corpus>-<hash>)")
-    p.add_argument(
-        "--model", metavar="FOLDER",
-        help="local sentence-transformers model folder (env ASSISTANT_MODEL; default: packaged all-MiniLM-L6-v2)",
-    )
-    p.add_argument(
-        "--encoder", choices=("onnx", "onnx-int8", "torch"),
-        help="query/index encoder (env ASSISTANT_ENCODER): onnx (default; the model exported to ONNX, no torch "
-        "when answering), onnx-int8 (faster, slightly different vectors: its own index), torch (sentence-transformers)",
-    )
-    p.add_argument(
-        "--verifier", choices=("mpnet", "none"),
-        help="model that re-reads the candidates to decide answer or refuse (env ASSISTANT_VERIFIER): mpnet "
-        "(default; all-mpnet-base-v2, about 30 ms a question) or none (the retriever's cosines alone, fastest)",
-    )
-    p.add_argument("--rebuild", action="store_true", help="rebuild the index even if it is up to date")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress or log lines on stderr")
-
-
-def resolve_corpus_args(args: argparse.Namespace) -> tuple[list[str], Path, str | None]:
-    corpus = args.corpus or default_corpus()
-    model = args.model or os.environ.get("ASSISTANT_MODEL") or None
-    if args.index_dir:
-        index_dir = Path(args.index_dir)
-    else:
-        index_dir = default_index_dir(corpus, model)
-        if encoder_backend(args) == "onnx-int8":  # int8 vectors differ: never mix them into an fp32 index
-            index_dir = index_dir.with_name(index_dir.name + "-int8")
-    return corpus, index_dir, model
-
-
-def encoder_backend(args: argparse.Namespace) -> str:
-    from assistant.models.embeddings import BACKENDS
-    from assistant.errors import ConfigError
-
-    backend = getattr(args, "encoder", None) or os.environ.get("ASSISTANT_ENCODER") or "onnx"
-    if backend not in BACKENDS:
-        raise ConfigError(f"ASSISTANT_ENCODER must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    return backend
-
-
-def verifier_choice(args: argparse.Namespace) -> str:
-    from assistant.models.verifier import parse_verifier
-
-    value = getattr(args, "verifier", None) or os.environ.get("ASSISTANT_VERIFIER")
-    try:
-        return parse_verifier(value)
-    except AssistantError as exc:
-        raise type(exc)(f"ASSISTANT_VERIFIER: {exc}") from None
-
-
-def _log(quiet: bool):
-    return None if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-
-
-def _progress_factory(quiet: bool):
-    if quiet:
-        return None
-
-    def factory(total: int):
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, desc="embedding", unit="vec", file=sys.stderr, leave=False)
-
-        def update(n: int) -> None:
-            bar.update(n)
-            if bar.n >= bar.total:
-                bar.close()
-
-        return update
-
-    return factory
-
-
-def open_assistant(args: argparse.Namespace):
-    """Open the assistant for the corpus/index/model the command line names."""
-    from assistant.core.pipeline import Assistant
-
-    corpus, index_dir, model = resolve_corpus_args(args)
-    assistant, stats = Assistant.open(
-        corpus, index_dir, model=model, rebuild=getattr(args, "rebuild", False),
-        progress_factory=_progress_factory(args.quiet), log=_log(args.quiet), backend=encoder_backend(args),
-        verifier=verifier_choice(args),
-    )
-    gold = getattr(args, "gold", None)
-    if args.command == "eval" and gold and Path(gold).is_file() and assistant.refusal.source != "default":
-        from assistant.cli.calibrate import gold_digest
-        from assistant.core.refusal import RefusalModel
-
-        # Never score a gold set with a refusal model fitted on that same set.
-        if gold_digest(gold) in assistant.refusal.source:
-            if not args.quiet:
-                print(f"note: the stored calibration was fitted on {gold}; scoring it with the default refusal model",
-                      file=sys.stderr)
-            assistant.refusal = (
-                RefusalModel.default(assistant.answer_config.threshold) if assistant.verifier is None
-                else RefusalModel.default_for(assistant.verifier_name)
-            )  # fmt: skip
-    return assistant, stats, index_dir
-
+from assistant.cli import bench, calibrate, evaluate, serve
+from assistant.cli import common
+from assistant.cli.settings import add_corpus_args
+from assistant.core.stages import clean_question
+from assistant.errors import AssistantError, QuestionError
 
 # --- commands ------------------------------------------------------------------------------
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    assistant, stats, index_dir = open_assistant(args)
+    assistant, stats, index_dir = common.open_assistant(args)
     m = assistant.index.manifest
     files = len({p.source for p in assistant.index.passages})
     verb = "built" if stats.rebuilt else "up to date"
@@ -182,14 +56,10 @@ def format_answer(answer) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from assistant.errors import QuestionError
-
-    from assistant.core.pipeline import clean_question
-
     questions = _read_questions(args)
     if len(questions) == 1:
         clean_question(questions[0])  # fail fast, before loading the model
-    assistant, _, _ = open_assistant(args)
+    assistant, _, _ = common.open_assistant(args)
     status = 0
     for n, q in enumerate(questions):
         try:
@@ -213,12 +83,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_draft(args: argparse.Namespace) -> int:
-    from assistant.core.pipeline import clean_question
-
     questions = _read_questions(args)
     if len(questions) == 1:
         clean_question(questions[0])
-    assistant, _, _ = open_assistant(args)
+    assistant, _, _ = common.open_assistant(args)
     for n, q in enumerate(questions):
         draft = assistant.draft(q, customer_name=args.customer, agent_name=args.agent)
         if args.json:
@@ -263,8 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Commands defined in their own modules of this package (eval, serve, calibrate, bench)."""
-    from assistant.cli import bench, calibrate, evaluate, serve
-
     return [evaluate.register, serve.register, calibrate.register, bench.register]
 
 

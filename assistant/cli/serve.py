@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from assistant.cli import common
+from assistant.cli.settings import BUNDLED_CORPUS, resolve_corpus_args
 from assistant.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -118,7 +120,6 @@ def _url(sock: socket.socket) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from assistant.cli.main import open_assistant, resolve_corpus_args
     from assistant.server.feedback import FeedbackStore
     from assistant.server.api import STAFF_PATH, create_app
 
@@ -143,7 +144,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             corpus, index_dir, _ = resolve_corpus_args(args)
             say(f"index: building or refreshing the index of {', '.join(corpus)} in {index_dir} ...")
-            assistant, stats, _ = open_assistant(args)
+            assistant, stats, _ = common.open_assistant(args)
             if stats.rebuilt:
                 say(f"index: built {stats.passages} passages ({stats.embedded} vectors embedded) in {stats.seconds:.1f}s ({stats.reason})")
             else:

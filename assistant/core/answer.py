@@ -6,35 +6,29 @@ plus the fixed wording in this module, so it cannot invent policy.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass
 
+from assistant.core.refusal import DEFAULT_THRESHOLD
 from assistant.schema import Answer, AnswerSentence, Citation, Hit, Passage, SupportContact
 
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d ()./-]{7,}\d(?![\w.])")
 # Sentences that lean on the one before them ("These fees ...") are quoted with it.
 ANAPHORA_RE = re.compile(r"^(?:these|this|that|those|it|they|such|however|and|but|also|otherwise)\b", re.I)
-# Requests to change the assistant's behaviour rather than questions about the store.
-INSTRUCTION_ATTACK_RE = re.compile(
-    r"\b(?:ignore|disregard|forget|override|bypass)\b[^.?!]{0,40}\b(?:instructions?|rules?|prompts?|guidelines?|polic(?:y|ies)|programming|restrictions?)\b"
-    r"|\byou are now\b|\bact as\b|\bpretend (?:to be|you(?:'re| are))\b|\bsystem prompt\b|\bjailbreak\b|\bdeveloper mode\b"
-    r"|\broleplay as\b|\bDAN\b",
-    re.I,
-)
-
 REFUSAL_TEXT = "I couldn't find this in the store's policies, so I won't guess."
 INSTRUCTION_TEXT = "I can only answer questions about the store's policies, so I can't do that."
 
 
 @dataclass(frozen=True)
 class AnswerConfig:
-    """Thresholds for answering and for choosing sentences (cosine scale of the retriever)."""
+    """How an answer picks what to quote (cosine scale of the retriever).
 
-    threshold: float = 0.41  # refuse when the best passage's cosine is below this (default model)
-    temperature: float = 0.06  # width of the logistic that maps score -> confidence
+    Whether to answer at all is the refusal model's decision (assistant/core/refusal.py).
+    """
+
+    part_min_dense: float = DEFAULT_THRESHOLD  # a part's best passage joins the quotable ones from this cosine
     passage_margin: float = 0.06  # other passages within this of the best may be quoted
     max_passages: int = 3
     sentence_margin: float = 0.35  # sentences within this of the best sentence are quoted
@@ -69,16 +63,6 @@ def refusal_message(contact: SupportContact) -> str:
     if contact.kind == "phone":
         return f"Please contact the store's support team at {contact.text}."
     return "Please contact the store's customer support team."
-
-
-def confidence_of(score: float, cfg: AnswerConfig) -> float:
-    """Map a retrieval score to [0, 1]; 0.5 sits exactly at the refusal threshold."""
-    z = (score - cfg.threshold) / cfg.temperature
-    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
-
-
-def is_instruction_attack(question: str) -> bool:
-    return bool(INSTRUCTION_ATTACK_RE.search(question))
 
 
 def refuse(
@@ -160,8 +144,8 @@ def compose(
     sentence_scores: dict[str, list[tuple[int, int, float]]],
     contact: SupportContact,
     cfg: AnswerConfig,
+    p_answer: float,
     part_scores: list[dict[str, list[tuple[int, int, float]]]] = (),
-    p_answer: float | None = None,
     evidence: dict[str, float] | None = None,
 ) -> Answer:
     """Build the answer for ``question`` from ranked ``hits`` (or refuse).
@@ -170,17 +154,15 @@ def compose(
         candidates: the passages answers may quote from (best first).
         sentence_scores: for each candidate passage id, its sentences' (start, end, score).
         part_scores: the same per part of a multi-part question.
-        p_answer: the refusal model's probability that the question is answerable; by
-            default a logistic of the top score around ``cfg.threshold``.
+        p_answer: the refusal model's probability that the question is answerable
+            (answer when >= 0.5).
         evidence: the features behind ``p_answer``, reported with the answer.
     """
     evidence = dict(evidence or {})
     if not hits:
         return refuse(question, contact, confidence=1.0, reason="no_match", hits=hits, evidence=evidence)
-    conf = confidence_of(hits[0].score, cfg) if p_answer is None else p_answer
+    conf = p_answer
     evidence["p_answer"] = round(float(conf), 4)
-    if is_instruction_attack(question):
-        return refuse(question, contact, confidence=0.95, reason="instruction", hits=hits, evidence=evidence)
     if conf < 0.5 or not candidates:
         return refuse(question, contact, confidence=1.0 - conf, reason="not_covered", hits=hits, evidence=evidence)
     chosen = select_sentences(candidates, sentence_scores, cfg, part_scores)

@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from assistant.core.lexical import LexicalIndex
 from assistant.errors import ConfigError
+from assistant.schema import Hit
 
 FEATURES = ("dense", "margin", "coverage", "coverage_top", "faq")
 DEFAULT_THRESHOLD = 0.41  # plain-text passages (question vs statement)
 DEFAULT_FAQ_THRESHOLD = 0.58  # FAQ rows (question vs question)
-# With the verifier (assistant/verifier.py), ``dense`` and ``margin`` are its cosines, on its own scale.
+# With the verifier (assistant/models/verifier.py), ``dense`` and ``margin`` are its cosines, on its own scale.
 # Answer when dense + 0.5 * margin reaches 0.48 (plain text, chosen on seed dev) or 0.65 (FAQ
 # rows, chosen on StackFAQ's even threads with every question left out in turn: 7% of
 # answerable questions refused there).
@@ -110,81 +111,26 @@ class RefusalModel:
             raise ConfigError(f"{path}: unreadable calibration ({exc}); delete it or run `assistant calibrate` again") from None
 
 
-def fit(
-    X: np.ndarray,
-    y: np.ndarray,
-    *,
-    source: str = "calibrated",
-    C: float = 1.0,
-    max_answerable_refused: float | None = None,
-) -> RefusalModel:
-    """Fit a class-balanced logistic regression on feature rows ``X`` (columns = FEATURES).
+def features(query: str, hits: list[Hit], lexical: LexicalIndex, passage_index: Mapping[str, int]) -> dict[str, float]:
+    """The refusal model's FEATURES for a (corrected) query and its ranked hits.
 
-    With ``max_answerable_refused``, the bias is then moved so that at most that share of the
-    answerable training rows is refused: the operating point a store chooses, instead of the
-    balanced one.
+    ``dense`` and ``margin`` are the verifier's cosines when the hits carry them, else the
+    retriever's. ``passage_index`` maps a passage id to its position in the index.
     """
-    from sklearn.linear_model import LogisticRegression
+    if not hits:
+        return {f: 0.0 for f in FEATURES}
 
-    if len(set(y.tolist())) < 2:
-        raise ConfigError("calibration needs both answerable and unanswerable questions in the gold set")
-    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=1000)
-    clf.fit(X, y)
-    weights = {f: float(w) for f, w in zip(FEATURES, clf.coef_[0])}
-    bias = float(clf.intercept_[0])
-    if max_answerable_refused is not None:
-        logits = X[y == 1] @ clf.coef_[0] + bias
-        # refuse below the logit at that quantile of the answerable rows (a hair under it, so ties answer)
-        cut = float(np.quantile(logits, max_answerable_refused, method="lower")) if len(logits) else 0.0
-        bias -= cut - 1e-6
-    return RefusalModel(weights=weights, bias=bias, source=source)
+    def cos(h: Hit) -> float:
+        return h.verified if h.verified is not None else h.dense
 
-
-def cross_validate(
-    X: np.ndarray,
-    y: np.ndarray,
-    *,
-    folds: int = 5,
-    seed: int = 0,
-    groups: np.ndarray | None = None,
-    max_answerable_refused: float | None = None,
-) -> dict[str, float]:
-    """Stratified k-fold figures for fitting on the rest and deciding on each held-out fold.
-
-    ``groups`` keeps rows of one group in one fold (a question and its leave-out copy, or all
-    paraphrases of one FAQ question), so no fold is scored by a model that saw its twin.
-    """
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-    folds = max(2, min(folds, int(min(np.bincount(y.astype(int))))))
-    if groups is not None:
-        folds = max(2, min(folds, len(set(groups.tolist()))))
-        splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y, groups)
-    else:
-        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y)
-    preds = np.full(len(y), np.nan, dtype=float)
-    for train, test in splits:
-        if len(set(y[train].tolist())) < 2:
-            continue
-        model = fit(X[train], y[train], max_answerable_refused=max_answerable_refused)
-        preds[test] = [model.probability(dict(zip(FEATURES, row))) for row in X[test]]
-    scored = ~np.isnan(preds)
-    answered = preds >= 0.5
-    pos, neg = (y == 1) & scored, (y == 0) & scored
+    best = max(hits, key=cos)
+    # The runner-up is the best passage under a *different* title: several answers to one FAQ
+    # question (or passages of one section) agreeing is not ambiguity.
+    others = [cos(h) for h in hits if h.passage.title != best.passage.title]
     return {
-        "folds": float(folds),
-        "unanswerable_refused": float(np.mean(~answered[neg])) if neg.any() else float("nan"),
-        "answerable_refused": float(np.mean(~answered[pos])) if pos.any() else float("nan"),
-        "auroc": auroc(preds[pos], preds[neg]),
+        "dense": cos(best),
+        "margin": cos(best) - (max(others) if others else 0.0),
+        "coverage": lexical.coverage(query),
+        "coverage_top": lexical.coverage(query, passage_index[best.passage.id]),
+        "faq": 1.0 if best.passage.kind == "faq" else 0.0,
     }
-
-
-def auroc(pos_scores, neg_scores) -> float:
-    """Probability that a random answerable question outscores a random unanswerable one."""
-    pos = np.asarray(pos_scores, dtype=float)
-    neg = np.asarray(neg_scores, dtype=float)
-    if pos.size == 0 or neg.size == 0:
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum()
-    ties = (pos[:, None] == neg[None, :]).sum()
-    return float((greater + 0.5 * ties) / (pos.size * neg.size))

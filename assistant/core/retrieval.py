@@ -111,11 +111,12 @@ class Retriever:
                 # the idf share of the query's terms that the best BM25 passage contains.
                 weight *= self.lexical.strength(question, int(raw.argmax()))
         if mode == "dense":
-            final = dense
+            final, term = dense, np.zeros(n, dtype=np.float32)
         elif mode == "lexical":
-            final = lex
+            final, term = lex, lex
         else:
-            final = dense + weight * lex
+            term = weight * lex
+            final = dense + term
         if keep is not None:
             final = np.where(keep, final, -np.inf)
             k = min(k, int(keep.sum()))
@@ -125,7 +126,10 @@ class Retriever:
         order = np.argpartition(-final, k - 1)[:k] if k < n else np.arange(n)
         order = order[np.argsort(-final[order], kind="stable")]
         return [
-            Hit(self.index.passages[i], float(final[i]), dense=float(dense[i]), lexical=float(lex[i]))
+            Hit(
+                self.index.passages[i], float(final[i]), dense=float(dense[i]), lexical=float(lex[i]),
+                lexical_term=float(term[i]),
+            )
             for i in order
         ]
 

@@ -7,6 +7,7 @@ scores or is an error naming its file and line; nothing is skipped silently.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,3 +223,9 @@ def _type_name(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
         type(value), "null" if value is None else type(value).__name__
     )
+
+
+def gold_digest(path: str | Path) -> str:
+    """A short content hash of a gold file: a calibration fitted on it records it, so that file
+    is never scored with a model that saw it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

@@ -10,7 +10,13 @@ import math
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+import pandas as pd
+
 from assistant.schema import Passage
+
+RANK_KS = (1, 3, 5)  # the hit@k cut-offs every report shows
+MRR_K = 10
 
 # Typographic variants that a customer's keyboard and the FAQ author's editor disagree on.
 _FOLD = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-", "\u00a0": " "})
@@ -102,3 +108,24 @@ def answer_correct(*, answerable: bool, answered: bool, facts_missing: int, cite
         return not answered
     return answered and facts_missing == 0 and cites_relevant is not False
 
+
+def auroc(pos_scores, neg_scores) -> float:
+    """Probability that a random answerable question outscores a random unanswerable one."""
+    pos = np.asarray(pos_scores, dtype=float)
+    neg = np.asarray(neg_scores, dtype=float)
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (pos.size * neg.size))
+
+
+def refusal_scores(results: pd.DataFrame) -> np.ndarray:
+    """The score the answer-or-refuse decision thresholds (p_answer), per question.
+
+    A question refused for another reason (an instruction attack) scores 0: it is refused
+    whatever the threshold.
+    """
+    p = results.get("evidence.p_answer", pd.Series(np.nan, index=results.index)).astype(float).to_numpy()
+    forced = (~results["answered"].astype(bool).to_numpy()) & (np.nan_to_num(p, nan=0.0) >= 0.5)
+    return np.where(forced | np.isnan(p), 0.0, p)

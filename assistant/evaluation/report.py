@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from assistant.evaluation.scoring import METRICS, SIMULATED_METRICS, Bound, Comparison, EvalRun, breakdown, results_csv_frame
+from assistant.evaluation.baseline import Comparison, results_csv_frame
+from assistant.evaluation.gate import Bound
+from assistant.evaluation.run import EvalRun
+from assistant.evaluation.scoring import METRICS, SIMULATED_METRICS, breakdown
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

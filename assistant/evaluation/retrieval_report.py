@@ -9,24 +9,10 @@ import numpy as np
 import pandas as pd
 
 import assistant.evaluation.metrics as m
+from assistant.evaluation.metrics import RANK_KS, auroc, refusal_scores
 from assistant.evaluation.gold import GoldQuestion
-from assistant.core.refusal import auroc
 from assistant.evaluation.report import ReportFigure, ReportSection, ReportTable, figure_png, new_figure
 from assistant.core.retrieval import MODES, Retriever
-
-RANK_KS = (1, 3, 5)
-
-
-def refusal_scores(results: pd.DataFrame) -> np.ndarray:
-    """The score the answer-or-refuse decision thresholds (p_answer), per question.
-
-    A question refused for another reason (an instruction attack) scores 0: it is refused
-    whatever the threshold.
-    """
-    p = results.get("evidence.p_answer", pd.Series(np.nan, index=results.index)).astype(float).to_numpy()
-    forced = (~results["answered"].astype(bool).to_numpy()) & (np.nan_to_num(p, nan=0.0) >= 0.5)
-    return np.where(forced | np.isnan(p), 0.0, p)
-
 
 def refusal_curve(results: pd.DataFrame) -> pd.DataFrame:
     """Share of unanswerable vs answerable questions refused as the threshold moves from 0 to 1."""

@@ -1,6 +1,6 @@
-"""Score an assistant on a gold set: one DataFrame row per question, a summary, a gate, a baseline diff.
+"""Score an assistant on a gold set: one DataFrame row per question and their summary.
 
-``run_eval`` is the one code path behind ``assistant eval`` and the ``eval`` pytest gate.
+The gate is in ``gate.py``, the baseline diff in ``baseline.py``, and ``run.py`` puts them together.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 import assistant.evaluation.metrics as m
+from assistant.evaluation.metrics import MRR_K, RANK_KS, auroc, refusal_scores
 from assistant.errors import ConfigError, GoldError, QuestionError
 from assistant.evaluation.gold import GoldQuestion
 from assistant.schema import Answer, Passage
@@ -24,8 +25,6 @@ from assistant.schema import Answer, Passage
 if TYPE_CHECKING:
     from assistant.core.pipeline import Assistant
 
-RANK_KS = (1, 3, 5)
-MRR_K = 10
 TOP_SHOWN = 5  # retrieved ids kept per row in the results table
 
 # Summary metric -> whether higher is better. Order is the order of every printed table.
@@ -154,9 +153,6 @@ def simulated_summary(results: pd.DataFrame, simulated: pd.DataFrame) -> dict[st
     """SIMULATED_METRICS: the simulated questions refused, and how well p_answer separates them
     from the real answerable questions (AUROC; the answerable share refused at the threshold
     that refuses 90% of the simulated ones)."""
-    from assistant.core.refusal import auroc
-    from assistant.evaluation.retrieval_report import refusal_scores
-
     if not len(simulated):
         return {"simulated_unanswerable_refused": None, "simulated_auroc": None,
                 "simulated_answerable_refused_at_90": None, "n_simulated": 0}  # fmt: skip
@@ -347,215 +343,3 @@ def breakdown(results: pd.DataFrame, by: str) -> pd.DataFrame:
 def _mean(values: pd.Series) -> float | None:
     values = values.dropna()
     return float(values.astype(float).mean()) if len(values) else None
-
-
-# --- gate -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Bound:
-    """A gate bound: ``metric`` must be >= ``value`` (kind "min") or <= ``value`` (kind "max")."""
-
-    metric: str
-    value: float
-    kind: str = "min"
-
-
-@dataclass(frozen=True)
-class GateFailure:
-    bound: Bound
-    actual: float | None
-
-    def __str__(self) -> str:
-        b = self.bound
-        if self.actual is None:
-            return f"{b.metric} is undefined for this gold set (no rows measure it), but the gate needs it"
-        op, verb = (">=", "below") if b.kind == "min" else ("<=", "above")
-        return f"{b.metric} = {self.actual:.4f} is {verb} the gate ({op} {b.value:g})"
-
-
-def parse_bound(text: str, kind: str = "min", *, option: str = "--fail-under") -> Bound:
-    """Parse ``METRIC=VALUE`` into a Bound; raise ConfigError naming the option and the value."""
-    metric, sep, value = text.partition("=")
-    metric = metric.strip()
-    if not sep or not metric or not value.strip():
-        raise ConfigError(f"{option} expects METRIC=VALUE, got {text!r}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"{option} {text!r}: {value.strip()!r} is not a number") from None
-    return make_bound(metric, number, kind, where=f"{option} {text!r}")
-
-
-def make_bound(metric: str, value: float, kind: str, *, where: str) -> Bound:
-    known = METRICS | SIMULATED_METRICS
-    if metric not in known:
-        raise ConfigError(f"{where}: unknown metric {metric!r}; choose from {', '.join(known)}")
-    if not math.isfinite(value):
-        raise ConfigError(f"{where}: bound must be a finite number, got {value}")
-    higher_better = known[metric]
-    if kind == "min" and not higher_better:
-        raise ConfigError(f"{where}: {metric} is lower-is-better; give it a maximum (--fail-over) instead")
-    if kind == "max" and higher_better:
-        raise ConfigError(f"{where}: {metric} is higher-is-better; give it a minimum (--fail-under) instead")
-    return Bound(metric, float(value), kind)
-
-
-def load_gate(path: str | Path) -> list[Bound]:
-    """Read a gate file: a JSON object mapping metric name -> minimum value."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: gate file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: gate file is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: gate file must be a JSON object of metric -> minimum")
-    bounds = []
-    for metric, value in data.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: minimum for {metric!r} must be a number, got {value!r}")
-        bounds.append(make_bound(metric, float(value), "min", where=str(path)))
-    return bounds
-
-
-def merge_bounds(*groups: Iterable[Bound]) -> list[Bound]:
-    """Later bounds replace earlier ones for the same (metric, kind)."""
-    merged: dict[tuple[str, str], Bound] = {}
-    for group in groups:
-        for b in group:
-            merged[(b.metric, b.kind)] = b
-    return list(merged.values())
-
-
-def check_gate(summary: dict[str, Any], bounds: Iterable[Bound]) -> list[GateFailure]:
-    """The bounds the summary breaks (an undefined metric breaks any bound on it)."""
-    failures = []
-    for b in bounds:
-        actual = summary.get(b.metric)
-        if actual is None or (actual < b.value if b.kind == "min" else actual > b.value):
-            failures.append(GateFailure(b, None if actual is None else float(actual)))
-    return failures
-
-
-# --- baseline -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Per-question changes against a baseline results table."""
-
-    regressions: pd.DataFrame  # right before, wrong now
-    fixes: pd.DataFrame  # wrong before, right now
-    added: list[str]  # ids only in the new run
-    removed: list[str]  # ids only in the baseline
-    baseline_summary: dict[str, Any] | None  # None when the baseline table lacks metric columns
-
-
-def load_results(path: str | Path) -> pd.DataFrame:
-    """Read an earlier per-question results CSV (or a ``--out`` folder holding ``results.csv``)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.csv"
-    if not path.is_file():
-        raise ConfigError(f"--baseline {path}: results file not found")
-    try:
-        df = pd.read_csv(path, dtype={"id": str}, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--baseline {path}: not a results CSV ({exc})") from None
-    missing = [c for c in ("id", "correct") if c not in df.columns]
-    if missing:
-        raise ConfigError(f"--baseline {path}: results CSV lacks column(s) {', '.join(missing)}")
-    bad = ~df["correct"].astype(str).str.lower().isin(["true", "false"])
-    if bad.any():
-        line = int(bad.to_numpy().nonzero()[0][0]) + 2
-        raise ConfigError(f"--baseline {path}:{line}: 'correct' must be True or False, got {df['correct'][line - 2]!r}")
-    df["correct"] = df["correct"].astype(str).str.lower() == "true"
-    for col in LIST_COLUMNS:
-        if col in df.columns:
-            df[col] = [str(v).split("|") if isinstance(v, str) and v else [] for v in df[col]]
-    if df["id"].duplicated().any():
-        raise ConfigError(f"--baseline {path}: duplicate id {df['id'][df['id'].duplicated()].iloc[0]!r}")
-    return df
-
-
-def results_csv_frame(results: pd.DataFrame) -> pd.DataFrame:
-    """The results table as written to results.csv: list cells joined with "|"."""
-    return results.assign(**{c: results[c].map("|".join) for c in LIST_COLUMNS if c in results.columns})
-
-
-def compare(results: pd.DataFrame, baseline: pd.DataFrame) -> Comparison:
-    """Which questions went from right to wrong (and back) since ``baseline``."""
-    before = baseline.set_index("id")
-    now = results.set_index("id")
-    common = [i for i in now.index if i in before.index]
-    cols = ["question", "expected", "got"]
-
-    def changed(was: bool) -> pd.DataFrame:
-        ids = [i for i in common if bool(before.at[i, "correct"]) == was and bool(now.at[i, "correct"]) != was]
-        frame = now.loc[ids, cols].copy()
-        frame.insert(2, "before", [before.at[i, "got"] if "got" in before.columns else "" for i in ids])
-        return frame.rename(columns={"got": "now"}).reset_index()
-
-    needed = {"answerable", "answered", "correct", "n_citations", "n_relevant_citations", "latency_ms",
-              f"mrr@{MRR_K}", *[f"hit@{k}" for k in RANK_KS]}  # fmt: skip
-    base_summary = summarize(baseline) if needed <= set(baseline.columns) else None
-    return Comparison(
-        regressions=changed(True),
-        fixes=changed(False),
-        added=[i for i in now.index if i not in before.index],
-        removed=[i for i in before.index if i not in now.index],
-        baseline_summary=base_summary,
-    )
-
-
-# --- one run --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EvalRun:
-    results: pd.DataFrame
-    summary: dict[str, Any]
-    bounds: list[Bound]
-    failures: list[GateFailure]
-    comparison: Comparison | None
-    seconds: float
-    simulated: pd.DataFrame | None = None  # the leave-out simulation's rows, when it ran
-
-    @property
-    def regressed(self) -> bool:
-        return self.comparison is not None and len(self.comparison.regressions) > 0
-
-
-def run_eval(
-    assistant: Assistant,
-    gold: Sequence[GoldQuestion],
-    *,
-    bounds: Iterable[Bound] = (),
-    baseline: pd.DataFrame | None = None,
-    on_result: Callable[[GoldQuestion, Answer], None] | None = None,
-    simulate: bool = False,
-) -> EvalRun:
-    """Evaluate, summarise, check the gate and compare with a baseline: what ``assistant eval`` does.
-
-    With ``simulate``, also run the leave-out simulation (``simulate_unanswerable``) and add
-    SIMULATED_METRICS to the summary (``on_result`` is called for those questions too).
-    """
-    t0 = time.perf_counter()
-    results = evaluate(assistant, gold, on_result=on_result)
-    summary = summarize(results)
-    simulated = None
-    if simulate:
-        simulated = simulate_unanswerable(assistant, gold, on_result=on_result)
-        summary.update(simulated_summary(results, simulated))
-    bounds = list(bounds)
-    return EvalRun(
-        results=results,
-        summary=summary,
-        bounds=bounds,
-        failures=check_gate(summary, bounds),
-        comparison=compare(results, baseline) if baseline is not None else None,
-        seconds=time.perf_counter() - t0,
-        simulated=simulated,
-    )

@@ -147,23 +147,12 @@ class AssistantService:
                 )
 
     def _refresh(self, fingerprint: str, done: threading.Event) -> None:
-        from assistant.index.store import open_index
-
         t0 = time.perf_counter()
         self._say("index: the corpus changed; refreshing the index")
         try:
             with self._lock:  # no question is answered from an index that is being replaced
-                old = self.assistant
-                # rebuild=True: the content hash said "changed", whatever the files' stat says;
-                # vectors of unchanged passages are still reused from the old index.
-                index, stats = open_index(self.watch.corpus, self.index_dir, old.encoder, rebuild=True)
-                verifier = old.verifier.refreshed(self.watch.corpus) if old.verifier is not None else None
-                fresh = Assistant(
-                    index, old.encoder, retrieval=old.retriever.config, answer=old.answer_config,
-                    top_k=old.top_k, refusal=old.refusal, verifier=verifier,
-                )
-                fresh.corrector  # built now, not by the first question after the refresh
-                self.assistant = fresh
+                # Vectors of unchanged passages are reused from the old index.
+                self.assistant, stats = self.assistant.refreshed(self.watch.corpus, self.index_dir)
             with self._state_lock:
                 self._live_fingerprint, self._failed = fingerprint, None
                 self.refreshes += 1

@@ -1,0 +1,88 @@
+"""Settings resolved once, at the edge: command-line flags, then environment variables, then defaults.
+
+Nothing below the command line reads the environment; what is resolved here is passed down as
+arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from pathlib import Path
+
+from assistant.errors import AssistantError, ConfigError
+from assistant.models.embeddings import BACKENDS
+from assistant.models.verifier import parse_verifier
+
+BUNDLED_CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+
+
+def default_corpus() -> list[str]:
+    env = os.environ.get("ASSISTANT_CORPUS")
+    if env:
+        return [p for p in env.split(os.pathsep) if p]
+    if Path("corpus").is_dir():
+        return ["corpus"]
+    return [str(BUNDLED_CORPUS)]
+
+
+def default_index_dir(corpus: list[str], model: str | None) -> Path:
+    """One index folder per (corpus set, model), so switching corpora does not thrash one index."""
+    env = os.environ.get("ASSISTANT_INDEX_DIR")
+    if env:
+        return Path(env)
+    key = "|".join(sorted(str(Path(c).resolve()) for c in corpus)) + f"|{model or ''}"
+    name = Path(corpus[0]).stem or "corpus"
+    return Path(".index") / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def add_corpus_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--corpus", action="append", metavar="PATH",
+        help="FAQ file or folder (.txt .md .html .jsonl .csv); repeatable. Default: ./corpus (env ASSISTANT_CORPUS)",
+    )
+    p.add_argument("--index-dir", metavar="DIR", help="index folder (env ASSISTANT_INDEX_DIR; default .index/<corpus>-<hash>)")
+    p.add_argument(
+        "--model", metavar="FOLDER",
+        help="local sentence-transformers model folder (env ASSISTANT_MODEL; default: packaged all-MiniLM-L6-v2)",
+    )
+    p.add_argument(
+        "--encoder", choices=("onnx", "onnx-int8", "torch"),
+        help="query/index encoder (env ASSISTANT_ENCODER): onnx (default; the model exported to ONNX, no torch "
+        "when answering), onnx-int8 (faster, slightly different vectors: its own index), torch (sentence-transformers)",
+    )
+    p.add_argument(
+        "--verifier", choices=("mpnet", "none"),
+        help="model that re-reads the candidates to decide answer or refuse (env ASSISTANT_VERIFIER): mpnet "
+        "(default; all-mpnet-base-v2, about 30 ms a question) or none (the retriever's cosines alone, fastest)",
+    )
+    p.add_argument("--rebuild", action="store_true", help="rebuild the index even if it is up to date")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress or log lines on stderr")
+
+
+def resolve_corpus_args(args: argparse.Namespace) -> tuple[list[str], Path, str | None]:
+    corpus = args.corpus or default_corpus()
+    model = args.model or os.environ.get("ASSISTANT_MODEL") or None
+    if args.index_dir:
+        index_dir = Path(args.index_dir)
+    else:
+        index_dir = default_index_dir(corpus, model)
+        if encoder_backend(args) == "onnx-int8":  # int8 vectors differ: never mix them into an fp32 index
+            index_dir = index_dir.with_name(index_dir.name + "-int8")
+    return corpus, index_dir, model
+
+
+def encoder_backend(args: argparse.Namespace) -> str:
+    backend = getattr(args, "encoder", None) or os.environ.get("ASSISTANT_ENCODER") or "onnx"
+    if backend not in BACKENDS:
+        raise ConfigError(f"ASSISTANT_ENCODER must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
+
+
+def verifier_choice(args: argparse.Namespace) -> str:
+    value = getattr(args, "verifier", None) or os.environ.get("ASSISTANT_VERIFIER")
+    try:
+        return parse_verifier(value)
+    except AssistantError as exc:
+        raise type(exc)(f"ASSISTANT_VERIFIER: {exc}") from None
