@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,6 @@ from assistant.errors import ConfigError
 BUNDLED_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_GOLD = BUNDLED_ROOT / "evals" / "gold.jsonl"
 BUNDLED_GATE = BUNDLED_ROOT / "evals" / "gate.json"
-FAILURE_COLUMNS = ("id", "question", "expected", "got")
 
 
 def register(sub, add_corpus_args) -> None:
@@ -73,8 +71,19 @@ def _is_bundled(corpus: list[str]) -> bool:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import assistant.evaluation as ev  # deferred: pandas and the models are heavy; `assistant --help` stays fast
-    from assistant.evaluation.gold import load_gold
+    # Deferred: pandas, matplotlib and the models are heavy; `assistant --help` stays fast.
+    from tqdm import tqdm
+
+    import assistant.evaluation as ev
+    from assistant.evaluation.console import format_comparison, format_failures, format_summary, format_table
+    from assistant.evaluation.report import write_report, write_summary_json
+    from assistant.evaluation.retrieval_report import (
+        compare_retrievers,
+        fields_used,
+        refusal_section,
+        retriever_section,
+        simulated_section,
+    )
 
     if args.max_failures < 0:
         raise ConfigError(f"--max-failures must be >= 0, got {args.max_failures}")
@@ -89,7 +98,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         gold_path = BUNDLED_GOLD
     else:
         raise ConfigError("--gold is required with a corpus other than the bundled one")
-    gold = load_gold(gold_path)
+    gold = ev.load_gold(gold_path)
     if args.gate:
         gate = ev.load_gate(args.gate)
     elif not args.no_gate and bundled_corpus and gold_path.resolve() == BUNDLED_GOLD and BUNDLED_GATE.is_file():
@@ -105,8 +114,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     assistant, _, _ = common.open_assistant(args)
     bar = None
     if not args.quiet:
-        from tqdm import tqdm
-
         total_q = len(gold) + (sum(q.answerable for q in gold) if simulate else 0)
         bar = tqdm(total=total_q, desc="eval", unit="q", file=sys.stderr, leave=False)
     try:
@@ -126,15 +133,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(format_comparison(run.comparison))
     print(format_failures(run.results, args.max_failures))
     if args.json:
-        from assistant.evaluation.report import write_summary_json
-
         try:
             write_summary_json(args.json, run.summary)
         except OSError as exc:
             raise ConfigError(f"--json {args.json}: cannot write ({exc.strerror or exc})") from None
     extra_sections = []
-    from assistant.evaluation.retrieval_report import compare_retrievers, fields_used, refusal_section, retriever_section, simulated_section
-
     section = refusal_section(run.results)
     if section is not None:
         extra_sections.append(section)
@@ -156,8 +159,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("\nretrievers compared (answerable questions):\n" + format_table(table))
         extra_sections.append(retriever_section(table))
     if args.out:
-        from assistant.evaluation.report import write_report
-
         meta = {
             "corpus": ", ".join(str(Path(c).resolve()) for c in corpus),
             "gold": str(gold_path),
@@ -194,66 +195,3 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"REGRESSED: {n} question(s) went from right to wrong against the baseline", file=sys.stderr)
             status = 1
     return status
-
-
-def format_summary(run) -> str:
-    from tabulate import tabulate
-
-    from assistant.evaluation.report import summary_table
-
-    table = summary_table(run)
-    if not run.bounds:
-        table = table.drop(columns=["gate", "status"])
-    rows = [[_fmt(v, col) for col, v in row.items()] for row in table.to_dict("records")]
-    rows.append(["n", run.summary["n"]] + [""] * (len(table.columns) - 2))
-    return tabulate(rows, headers=list(table.columns), disable_numparse=True)
-
-
-def format_table(frame) -> str:
-    from tabulate import tabulate
-
-    return tabulate(frame.astype(object).values.tolist(), headers=list(frame.columns), disable_numparse=True)
-
-
-def format_comparison(comparison) -> str:
-    from tabulate import tabulate
-
-    lines = [
-        f"\nagainst the baseline: {len(comparison.regressions)} right -> wrong, {len(comparison.fixes)} wrong -> right"
-        + (f", {len(comparison.added)} new" if comparison.added else "")
-        + (f", {len(comparison.removed)} removed" if comparison.removed else "")
-    ]
-    for title, frame in (("right -> wrong", comparison.regressions), ("wrong -> right", comparison.fixes)):
-        if len(frame):
-            lines.append(f"\n{title}:")
-            lines.append(tabulate(frame[["id", "question", "before", "now"]].values.tolist(),
-                                  headers=["id", "question", "before", "now"], maxcolwidths=[None, 40, 40, 40]))  # fmt: skip
-    return "\n".join(lines)
-
-
-def format_failures(results, limit: int) -> str:
-    from tabulate import tabulate
-
-    wrong = results[~results["correct"].astype(bool)]
-    if not len(wrong):
-        return "\nno failing questions"
-    shown = wrong if limit == 0 else wrong.head(limit)
-    rows = [[r["id"], r["question"], r["expected"], _short(r["got"], 160)] for r in shown.to_dict("records")]
-    text = f"\nfailing questions ({len(wrong)} of {len(results)}):\n" + tabulate(
-        rows, headers=list(FAILURE_COLUMNS), maxcolwidths=[None, 40, 36, 50]
-    )
-    if len(shown) < len(wrong):
-        text += f"\n... and {len(wrong) - len(shown)} more (--max-failures 0 prints all; --out writes them all)"
-    return text
-
-
-def _fmt(value, column: str) -> str:
-    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
-        return "" if column in ("gate", "status", "baseline", "change") else "n/a"
-    if isinstance(value, float):
-        return f"{value:+.3f}" if column == "change" else f"{value:.3f}"
-    return str(value)
-
-
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"

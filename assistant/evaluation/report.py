@@ -110,7 +110,7 @@ def accuracy_figure(groups: pd.DataFrame, by: str, *, name: str, title: str) -> 
     ax = fig.add_subplot()
     ys = range(len(shown))  # positions, not labels: two long labels may shorten to the same text
     ax.barh(ys, shown["accuracy"], color=COLORS["answered"])
-    ax.set_yticks(ys, [_short(str(s), 45) for s in shown[by]])
+    ax.set_yticks(ys, [shorten(str(s), 45) for s in shown[by]])
     for y, (acc, n) in enumerate(zip(shown["accuracy"], shown["n"])):
         ax.text(min(acc, 1.0) + 0.01, y, f"{acc:.0%} of {n}", va="center", fontsize=8)
     ax.set_xlim(0, 1.18)
@@ -357,7 +357,8 @@ def _anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
-def _short(text: str, width: int) -> str:
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, with an ellipsis when cut."""
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
