@@ -196,11 +196,12 @@ class Assistant:
         """
         t0 = time.perf_counter()
         q = self.cleaner.run(question)
-        if self.guard.run(q):
+        asked = self.guard.run(q)
+        if asked is None:
             answer = refuse(q, self.contact, confidence=0.95, reason="instruction", hits=[])
             return replace(answer, latency_ms=(time.perf_counter() - t0) * 1000)
         exclude = self.passage_indices(leave_out)
-        query = self.corrector.correct(q)
+        query = self.corrector.correct(asked)
         # Each part costs an encoding and a search: a 2,000-character question of 80+ parts took
         # seconds while holding the model, so parts past MAX_PARTS are answered only as the whole.
         parts = split_question(query)[:MAX_PARTS]

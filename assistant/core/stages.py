@@ -22,13 +22,31 @@ from assistant.schema import Hit
 MAX_QUESTION_CHARS = 2000
 VERIFY_CANDIDATES = 40  # passages the verifier re-reads (its margin needs more than the top few)
 
-# Requests to change the assistant's behaviour rather than questions about the store.
+# Requests to change the assistant's behaviour rather than questions about the store. Each
+# alternative needs the words aimed at the assistant itself ("ignore YOUR instructions", "act as
+# an unrestricted AI", "DAN mode"): "If I forget my password, what are the rules for guests?",
+# "Does the clasp act as a safety lock?" and "Hi, I'm Dan" are customers, not attacks.
+_TARGETS = r"(?:instructions?|rules?|prompts?|guidelines?|polic(?:y|ies)|programming|restrictions?|directives?)"
 INSTRUCTION_ATTACK_RE = re.compile(
-    r"\b(?:ignore|disregard|forget|override|bypass)\b[^.?!]{0,40}\b(?:instructions?|rules?|prompts?|guidelines?|polic(?:y|ies)|programming|restrictions?)\b"
-    r"|\byou are now\b|\bact as\b|\bpretend (?:to be|you(?:'re| are))\b|\bsystem prompt\b|\bjailbreak\b|\bdeveloper mode\b"
-    r"|\broleplay as\b|\bDAN\b",
+    r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+)?(?:of\s+)?"
+    r"(?:your|the|these|those|its|previous|prior|above|earlier|system|store|safety)\s+"
+    r"(?:(?:previous|prior|above|earlier|system|store|safety|original|hidden|current)\s+)*" + _TARGETS + r"\b"
+    r"|\b(?:ignore|disregard|forget)\s+(?:all|everything)\s+(?:above|before|previous|prior|you\s+were\s+told)\b"
+    r"|\byou are now\b|\bfrom now on,? you\b"
+    r"|\b(?:act|behave|respond)\s+as\s+(?:if\s+you\s+(?:are|were)\s+|an?\s+|the\s+|my\s+)?"
+    r"(?:unrestricted|unfiltered|jailbroken|admin\w*|developer|different|new|evil|store\s+manager|manager|owner|ai|bot|chatbot|dan)\b"
+    r"|\bpretend (?:to be|you(?:'re| are))\b|\bsystem prompt\b|\bjailbreak\w*\b|\bdeveloper mode\b"
+    r"|\broleplay as\b|\b(?:reveal|print|show|repeat)\s+(?:me\s+)?(?:your|the)\s+(?:hidden\s+|internal\s+|system\s+)*" + _TARGETS + r"\b",
     re.I,
 )
+# "DAN" only as the jailbreak persona, in capitals and with its usual context ("DAN mode", "you are DAN").
+DAN_RE = re.compile(r"\bDAN\b(?=\s+(?i:mode|prompt|jailbreak))|\b(?i:you are|you're|become|be)\s+DAN\b")
+QUESTION_START_RE = re.compile(
+    r"^(?:do|does|did|is|are|can|could|will|would|how|what|whats|what's|when|where|who|why|which|should|may|if|"
+    r"i|my|any|is there|are there)\b",
+    re.I,
+)
+_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?:;])\s+|\s+[-\u2013\u2014]\s+")
 
 
 class Cleaner:
@@ -64,23 +82,45 @@ def clean_question(question: str, *, max_chars: int = MAX_QUESTION_CHARS) -> str
 
 
 class InstructionGuard:
-    """Spot messages that try to change the assistant's rules instead of asking about the store.
+    """Separate instructions to the assistant from the store question a message may carry.
 
-    It runs first, before any model: such a message is refused without being encoded.
+    It runs first, before any model. Answers are quoted verbatim from the policies, so nothing a
+    message says can change what the assistant asserts: a message is refused as an instruction
+    only when it carries no store question at all. "Ignore your rules. Can I cancel my order?"
+    is answered as "Can I cancel my order?".
     """
 
-    def __init__(self, pattern: re.Pattern[str] = INSTRUCTION_ATTACK_RE) -> None:
-        if not isinstance(pattern, re.Pattern):
-            raise ConfigError(f"pattern must be a compiled regular expression, got {type(pattern).__name__}")
+    def __init__(self, pattern: re.Pattern[str] = INSTRUCTION_ATTACK_RE, persona: re.Pattern[str] = DAN_RE) -> None:
+        for name, value in (("pattern", pattern), ("persona", persona)):
+            if not isinstance(value, re.Pattern):
+                raise ConfigError(f"{name} must be a compiled regular expression, got {type(value).__name__}")
         self.pattern = pattern
+        self.persona = persona
 
-    def run(self, question: str) -> bool:
-        """True when ``question`` is an instruction to the assistant (to be refused)."""
-        return bool(self.pattern.search(question))
+    def is_instruction(self, text: str) -> bool:
+        return bool(self.pattern.search(text) or self.persona.search(text))
+
+    def run(self, question: str) -> str | None:
+        """The store question to answer: ``question`` itself when it holds no instruction, the
+        questions left once the instruction sentences are dropped, or None (refuse) when no
+        question is left."""
+        if not self.is_instruction(question):
+            return question
+        kept = [
+            s for s in _SENTENCE_SPLIT_RE.split(question)
+            if s.strip() and not self.is_instruction(s) and _is_question(s)
+        ]  # fmt: skip
+        return " ".join(kept) if kept else None
+
+
+def _is_question(sentence: str) -> bool:
+    text = sentence.strip()
+    return len(text.split()) >= 3 and (text.endswith("?") or bool(QUESTION_START_RE.match(text)))
 
 
 def is_instruction_attack(question: str) -> bool:
-    return InstructionGuard().run(question)
+    """True when ``question`` carries no store question, only an instruction to the assistant."""
+    return InstructionGuard().run(question) is None
 
 
 class Reranker:
