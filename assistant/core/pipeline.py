@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Callable, Collection
 
 import numpy as np
@@ -31,6 +32,7 @@ from assistant.core.stages import (
 from assistant.index.store import BuildStats, Index, open_index
 from assistant.models.embeddings import MODEL_CACHE, Encoder, open_encoder
 from assistant.models.verifier import Verifier, open_verifier
+from assistant.errors import QuestionError
 from assistant.schema import Answer, Draft, Hit
 
 __all__ = ["Assistant", "clean_question", "MAX_QUESTION_CHARS", "MAX_PARTS", "VERIFY_CANDIDATES"]
@@ -194,20 +196,52 @@ class Assistant:
         ``leave_out`` (passage or document ids) answers as if those passages were not in the
         corpus: the eval harness asks answerable questions that way to see them refused.
         """
+        answer = self.ask_many([question], leave_out=leave_out)[0]
+        if isinstance(answer, QuestionError):
+            raise answer
+        return answer
+
+    def ask_many(self, questions: Sequence[str], *, leave_out: Collection[str] = ()) -> list[Answer | QuestionError]:
+        """Answer several questions at once: the same answers as ``ask`` one by one, but each
+        model encodes all of them in one batch (the server batches concurrent requests this way).
+
+        A question that cannot be asked (empty, too long) gets its QuestionError in its slot.
+        """
         t0 = time.perf_counter()
-        q = self.cleaner.run(question)
-        asked = self.guard.run(q)
-        if asked is None:
-            answer = refuse(q, self.contact, confidence=0.95, reason="instruction", hits=[])
-            return replace(answer, latency_ms=(time.perf_counter() - t0) * 1000)
         exclude = self.passage_indices(leave_out)
-        query = self.corrector.correct(asked)
-        # Each part costs an encoding and a search: a 2,000-character question of 80+ parts took
-        # seconds while holding the model, so parts past MAX_PARTS are answered only as the whole.
-        parts = split_question(query)[:MAX_PARTS]
-        parts = parts if len(parts) > 1 else []
-        vecs = self.encoder.encode([query, *parts])
-        ranked = self.verify(query, self.retriever.search(query, self.candidates, qvec=vecs[0], exclude=exclude))
+        out: list[Answer | QuestionError | None] = [None] * len(questions)
+        asked: list[tuple[int, str, str, list[str]]] = []  # (slot, cleaned question, corrected query, parts)
+        for slot, question in enumerate(questions):
+            try:
+                q = self.cleaner.run(question)
+            except QuestionError as exc:
+                out[slot] = exc
+                continue
+            store_question = self.guard.run(q)
+            if store_question is None:
+                out[slot] = refuse(q, self.contact, confidence=0.95, reason="instruction", hits=[])
+                continue
+            query = self.corrector.correct(store_question)
+            # Each part costs an encoding and a search: a 2,000-character question of 80+ parts took
+            # seconds while holding the model, so parts past MAX_PARTS are answered only as the whole.
+            parts = split_question(query)[:MAX_PARTS]
+            asked.append((slot, q, query, parts if len(parts) > 1 else []))
+        if asked:
+            texts = [t for _, _, query, parts in asked for t in (query, *parts)]
+            vecs = self.encoder.encode(texts)
+            starts = np.cumsum([0] + [1 + len(parts) for _, _, _, parts in asked])
+            found = [
+                self.retriever.search(query, self.candidates, qvec=vecs[start], exclude=exclude)
+                for (_, _, query, _), start in zip(asked, starts)
+            ]  # fmt: skip
+            ranked = self.reranker.run_many([a[2] for a in asked], found) if self.reranker is not None else found
+            for (slot, q, query, parts), start, hits in zip(asked, starts, ranked):
+                out[slot] = self._answer(q, query, parts, vecs[start : start + 1 + len(parts)], hits, exclude)
+        elapsed = (time.perf_counter() - t0) * 1000 / max(1, len(questions))
+        return [a if isinstance(a, QuestionError) else replace(a, latency_ms=elapsed) for a in out]
+
+    def _answer(self, q: str, query: str, parts: list[str], vecs: np.ndarray, ranked: list[Hit], exclude) -> Answer:
+        """Decide and compose for one question whose hits are ranked (``vecs``: the query's, then each part's)."""
         p_answer, evidence = self.decider.run(query, ranked)
         hits = ranked[: self.top_k]
         candidates = self._quotable(hits, parts, vecs[1:], exclude)
@@ -215,8 +249,7 @@ class Assistant:
         part_scores = [
             {h.passage.id: self.retriever.sentence_scores(pvec, h.passage.id) for h in candidates} for pvec in vecs[1:]
         ]
-        result = compose(q, hits, candidates, scores, self.contact, self.answer_config, p_answer, part_scores, evidence)
-        return replace(result, latency_ms=(time.perf_counter() - t0) * 1000)
+        return compose(q, hits, candidates, scores, self.contact, self.answer_config, p_answer, part_scores, evidence)
 
     def _quotable(self, hits: list[Hit], parts: list[str], part_vecs: np.ndarray, exclude) -> list[Hit]:
         """The passages an answer may quote: the best few, plus each part's best passage."""

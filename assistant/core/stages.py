@@ -139,14 +139,22 @@ class Reranker:
         self.candidates = candidates
 
     def run(self, query: str, hits: list[Hit]) -> list[Hit]:
-        if not hits:
-            return hits
-        qvec = self.verifier.embed(query)
-        scores = self.verifier.passage_scores(qvec, [self.passage_index[h.passage.id] for h in hits])
-        verified = [
-            replace(h, verified=float(v), score=float(v) + h.lexical_term) for h, v in zip(hits, scores)
-        ]
-        return sorted(verified, key=lambda h: -h.score)
+        return self.run_many([query], [hits])[0]
+
+    def run_many(self, queries: list[str], hits: list[list[Hit]]) -> list[list[Hit]]:
+        """``run`` for several queries, their encodings in one batch."""
+        if len(queries) != len(hits):
+            raise ValueError(f"{len(queries)} queries but {len(hits)} hit lists")
+        todo = [i for i, h in enumerate(hits) if h]
+        out = list(hits)
+        if not todo:
+            return out
+        qvecs = self.verifier.encoder.encode([queries[i] for i in todo])
+        for i, qvec in zip(todo, qvecs):
+            scores = self.verifier.passage_scores(qvec, [self.passage_index[h.passage.id] for h in hits[i]])
+            verified = [replace(h, verified=float(v), score=float(v) + h.lexical_term) for h, v in zip(hits[i], scores)]
+            out[i] = sorted(verified, key=lambda h: -h.score)
+        return out
 
 
 class Decider:
