@@ -16,7 +16,9 @@ from pathlib import Path
 from assistant.core.corpus import fingerprint_files, resolve_files
 from assistant.errors import AssistantError, CorpusError, UnavailableError
 from assistant.server.feedback import FeedbackStore
+from assistant.core.draft import compose_draft
 from assistant.core.pipeline import Assistant
+from assistant.server.batching import QuestionBatcher
 from assistant.schema import Answer, Draft
 
 log = logging.getLogger("assistant.server.service")
@@ -93,6 +95,10 @@ class AssistantService:
         # One model call at a time: the encoder already uses every core for one question, and
         # the retriever's internals are not promised to be thread-safe.
         self._lock = threading.Lock()
+        # Questions that arrive while the model is busy are answered together in its next call.
+        self.batcher: QuestionBatcher[Answer] = QuestionBatcher(
+            lambda questions: self.assistant.ask_many(questions), lock=self._lock
+        )
         self.index_dir = Path(index_dir) if index_dir is not None else None
         self.watch = CorpusWatch(corpus) if corpus is not None else None
         self.refresh_wait_s = refresh_wait_s
@@ -181,16 +187,14 @@ class AssistantService:
 
     def ask(self, question: str, *, channel: str) -> tuple[Answer, int]:
         self.ensure_fresh()
-        with self._lock:
-            answer = self.assistant.ask(question)
+        answer = self.batcher.ask(question)
         return answer, self.store.record("ask", answer, channel=channel)
 
     def draft(
         self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, channel: str
     ) -> tuple[Draft, int]:
         self.ensure_fresh()
-        with self._lock:
-            draft = self.assistant.draft(message, customer_name=customer_name, agent_name=agent_name)
+        draft = compose_draft(self.batcher.ask(message), customer_name=customer_name, agent_name=agent_name)
         return draft, self.store.record("draft", draft.answer, channel=channel)
 
     def ask_payload(self, question: str, *, channel: str) -> dict:
