@@ -11,7 +11,12 @@ from assistant.core.answer import AnswerConfig
 from assistant.core.pipeline import Assistant
 from assistant.core.refusal import FEATURES, RefusalModel
 from assistant.errors import ConfigError
-from assistant.evaluation.calibration import CalibrationSet, collect_features, cross_validate, fit
+from assistant.evaluation.calibration import (
+    CalibrationSet,
+    collect_features,
+    cross_validate,
+    fit,
+)
 from assistant.evaluation.gold import GoldQuestion
 
 GOLD = [
@@ -105,7 +110,7 @@ def test_cross_validate_caps_folds_by_the_smaller_class_and_the_groups():
 
 @pytest.mark.parametrize("grouped", [True, False])
 def test_cross_validate_keeps_a_group_in_one_fold(monkeypatch, grouped):
-    import assistant.evaluation.calibration as calibration
+    from assistant.evaluation import calibration
 
     X, y = separable(24)
     X[:, 1] = np.arange(24)  # a row id, to see which rows each fold trained on

@@ -9,7 +9,12 @@ import socket
 import pytest
 
 from assistant.cli.main import main
-from assistant.cli.serve import bind_socket, is_loopback, parse_rate_limit, resolve_login
+from assistant.cli.serve import (
+    bind_socket,
+    is_loopback,
+    parse_rate_limit,
+    resolve_login,
+)
 from assistant.errors import ConfigError
 
 

@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from assistant.evaluation.baseline import Comparison
-from assistant.evaluation.console import _fmt, format_comparison, format_failures, format_summary, format_table
+from assistant.evaluation.console import (
+    _fmt,
+    format_comparison,
+    format_failures,
+    format_summary,
+    format_table,
+)
 from assistant.evaluation.gate import Bound, check_gate
 from assistant.evaluation.run import EvalRun
 from assistant.evaluation.scoring import METRICS

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from assistant.errors import ConfigError
-from assistant.evaluation.gate import Bound, GateFailure, check_gate, load_gate, make_bound, merge_bounds, parse_bound
+from assistant.evaluation.gate import (
+    Bound,
+    GateFailure,
+    check_gate,
+    load_gate,
+    make_bound,
+    merge_bounds,
+    parse_bound,
+)
 
 
 @pytest.mark.parametrize(

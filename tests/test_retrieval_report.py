@@ -84,8 +84,8 @@ def test_simulated_section_sets_left_out_copies_against_answerable_questions():
     [
         (["faq"], "FAQ rows: question, question + answer (answer sentences embedded when quoted); BM25 over title + text"),
         (["section"], "text passages: section title + passage, each title-prefixed sentence; BM25 over title + text"),
-        (["faq", "section"], "FAQ rows: question, question + answer (answer sentences embedded when quoted); "
-                             "text passages: section title + passage, each title-prefixed sentence; BM25 over title + text"),
+        (["faq", "section"], ("FAQ rows: question, question + answer (answer sentences embedded when quoted); "
+                              "text passages: section title + passage, each title-prefixed sentence; BM25 over title + text")),
     ],
 )  # fmt: skip
 def test_fields_used(kinds, text):
