@@ -1,0 +1,74 @@
+"""Unit tests for assistant/core/spelling.py: typo correction against the corpus vocabulary."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.core.spelling import TypoCorrector, model_vocabulary
+
+CORPUS = ["Can I cancel my order", "Shipping and delivery", "International warranty", "Returns"]
+
+
+@pytest.fixture
+def corrector() -> TypoCorrector:
+    return TypoCorrector(CORPUS, {"weather", "london"})
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("cancle", "cancel"),  # one transposition
+        ("Cancle", "cancel"),  # matched case-insensitively (the correction is the corpus word)
+        ("ordr", "order"),  # one deletion
+        ("shiping", "shipping"),
+        ("delivry", "delivery"),
+        ("internatinal", "international"),  # long word: up to two edits
+        ("warrenty", "warranty"),
+        ("wether", "wether"),  # no corpus word within one edit ("weather" is known, not a corpus word)
+        ("weather", "weather"),  # a known word is never changed
+        ("shipping", "shipping"),
+        ("xyzzyq", "xyzzyq"),  # nothing close
+        ("cat", "cat"),  # shorter than min_len
+        ("retrns", "returns"),
+    ],
+)
+def test_correct_word(corrector, word, expected):
+    assert corrector.correct_word(word) == expected
+
+
+@pytest.mark.parametrize(("word", "distance"), [("order", 1), ("shipping", 2), ("abcdefg", 1), ("abcdefgh", 2)])
+def test_max_distance_grows_with_word_length(corrector, word, distance):
+    assert corrector.max_distance(word) == distance
+
+
+def test_two_edits_are_too_many_for_a_short_word(corrector):
+    assert corrector.correct_word("ordxx") == "ordxx"  # "order" is two edits away, the word is short
+
+
+def test_correct_replaces_only_unknown_words_and_keeps_the_rest(corrector):
+    assert corrector.correct("can i cancle my ordr, shiping? weather in London") == (
+        "can i cancel my order, shipping? weather in London"
+    )
+
+
+def test_min_len_protects_short_words():
+    strict = TypoCorrector(CORPUS, set(), min_len=10)
+    assert strict.correct_word("shiping") == "shiping"
+    assert TypoCorrector(CORPUS, set(), min_len=4).correct_word("shiping") == "shipping"
+
+
+def test_corpus_words_are_lowercase_sorted_and_at_least_three_letters(corrector):
+    assert corrector.corpus_words == sorted(
+        ["and", "can", "cancel", "delivery", "international", "order", "returns", "shipping", "warranty"]
+    )
+    assert {"weather", "london", "cancel"} <= corrector.known
+
+
+def test_model_vocabulary_keeps_whole_lowercase_words(tmp_path):
+    (tmp_path / "vocab.txt").write_text("[CLS]\n[SEP]\nhello\n##ing\nWorld\ncat2\ncats\n!\n", encoding="utf-8")
+    assert model_vocabulary(tmp_path) == {"hello", "cats"}
+
+
+@pytest.mark.parametrize("make_path", [lambda tmp: None, lambda tmp: tmp, lambda tmp: tmp / "missing"])
+def test_model_vocabulary_is_empty_without_a_vocab_file(tmp_path, make_path):
+    assert model_vocabulary(make_path(tmp_path)) == set()
