@@ -55,8 +55,6 @@ def test_calibrate_saves_the_fitted_model_with_the_index(flags, gold, tmp_path, 
     assert fake_model[-1].refusal == model
 
 
-@pytest.mark.xfail(reason="cmd_calibrate formats the figures with :.3f but tabulate parses them back as numbers "
-                   "(no disable_numparse), so 0.000 prints as 0 and 1.000 as 1", strict=True)
 def test_figures_print_with_three_decimals(flags, gold, fake_model, capsys):
     assert main(["calibrate", *flags, "--gold", str(gold), "--folds", "2", "--dry-run"]) == 0
     out = capsys.readouterr().out

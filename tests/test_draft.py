@@ -79,8 +79,6 @@ def test_draft_of_a_refusal_escalates_with_the_contact():
     assert compose_draft(REFUSED) == Draft(answer=REFUSED, text="\n".join(lines), escalate=True, next_steps=[])
 
 
-@pytest.mark.xfail(reason="compose_draft applies .rstrip() after the closing ']' of the agent note, so an answer "
-                   "without a support contact gets '... escalate. ]' (a stray space)", strict=True)
 def test_draft_of_a_refusal_without_a_contact_has_a_bare_note():
     answer = Answer(question="q", answered=False, answer="no", confidence=0.5, refusal_reason="not_covered")
     assert "[Agent note: not covered by the policies - escalate.]" in compose_draft(answer).text.split("\n")

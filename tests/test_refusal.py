@@ -103,8 +103,6 @@ def test_save_then_load_is_the_same_model(tmp_path):
     assert json.loads(path.read_text())["bias"] == -0.25
 
 
-@pytest.mark.xfail(reason="RefusalModel.load calls data.get() before checking the JSON is an object: "
-                   "AttributeError escapes instead of the ConfigError naming the file", strict=True)
 @pytest.mark.parametrize("content", ["[1, 2]", "null", "3"])
 def test_load_of_a_calibration_that_is_not_an_object_names_the_file(tmp_path, content):
     (tmp_path / CALIBRATION_FILE).write_text(content)
@@ -112,8 +110,6 @@ def test_load_of_a_calibration_that_is_not_an_object_names_the_file(tmp_path, co
         RefusalModel.load(tmp_path)
 
 
-@pytest.mark.xfail(reason="RefusalModel.load accepts a non-numeric weight; the error surfaces only when the "
-                   "first question is asked (float('high') in logit), not as a ConfigError naming the file", strict=True)
 def test_load_of_a_non_numeric_weight_names_the_file(tmp_path):
     (tmp_path / CALIBRATION_FILE).write_text('{"weights": {"dense": "high"}, "bias": 0.0}')
     with pytest.raises(ConfigError, match=r"calibration\.json: unreadable calibration"):
@@ -130,7 +126,7 @@ def test_load_without_a_file_is_none(tmp_path):
         ("{not json", r"Expecting property name"),
         ('{"weights": {"dense": 1.0, "mood": 2.0}}', r"unknown features \['mood'\]"),
         ('{"weights": {}, "colour": "red"}', r"unexpected keyword argument 'colour'"),
-        ('{"weights": null}', r"not iterable"),
+        ('{"weights": null}', r"'weights' must be an object"),
     ],
 )
 def test_load_of_a_corrupt_calibration_names_the_file(tmp_path, content, reason):

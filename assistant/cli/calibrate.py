@@ -66,7 +66,7 @@ def cmd_calibrate(args) -> int:
     ]  # fmt: skip
     print(f"{int((y == 1).sum())} answerable, {int((y == 0).sum())} unanswerable rows"
           + (f" ({n_sim} of them answerable questions with their passages left out)" if n_sim else ""))  # fmt: skip
-    print(tabulate(table, headers=["decision", "unanswerable refused", "answerable refused", "AUROC"]))
+    print(tabulate(table, headers=["decision", "unanswerable refused", "answerable refused", "AUROC"], disable_numparse=True))
     source = f"calibrated on {Path(args.gold).name} sha256:{gold_digest(args.gold)}"
     model = fit(X, y, source=source, max_answerable_refused=share)
     model = RefusalModel(

@@ -55,7 +55,8 @@ def compose_draft(answer: Answer, *, customer_name: str | None = None, agent_nam
             "I couldn't find this covered in our store policies, so I don't want to give you a wrong answer. "
             "I'm passing your question to a colleague who can help."
         )
-        lines += ["", f"[Agent note: not covered by the policies - escalate. {refusal_message(answer.support_contact) if answer.support_contact else ''}]".rstrip()]
+        contact = f" {refusal_message(answer.support_contact)}" if answer.support_contact else ""
+        lines += ["", f"[Agent note: not covered by the policies - escalate.{contact}]"]
     lines += ["", sign_off]
     if answer.citations:
         lines += ["", "Sources:"]

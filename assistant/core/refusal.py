@@ -103,9 +103,17 @@ class RefusalModel:
             return None
         try:
             data = json.loads(path.read_text())
-            unknown = set(data.get("weights", {})) - set(FEATURES)
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+            weights = data.get("weights", {})
+            if not isinstance(weights, dict):
+                raise ValueError("'weights' must be an object of feature -> number")
+            unknown = set(weights) - set(FEATURES)
             if unknown:
                 raise ValueError(f"unknown features {sorted(unknown)}")
+            numbers = [*weights.values(), data.get("bias", 0.0)]
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers):
+                raise ValueError("weights and bias must be numbers")
             return cls(**data)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{path}: unreadable calibration ({exc}); delete it or run `assistant calibrate` again") from None
