@@ -210,3 +210,31 @@ def test_the_server_listens_on_loopback_unless_told_otherwise():
     from assistant.cli.main import build_parser
 
     assert DEFAULT_HOST == "127.0.0.1" and build_parser().parse_args(["serve"]).host == "127.0.0.1"
+
+
+# --- Markdown breakout ---------------------------------------------------------------------
+
+BREAKOUT_IDS = [
+    "faq` [click](https://evil.example) `x",  # closes a one-backtick span, then a live link
+    "faq`` [click](https://evil.example) ``x",  # a longer run
+    "`[click](https://evil.example)`",  # backticks at both ends
+    "faq:<b>bold</b>&amp;",  # HTML and an entity inside the span show as typed
+]
+
+
+@pytest.mark.parametrize("passage_id", BREAKOUT_IDS)
+def test_a_corpus_id_cannot_escape_the_sources_code_span(passage_id):
+    import html
+
+    from markdown_it import MarkdownIt
+
+    from assistant.schema import Answer, Citation
+    from assistant.server.web import sources_markdown
+
+    title = "Returns `[click](https://evil.example)` ``x`` <i>t</i>"
+    citation = Citation(id=passage_id, doc_id="faq", title=title, text="Returns are free.", score=1.0)
+    answer = Answer(question="q", answered=True, answer="Returns are free. [1]", confidence=1.0, citations=[citation])
+    rendered = MarkdownIt("commonmark").render(sources_markdown(answer))
+    assert "<a " not in rendered and "<b>" not in rendered and "<i>" not in rendered
+    assert f"<code>{html.escape(passage_id, quote=False)}</code>" in rendered  # the whole id, shown as typed
+    assert html.escape(title, quote=False) in rendered  # the title too, as text
