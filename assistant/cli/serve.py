@@ -46,7 +46,9 @@ def register(sub, add_corpus_args) -> None:
     p.add_argument("--user", help="staff login user for the agent drafter and insights (env ASSISTANT_USER)")
     p.add_argument(
         "--password",
-        help="staff login password (env ASSISTANT_PASSWORD; prefer the variable: flags show up in the process list)",
+        help="staff login password (env ASSISTANT_PASSWORD; prefer the variable: flags show up in the process list); "
+        f"at least {MIN_PASSWORD_CHARS} characters when --host is not a loopback address. Five failed logins from one "
+        "address lock it out for 30 s, doubling with each further failure (up to 15 min)",
     )
     p.add_argument(
         "--rate-limit", metavar="N/min",
