@@ -337,7 +337,7 @@ def _host(url: str, host: str, path: str = "/api/export.csv") -> httpx.Response:
 
 def test_a_loopback_server_answers_only_to_its_own_names(tiny_app):
     # DNS rebinding: a page on rebind.attacker.example, re-pointed at 127.0.0.1, read the whole log.
-    make_app, store, *_ = tiny_app
+    make_app, *_ = tiny_app
     with live_server(make_app()) as url:
         port = urllib.parse.urlsplit(url).port
         for host in ["rebind.attacker.example", f"rebind.attacker.example:{port}", "127.0.0.1.attacker.example",

@@ -4,6 +4,9 @@ Without ``auth`` every view is open (the default, loopback-only setup). With ``a
 customer chat stays public at ``/`` while the agent drafter and insights move to ``/staff/``
 behind Gradio's login, and the staff JSON endpoints need HTTP Basic credentials.
 Every error a client can cause is answered with a 4xx and a JSON body ``{"error": {...}}``.
+Middleware guards every route, the Gradio ones included: a Host check (DNS rebinding), no
+cross-origin reads, a body size limit and read timeout, a per-client rate limit, a login
+throttle, and checks that answer Gradio's bad calls with a 4xx instead of its 500.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
