@@ -18,7 +18,7 @@ import pytest
 
 from assistant.server.feedback import FeedbackStore
 from assistant.schema import Answer, Draft
-from assistant.server.api import create_app
+from assistant.server.api import LoginThrottle, create_app
 
 from .conftest import ROOT
 from .app_process import Lines
@@ -57,7 +57,8 @@ def client(url):
 def locked_url(seed_assistant, tmp_path_factory):
     with (
         FeedbackStore.open(tmp_path_factory.mktemp("locked-data")) as s,
-        live_server(create_app(seed_assistant, s, auth=STAFF)) as base,
+        # These tests try wrong logins on purpose; the lock-out is tested in tests/test_security.py.
+        live_server(create_app(seed_assistant, s, auth=STAFF, login_throttle=LoginThrottle(free_failures=1000))) as base,
     ):
         yield base
 
@@ -298,6 +299,9 @@ def _env(**extra: str) -> dict[str, str]:
         (["--user", "staff"], {}, r"^error: a staff login needs both a user and a password; the password is missing"),
         ([], {"ASSISTANT_PASSWORD": "pw"}, r"^error: a staff login needs both .*the user is missing"),
         (["--port", "70000"], {}, r"^error: --port must be between 0 and 65535, got 70000"),
+        (["--host", "0.0.0.0"], {"ASSISTANT_USER": "staff", "ASSISTANT_PASSWORD": "a"},
+         r"^error: the staff password is too short for a server other machines can reach \(1 characters; at least 12\)"),
+        (["--allowed-host", "http://shop.example/"], {}, r"^error: --allowed-host must be a host name .*'http://shop\.example/'"),
     ],
 )
 def test_serve_refuses_bad_setups_before_loading_anything(args, env, message):

@@ -384,3 +384,19 @@ def test_real_cli_process_exits_2_with_one_line(tmp_path, argv, stdin, message):
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert re.search(message, proc.stderr.strip()), proc.stderr
+
+
+@pytest.mark.parametrize("command", ["ask", "draft"])
+def test_a_bad_line_in_a_batch_is_reported_in_place_and_the_batch_goes_on(
+    command, tiny_corpus, tmp_path, fake_model, monkeypatch, capsys
+):
+    # `draft -` used to stop at the first bad line (traceback-free, but the rest lost); `ask -` went on.
+    lines = ["do you accept paypal", "x" * 3000, "how long does shipping take"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    argv = [command, "--json", "--corpus", str(tiny_corpus), "--index-dir", str(tmp_path / "index"), "-"]
+    rc = cli_main(argv)
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rc == 2  # some line failed
+    assert [o["question"] for o in out] == lines  # every line has its slot, in order
+    assert out[1] == {"question": lines[1], "error": "question is too long (3000 characters; the limit is 2000)"}
+    assert "error" not in out[0] and "error" not in out[2]

@@ -87,15 +87,29 @@ def cmd_draft(args: argparse.Namespace) -> int:
     if len(questions) == 1:
         clean_question(questions[0])
     assistant, _, _ = common.open_assistant(args)
+    status = 0
     for n, q in enumerate(questions):
-        draft = assistant.draft(q, customer_name=args.customer, agent_name=args.agent)
+        try:
+            draft = assistant.draft(q, customer_name=args.customer, agent_name=args.agent)
+        except QuestionError as exc:
+            if len(questions) == 1:
+                raise
+            # As `ask -`: one bad line is reported in its slot and the batch goes on (exit 2 at the end).
+            if args.json:
+                print(json.dumps({"question": q, "error": str(exc)}, ensure_ascii=False), flush=True)
+            else:
+                if n:
+                    print("\n" + "-" * 60)
+                print(f"error: {exc}")
+            status = 2
+            continue
         if args.json:
             print(json.dumps(draft.to_dict(), ensure_ascii=False), flush=True)
         else:
             if n:
                 print("\n" + "-" * 60)
             print(draft.text)
-    return 0
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:

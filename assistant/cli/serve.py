@@ -22,6 +22,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 DEFAULT_DATA_DIR = ".data"
 DEFAULT_RATE_LIMIT = "120/min"
+MIN_PASSWORD_CHARS = 12  # for a server other machines can reach
 WARM_UP_QUESTION = "How long does shipping take?"
 RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$", re.IGNORECASE)
 PER_MINUTE = {"s": 60.0, "sec": 60.0, "second": 60.0, "m": 1.0, "min": 1.0, "minute": 1.0, "h": 1 / 60, "hour": 1 / 60}
@@ -47,13 +48,21 @@ def register(sub, add_corpus_args) -> None:
     p.add_argument("--user", help="staff login user for the agent drafter and insights (env ASSISTANT_USER)")
     p.add_argument(
         "--password",
-        help="staff login password (env ASSISTANT_PASSWORD; prefer the variable: flags show up in the process list)",
+        help="staff login password (env ASSISTANT_PASSWORD; prefer the variable: flags show up in the process list); "
+        f"at least {MIN_PASSWORD_CHARS} characters when --host is not a loopback address. Five failed logins from one "
+        "address lock it out for 30 s, doubling with each further failure (up to 15 min)",
     )
     p.add_argument(
         "--rate-limit", metavar="N/min",
         help=f"requests each client address may send to the JSON API, e.g. 120/min, 5/s, 2000/h, or off "
         f"(env ASSISTANT_RATE_LIMIT; default {DEFAULT_RATE_LIMIT}); a client may spend a whole minute's "
         "allowance at once; over it: 429 with Retry-After",
+    )
+    p.add_argument(
+        "--allowed-host", action="append", metavar="NAME", default=None,
+        help="a host name the server answers to besides localhost, 127.0.0.1, ::1 and --host (repeatable; env "
+        "ASSISTANT_ALLOWED_HOSTS, comma-separated; * for any), e.g. the name a reverse proxy passes on. Other Host "
+        "headers get 400 (against DNS rebinding). Checked on a loopback --host always, elsewhere only when given",
     )
     p.set_defaults(func=cmd_serve)
 
@@ -92,7 +101,30 @@ def resolve_login(user: str | None, password: str | None, host: str) -> tuple[st
             "and the insights. Set ASSISTANT_USER and ASSISTANT_PASSWORD (or --user/--password), "
             f"or listen on {DEFAULT_HOST}"
         )
+    if user and not is_loopback(host) and len(password) < MIN_PASSWORD_CHARS:
+        raise ConfigError(
+            f"the staff password is too short for a server other machines can reach ({len(password)} characters; "
+            f"at least {MIN_PASSWORD_CHARS}): set a longer ASSISTANT_PASSWORD, e.g. four random words"
+        )
     return (user, password) if user else None
+
+
+def resolve_allowed_hosts(host: str, extra: list[str] | None) -> list[str] | None:
+    """The Host header names to answer to, or None for any.
+
+    A loopback server answers only to the loopback names, ``host`` and ``extra`` (a browser
+    page that re-points its own DNS name at 127.0.0.1 is refused). An exposed server is reached
+    by names it cannot know, so it checks only when ``extra`` names them.
+    """
+    from assistant.server.api import LOOPBACK_HOSTS
+
+    names = [h.strip() for h in extra or [] if h.strip()]
+    bad = [h for h in names if "/" in h or " " in h]
+    if bad:
+        raise ConfigError(f"--allowed-host must be a host name such as shop.example.com, got {bad[0]!r}")
+    if not names and not is_loopback(host):
+        return None
+    return [*LOOPBACK_HOSTS, host, *names]
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -134,6 +166,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.host,
     )
     rate_limit = parse_rate_limit(args.rate_limit or os.environ.get("ASSISTANT_RATE_LIMIT") or DEFAULT_RATE_LIMIT)
+    allowed_hosts = resolve_allowed_hosts(
+        args.host, args.allowed_host or os.environ.get("ASSISTANT_ALLOWED_HOSTS", "").split(",")
+    )
     sock = bind_socket(args.host, args.port)
     try:
         data_dir = Path(args.data_dir or os.environ.get("ASSISTANT_DATA_DIR") or DEFAULT_DATA_DIR)
@@ -152,6 +187,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             assistant.ask(WARM_UP_QUESTION)  # first real question then pays no lazy start-up cost
             app = create_app(
                 assistant, store, auth=login, rate_limit_per_min=rate_limit, corpus=corpus, index_dir=index_dir, refresh_log=say,
+                allowed_hosts=allowed_hosts,
             )
             url = _url(sock)
 
@@ -160,6 +196,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 say(
                     "rate limit: " + (f"{rate_limit:g} JSON API requests a minute per client" if rate_limit else "off")
                 )
+                say("hosts: " + (", ".join(allowed_hosts) if allowed_hosts else "any name (--allowed-host to restrict)"))
                 if login:
                     say(f"login: the agent drafter and insights at {url.rstrip('/')}{STAFF_PATH}/ need the staff login")
                 say(f"ready in {time.perf_counter() - t0:.1f}s: open {url} (JSON API: POST {url}api/ask, health: {url}healthz)")

@@ -24,7 +24,7 @@ FALSE_WORDS = {"false", "no", "0", "n", "f"}
 
 @dataclass(frozen=True)
 class GoldQuestion:
-    """One gold row. ``metadata`` holds extra string fields (e.g. ``category``) as given."""
+    """One gold row. ``metadata`` holds the extra fields (e.g. ``category``) as given: any JSON value."""
 
     id: str
     question: str
@@ -32,7 +32,7 @@ class GoldQuestion:
     relevant_ids: tuple[str, ...] = ()
     must_include: tuple[str, ...] = ()
     reference_answer: str | None = None
-    metadata: dict[str, str] = field(default_factory=dict, hash=False)
+    metadata: dict[str, Any] = field(default_factory=dict, hash=False)
     source: str = ""
     line: int = 0
 
@@ -43,7 +43,8 @@ class GoldQuestion:
 
     @property
     def category(self) -> str:
-        return self.metadata.get("category", "")
+        value = self.metadata.get("category", "")
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def load_gold(path: str | Path) -> list[GoldQuestion]:
@@ -103,7 +104,7 @@ def parse_row(row: dict[str, Any], *, source: str, line: int, csv_cells: bool = 
     relevant = _list_field(row.get("relevant_ids"), "relevant_ids", where, csv_cells, ints=True)
     facts = _list_field(row.get("must_include"), "must_include", where, csv_cells)
     reference = text_field("reference_answer", required=False)
-    metadata: dict[str, str] = {}
+    metadata: dict[str, Any] = {}
     for key, value in row.items():
         if key in KNOWN_FIELDS:
             continue
@@ -111,11 +112,7 @@ def parse_row(row: dict[str, Any], *, source: str, line: int, csv_cells: bool = 
             raise GoldError(f"{where}: more cells than header columns")
         if value is None or (csv_cells and value == ""):
             continue
-        if not isinstance(value, str):
-            raise GoldError(
-                f"{where}: extra field {key!r} must be a string (metadata such as 'category'), got {_type_name(value)}"
-            )
-        metadata[key] = value
+        metadata[key] = value  # any JSON value (numbers, lists, objects): kept as given, never scored
     if answerable and not relevant and not facts:
         raise GoldError(f"{where}: answerable row {qid!r} has neither 'relevant_ids' nor 'must_include', so it cannot be scored")
     if not answerable and (relevant or facts):

@@ -4,27 +4,36 @@ Without ``auth`` every view is open (the default, loopback-only setup). With ``a
 customer chat stays public at ``/`` while the agent drafter and insights move to ``/staff/``
 behind Gradio's login, and the staff JSON endpoints need HTTP Basic credentials.
 Every error a client can cause is answered with a 4xx and a JSON body ``{"error": {...}}``.
+Middleware guards every route, the Gradio ones included: a Host check (DNS rebinding), no
+cross-origin reads, a body size limit and read timeout, a per-client rate limit, a login
+throttle, and checks that answer Gradio's bad calls with a 4xx instead of its 500.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import math
 import re
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistant.errors import AssistantError, FeedbackError, UnavailableError
+from assistant.core.stages import clean_question
+from assistant.errors import AssistantError, FeedbackError, QuestionError, UnavailableError
 
 if TYPE_CHECKING:
     from assistant.server.feedback import FeedbackStore
@@ -33,14 +42,29 @@ if TYPE_CHECKING:
 log = logging.getLogger("assistant.server.api")
 
 MAX_BODY_BYTES = 64 * 1024
+# Every other route (the Gradio UI's): the chat posts its whole history with each question, so
+# it gets more room, but a bound all the same (Gradio itself reads any body into memory).
+MAX_UI_BODY_BYTES = 1024 * 1024
+BODY_TIMEOUT_S = 30.0
 API_PREFIX = "/api/"
 STAFF_PATH = "/staff"
 MAX_RATE_CLIENTS = 10_000
+# Names a browser on this machine uses for a loopback server; anything else in a Host header
+# means a DNS-rebinding page (or a proxy that must be named with --allowed-host).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+LOGIN_FREE_FAILURES = 5
+LOGIN_LOCK_S = 30.0
+LOGIN_MAX_LOCK_S = 15 * 60.0
 # Gradio routes this app never uses and that reach outside it: uploads (Gradio would accept
 # files of any size into its temp folder from anyone; the UI has no file inputs), the reverse
 # proxy to other Gradio apps, and file= with a URL (the server would fetch it from the internet).
 # The Gradio UI's own API is a second way to ask: its event calls count against the same limit.
-GRADIO_EVENT_RE = re.compile(r"/gradio_api/(?:queue/join|call/|run/)")
+GRADIO_EVENT_RE = re.compile(r"/gradio_api/(?:queue/join|call/|run/|api/)")
+# The Gradio routes that run a function, with the mount they are under ("" or /staff).
+GRADIO_CALL_RE = re.compile(
+    r"^(?P<mount>(?:/[^/]+)*?)/gradio_api/(?:(?P<route>run|api|call/v2|call)/(?P<name>[^/]+)|(?P<join>queue/join))/?$"
+)
+GRADIO_LOGIN_RE = re.compile(r"^(?P<mount>(?:/[^/]+)*?)/login/?$")
 BLOCKED_GRADIO_PATHS = re.compile(r"/gradio_api/(?:upload(?:_progress)?/?$|proxy=|file[=/]\s*https?:)", re.IGNORECASE)
 
 
@@ -71,23 +95,31 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 
 class BodySizeLimit:
-    """ASGI middleware: requests under ``prefix`` with a body over ``max_bytes`` get a 413 JSON answer.
+    """ASGI middleware: a request with a body over its limit gets a 413 JSON answer.
 
-    Checks the declared Content-Length first, then counts the bytes actually received (for
-    chunked uploads), so an oversize body is never read into memory.
+    Requests under ``prefix`` (the JSON API) may send ``max_bytes``; every other route (the
+    Gradio UI and its API, under ``/`` and ``/staff/``) ``other_max_bytes``. Checks the declared
+    Content-Length first, then counts the bytes actually received (for chunked uploads), so an
+    oversize body is never read into memory.
     """
 
-    def __init__(self, app, *, max_bytes: int = MAX_BODY_BYTES, prefix: str = API_PREFIX) -> None:
+    def __init__(
+        self, app, *, max_bytes: int = MAX_BODY_BYTES, prefix: str = API_PREFIX, other_max_bytes: int = MAX_UI_BODY_BYTES
+    ) -> None:
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
+        if other_max_bytes <= 0:
+            raise ValueError(f"other_max_bytes must be > 0, got {other_max_bytes}")
         self.app = app
         self.max_bytes = max_bytes
+        self.other_max_bytes = other_max_bytes
         self.prefix = prefix
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_bytes if scope["path"].startswith(self.prefix) else self.other_max_bytes
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -95,8 +127,8 @@ class BodySizeLimit:
                 except ValueError:
                     await error_response(400, "bad_request", "Content-Length is not a number")(scope, receive, send)
                     return
-                if declared > self.max_bytes:
-                    await self._too_large(scope, receive, send)
+                if declared > limit:
+                    await self._too_large(limit, scope, receive, send)
                     return
         received = 0
         rejected = False
@@ -108,11 +140,11 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     # Answer now and tell the app the client went away: it stops reading, and
                     # whatever it tries to send afterwards is dropped.
                     rejected = True
-                    await self._too_large(scope, receive, send)
+                    await self._too_large(limit, scope, receive, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -126,16 +158,350 @@ class BodySizeLimit:
             if not rejected:
                 raise
 
-    async def _too_large(self, scope, receive, send) -> None:
+    async def _too_large(self, limit: int, scope, receive, send) -> None:
         response = error_response(
-            413, "payload_too_large", f"request body is larger than {self.max_bytes} bytes", {"Connection": "close"}
+            413, "payload_too_large", f"request body is larger than {limit} bytes", {"Connection": "close"}
         )
         await response(scope, receive, send)
 
 
+class BodyReadTimeout:
+    """ASGI middleware: a request body must arrive within ``timeout_s`` of the app's first read,
+    else 408 (JSON) and the connection is closed.
+
+    uvicorn times out only idle keep-alive connections, so a client that declares a body and
+    sends it slowly (or never) would hold a connection and a worker open for as long as it
+    likes. Once the body is complete, reads pass straight through (the app then waits on them
+    only to learn of a disconnect, e.g. during a streamed answer).
+    """
+
+    def __init__(self, app, *, timeout_s: float = BODY_TIMEOUT_S) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        complete = timed_out = started = False
+
+        async def timed_receive():
+            nonlocal deadline, complete, timed_out
+            if timed_out:
+                return {"type": "http.disconnect"}
+            if complete:
+                return await receive()
+            if deadline is None:
+                deadline = loop.time() + self.timeout_s
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                timed_out = True
+                if not started:
+                    message = f"the request body did not arrive within {self.timeout_s:g} s"
+                    await error_response(408, "request_timeout", message, {"Connection": "close"})(scope, receive, send)
+                return {"type": "http.disconnect"}
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                complete = True
+            return message
+
+        async def guarded_send(message):
+            nonlocal started
+            if timed_out:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except Exception:
+            if not timed_out:
+                raise
+
+
+class HostCheck:
+    """ASGI middleware: a request whose ``Host`` header names none of ``allowed_hosts`` gets a 400.
+
+    A page on another site can make a browser send requests to a server on this machine by
+    pointing its own DNS name at 127.0.0.1 (DNS rebinding); the Host header still carries that
+    name, so only the names the server is really reached by are let through. ``*`` allows any;
+    ``*.example.com`` any sub-domain. Ports are not compared.
+    """
+
+    def __init__(self, app, *, allowed_hosts: Iterable[str]) -> None:
+        self.app = app
+        self.allowed = {_host_name(h) for h in allowed_hosts}
+        self.allowed.discard("")
+        if not self.allowed:
+            raise ValueError("allowed_hosts must name at least one host (or * for any)")
+        self.any = "*" in self.allowed
+        self.suffixes = tuple(h[1:] for h in self.allowed if h.startswith("*."))
+
+    def allows(self, host_header: str | None) -> bool:
+        if self.any:
+            return True
+        name = _host_name(host_header or "")
+        return bool(name) and (name in self.allowed or name.endswith(self.suffixes))
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"host"), None)
+        if self.allows(host):
+            await self.app(scope, receive, send)
+            return
+        shown = (host or "")[:100]
+        message = (
+            f"host {shown!r} is not one this server answers to; "
+            "a reverse proxy's name must be allowed with --allowed-host (or ASSISTANT_ALLOWED_HOSTS)"
+        )
+        if scope["type"] == "http":
+            await error_response(400, "invalid_host", message)(scope, receive, send)
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+
+def _host_name(host: str) -> str:
+    """The lower-case name in a Host header or a host setting: no port, brackets or trailing dot."""
+    host = host.strip().lower()
+    if host == "*" or host.startswith("*."):
+        return host
+    if host.count(":") > 1 and not host.startswith("["):  # a bare IPv6 address, as in a setting
+        host = f"[{host}]"
+    try:
+        name = urlsplit("//" + host).hostname or ""
+    except ValueError:  # e.g. an unclosed [ or a port that is not a number
+        return ""
+    return name.rstrip(".")
+
+
+class LoginThrottle:
+    """Failed staff logins per client address: after ``free_failures`` in a row the client is
+    locked out for ``lock_s``, doubling with each further failure up to ``max_lock_s``.
+
+    While locked, every login attempt from that client is refused without looking at the
+    password (the right one too), so guessing costs time, not just requests. A success clears
+    the count. At most ``max_clients`` addresses are remembered (least recently seen forgotten).
+    """
+
+    def __init__(
+        self,
+        *,
+        free_failures: int = LOGIN_FREE_FAILURES,
+        lock_s: float = LOGIN_LOCK_S,
+        max_lock_s: float = LOGIN_MAX_LOCK_S,
+        max_clients: int = MAX_RATE_CLIENTS,
+        clock=time.monotonic,
+    ) -> None:
+        if free_failures < 1:
+            raise ValueError(f"free_failures must be >= 1, got {free_failures}")
+        if not 0 < lock_s <= max_lock_s:
+            raise ValueError(f"need 0 < lock_s <= max_lock_s, got {lock_s} and {max_lock_s}")
+        self.free_failures = free_failures
+        self.lock_s = lock_s
+        self.max_lock_s = max_lock_s
+        self.max_clients = max_clients
+        self.clock = clock
+        self.clients: OrderedDict[str, tuple[int, float]] = OrderedDict()  # client -> (failures, locked until)
+
+    def wait(self, client: str) -> float:
+        """Seconds until ``client`` may try again (0: now)."""
+        _, until = self.clients.get(client, (0, 0.0))
+        return max(0.0, until - self.clock())
+
+    def failed(self, client: str) -> None:
+        failures, until = self.clients.pop(client, (0, 0.0))
+        failures += 1
+        if failures >= self.free_failures:
+            lock = min(self.max_lock_s, self.lock_s * 2 ** (failures - self.free_failures))
+            until = self.clock() + lock
+        self.clients[client] = (failures, until)
+        while len(self.clients) > self.max_clients:
+            self.clients.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        self.clients.pop(client, None)
+
+    def refusal(self, client: str, wait: float) -> JSONResponse:
+        retry = max(1, math.ceil(wait))
+        return error_response(
+            429, "login_locked", f"too many failed logins from {client}; try again in {retry} s",
+            {"Retry-After": str(retry)},
+        )
+
+
+class LoginGuard:
+    """ASGI middleware around Gradio's staff login form (``POST <mount>/login``): throttles
+    failures with ``throttle`` and keeps its session cookie off cross-site requests.
+
+    Gradio sets that cookie with ``SameSite=None`` (it may be embedded in other sites); this app
+    never is, so the cookie is rewritten to ``SameSite=Lax``: a page on another site can then
+    neither post to the staff app with it nor read anything back.
+    """
+
+    def __init__(self, app, *, throttle: LoginThrottle, mounts: Iterable[str] = (STAFF_PATH,)) -> None:
+        self.app = app
+        self.throttle = throttle
+        self.mounts = set(mounts)
+
+    async def __call__(self, scope, receive, send) -> None:
+        m = GRADIO_LOGIN_RE.match(scope["path"]) if scope["type"] == "http" else None
+        if m is None or m.group("mount") not in self.mounts:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await self.app(scope, receive, _same_site_lax(send))
+            return
+        client = _client(scope)
+        wait = self.throttle.wait(client)
+        if wait > 0:
+            await self.throttle.refusal(client, wait)(scope, receive, send)
+            return
+        status = 0
+        lax_send = _same_site_lax(send)
+
+        async def watching_send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await lax_send(message)
+
+        await self.app(scope, receive, watching_send)
+        if status == 200:
+            self.throttle.succeeded(client)
+        elif 400 <= status < 500:  # Gradio answers a wrong user or password with 400
+            self.throttle.failed(client)
+
+
+def _same_site_lax(send):
+    async def rewrite(message):
+        if message["type"] == "http.response.start":
+            message["headers"] = [
+                (k, re.sub(rb"(?i)samesite=none", b"SameSite=Lax", v) if k.lower() == b"set-cookie" else v)
+                for k, v in message.get("headers", ())
+            ]
+        await send(message)
+
+    return rewrite
+
+
+def _client(scope) -> str:
+    return (scope.get("client") or ("unknown", 0))[0]
+
+
+class GradioGuard:
+    """ASGI middleware: answers the Gradio calls that Gradio itself would answer with a 500.
+
+    For ``POST <mount>/gradio_api/{run,api,call,call/v2}/<name>`` and ``queue/join``: an unknown
+    endpoint name or ``fn_index`` is a 404, and a question to ``run/``/``api/`` of the
+    ``questions`` endpoints (their first value) that the assistant would refuse (empty, too long,
+    not text) a 422, all as JSON. ``blocks`` maps each mount ("" or /staff) to its Gradio Blocks
+    (filled in when the UI is mounted). The body is read here (after the size limit and the read
+    timeout) and handed on unchanged.
+    """
+
+    def __init__(self, app, *, blocks: dict[str, Any], questions: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.blocks = blocks
+        self.questions = questions or {}
+
+    async def __call__(self, scope, receive, send) -> None:
+        m = GRADIO_CALL_RE.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        blocks = self.blocks.get(m.group("mount")) if m else None
+        if blocks is None:
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left, or a limit above answered already
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        refusal = self.check(blocks, m, body)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def check(self, blocks, m: re.Match, body: bytes) -> JSONResponse | None:
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            return None  # Gradio answers a body that is not JSON with a 422 of its own
+        if not isinstance(payload, dict):
+            return None
+        fns = blocks.fns
+        fn = None
+        fn_index = payload.get("fn_index")
+        # run/, api/ and queue/join take the function from fn_index when given; call/ by name only.
+        if fn_index is not None and m.group("route") in ("run", "api", None):
+            index = _as_index(fn_index)
+            if index is None:
+                return None  # not a number: Gradio's own validation answers 422
+            fn = fns.get(index)
+            if fn is None:
+                return error_response(404, "not_found", f"no Gradio function with fn_index {index}")
+        elif m.group("name") is not None:
+            name = m.group("name")
+            public = m.group("route") == "call/v2"
+            fn = next(
+                (f for f in fns.values() if f.api_name == name and (not public or f.api_visibility == "public")), None
+            )
+            if fn is None:
+                names = sorted(f.api_name for f in fns.values() if f.api_name and f.api_visibility == "public")
+                return error_response(
+                    404, "not_found", f"no Gradio API endpoint {name[:100]!r}; this app has: {', '.join(names) or 'none'}"
+                )
+        if fn is None or m.group("route") not in ("run", "api") or fn.api_name not in self.questions:
+            return None
+        data = payload.get("data")
+        most = self.questions[fn.api_name]
+        if not isinstance(data, list) or not 1 <= len(data) <= most:
+            count = "one value, the question" if most == 1 else f"1 to {most} values, the question first"
+            return error_response(422, "invalid_request", f"'data' must be a list of {count}")
+        try:
+            clean_question(data[0])
+        except QuestionError as exc:
+            return error_response(422, "invalid_question", str(exc))
+        if any(v is not None and not isinstance(v, str) for v in data[1:]):
+            return error_response(422, "invalid_request", "'data' values after the question must be text or null")
+        return None
+
+
+def _as_index(value: Any) -> int | None:
+    """``fn_index`` as Gradio's validation would read it (an int, or a whole number or numeric string)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    return None
+
+
 class RateLimit:
     """ASGI middleware: a token bucket per client address for requests under ``prefix`` and for
-    POSTs that start a Gradio event (``/gradio_api/queue/join``, ``call/``, ``run/``).
+    POSTs that start a Gradio event (``/gradio_api/queue/join``, ``call/``, ``run/``, ``api/``).
 
     Each client may send ``burst`` requests at once and ``per_minute`` a minute on average;
     a request over the limit gets a 429 JSON answer with ``Retry-After`` (seconds). The
@@ -193,7 +559,7 @@ class RateLimit:
         if scope["type"] != "http" or not self.limited(scope):
             await self.app(scope, receive, send)
             return
-        client = (scope.get("client") or ("unknown", 0))[0]
+        client = _client(scope)
         # The event loop runs one middleware call at a time, so the buckets need no lock.
         wait = self.take(client)
         if wait <= 0:
@@ -256,6 +622,10 @@ def create_app(
     index_dir: str | Path | None = None,
     refresh_wait_s: float = 10.0,
     refresh_log=None,
+    allowed_hosts: Iterable[str] | None = LOOPBACK_HOSTS,
+    max_ui_body_bytes: int = MAX_UI_BODY_BYTES,
+    body_timeout_s: float = BODY_TIMEOUT_S,
+    login_throttle: LoginThrottle | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``assistant``, logging to ``store``.
 
@@ -271,6 +641,13 @@ def create_app(
             refreshes the index when the files change, and answers 503 (Retry-After) while a
             refresh runs longer than ``refresh_wait_s`` or the edited corpus cannot be loaded.
         refresh_log: called with a line when an index refresh starts, ends or fails (the CLI prints them).
+        allowed_hosts: the names the server answers to in the Host header (default: the loopback
+            names, against DNS rebinding); others get 400. None: any (a server reached by a name
+            it cannot know, behind the staff login).
+        max_ui_body_bytes: the largest body any other route (the Gradio UI and its API) accepts.
+        body_timeout_s: a request body must arrive within this many seconds (else 408).
+        login_throttle: counts failed staff logins (Gradio's form and HTTP Basic) per client and
+            locks a client out after too many (default: 5 free failures, then 30 s doubling).
     """
     from assistant.server.service import AssistantService
 
@@ -279,11 +656,25 @@ def create_app(
     service = AssistantService(assistant, store, corpus=corpus, index_dir=index_dir, refresh_wait_s=refresh_wait_s, log=refresh_log)
     app = FastAPI(title=title, docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.state.service = service
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, prefix=API_PREFIX)
+    throttle = login_throttle or LoginThrottle()
+    # Middleware added later runs first. From the outside in: the Host check, no cross-origin
+    # reads, blocked paths, the login throttle, the rate limit (a client over its limit costs no
+    # body read at all), the body read timeout and size limit, then the Gradio call checks,
+    # which read the (by then bounded) body.
+    gradio_blocks: dict[str, Any] = {}  # mount -> Blocks, filled in when the UI is mounted
+    app.add_middleware(GradioGuard, blocks=gradio_blocks, questions={"ask": 1, "draft": 3})
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, prefix=API_PREFIX, other_max_bytes=max_ui_body_bytes)
+    app.add_middleware(BodyReadTimeout, timeout_s=body_timeout_s)
     if rate_limit_per_min is not None:
-        # Added last, so it runs first: a client over its limit costs no body read at all.
         app.add_middleware(RateLimit, per_minute=rate_limit_per_min, burst=rate_burst, prefix=API_PREFIX)
+    if auth is not None:
+        app.add_middleware(LoginGuard, throttle=throttle)
     app.add_middleware(BlockPaths)
+    # With its own CORS middleware on the parent app, Gradio adds none: no Origin is allowed to
+    # read responses (Gradio's would reflect any Origin, with credentials, for a public host name).
+    app.add_middleware(CORSMiddleware, allow_origins=())
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed_hosts=allowed_hosts)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError):
@@ -304,6 +695,10 @@ def create_app(
         code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
+    @app.exception_handler(_Refused)
+    async def on_refused(request: Request, exc: _Refused):
+        return exc.response
+
     @app.exception_handler(FeedbackError)
     async def on_feedback_error(request: Request, exc: FeedbackError):
         return error_response(404, "not_found", str(exc))
@@ -322,9 +717,12 @@ def create_app(
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, "internal_error", "internal server error (logged on the server)")
 
-    def require_staff(credentials: StaffCredentials) -> None:
+    def require_staff(request: Request, credentials: StaffCredentials) -> None:
         if auth is None:
             return
+        client = _client(request.scope)
+        if credentials is not None and (wait := throttle.wait(client)) > 0:
+            raise _Refused(throttle.refusal(client, wait))
         # Both comparisons always run, in constant time, so timing tells nothing about which failed.
         ok = credentials is not None and all(
             [
@@ -332,10 +730,14 @@ def create_app(
                 secrets.compare_digest(credentials.password.encode(), auth[1].encode()),
             ]
         )
-        if not ok:
-            raise StarletteHTTPException(
-                401, "this endpoint needs the staff login (HTTP Basic)", headers={"WWW-Authenticate": 'Basic realm="staff"'}
-            )
+        if ok:
+            throttle.succeeded(client)
+            return
+        if credentials is not None:  # a request without credentials is no guess
+            throttle.failed(client)
+        raise StarletteHTTPException(
+            401, "this endpoint needs the staff login (HTTP Basic)", headers={"WWW-Authenticate": 'Basic realm="staff"'}
+        )
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -398,11 +800,20 @@ def create_app(
         return error_response(404, "not_found", f"no API endpoint {path}")
 
     if ui:
-        _mount_ui(app, service, auth=auth, title=title)
+        gradio_blocks.update(_mount_ui(app, service, auth=auth, title=title))
     return app
 
 
-def _mount_ui(app: FastAPI, service, *, auth: tuple[str, str] | None, title: str) -> None:
+class _Refused(Exception):
+    """Raised by a dependency to answer with ``response`` as it is."""
+
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _mount_ui(app: FastAPI, service, *, auth: tuple[str, str] | None, title: str) -> dict[str, Any]:
+    """Mount the Gradio UI(s); return each mount path ("" for /) with its Blocks."""
     import gradio as gr
 
     from assistant.server.web import CSS, build_ui
@@ -411,12 +822,15 @@ def _mount_ui(app: FastAPI, service, *, auth: tuple[str, str] | None, title: str
         footer_links=["api"], run_history=False, show_error=False, ssr_mode=False, css=CSS, theme=gr.themes.Soft(),
     )
     if auth is None:
-        gr.mount_gradio_app(app, build_ui(service, title=title), path="/", **common)
-        return
+        everything = build_ui(service, title=title)
+        gr.mount_gradio_app(app, everything, path="/", **common)
+        return {"": everything}
     # Mounts are matched in order: the staff app must come before the catch-all "/".
     staff = build_ui(service, tabs=("agent", "insights"), title=f"{title}: staff")
     gr.mount_gradio_app(
         app, staff, path=STAFF_PATH, auth=[auth], auth_message="Staff login for the reply drafter and insights.", **common
     )
-    gr.mount_gradio_app(app, build_ui(service, tabs=("chat",), title=title), path="/", **common)
+    chat = build_ui(service, tabs=("chat",), title=title)
+    gr.mount_gradio_app(app, chat, path="/", **common)
+    return {"": chat, STAFF_PATH: staff}
 

@@ -50,6 +50,19 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
+def md_code(text: str) -> str:
+    """``text`` as a Markdown code span that shows exactly ``text``, whatever backticks it holds.
+
+    CommonMark closes a code span only at a run of backticks as long as the one that opened it,
+    so the fence is one longer than the longest run inside; the spaces keep a leading or trailing
+    backtick off the fence (one space on each side is stripped when rendered). Nothing inside a
+    code span is Markdown or HTML, so no other escaping is needed (or possible: it would show).
+    """
+    flat = " ".join(text.splitlines())  # a blank line would end the paragraph, and the span with it
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", flat)), default=0) + 1)
+    return f"{fence} {flat} {fence}"
+
+
 def md_quote(text: str) -> str:
     """``text`` escaped and shown as a Markdown block quote, line breaks kept."""
     return "\n".join("> " + md_escape(line) if line.strip() else ">" for line in text.split("\n"))
@@ -82,7 +95,7 @@ def sources_markdown(answer: Answer) -> str:
         return "*No policy passage covers this message.*"
     parts = []
     for i, c in enumerate(answer.citations, 1):
-        parts.append(f"**\\[{i}\\] {md_escape(c.title)}** `{html.escape(c.id)}`\n\n{md_quote(c.text)}")
+        parts.append(f"**\\[{i}\\] {md_escape(c.title)}** {md_code(c.id)}\n\n{md_quote(c.text)}")
     return "\n\n".join(parts)
 
 
