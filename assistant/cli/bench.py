@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STACKFAQ = ROOT.parent / "shared" / "benchmarks" / "stackfaq"
 
 
-# Mirrors bench.SECTIONS / bench.SCALES (not imported here: building the parser stays light).
+# Mirrors benchmarks.run.SECTIONS / SCALES (not imported here: building the parser stays light).
 SECTIONS = ("cold", "warm", "api", "build", "reindex", "scale", "quality")
 SCALES = ("10k", "100k", "1m", "2m")
 
@@ -44,7 +44,9 @@ def register(sub, add_corpus_args) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks.bench import format_table, quality_rows, run_bench, summary_rows
+    # The benchmarks (numpy, the workers' plumbing) load only when the command runs.
+    from benchmarks.run import run_bench
+    from benchmarks.tables import format_table, quality_rows, summary_rows
     from assistant.cli.main import resolve_corpus_args
     from assistant.errors import ConfigError
 
