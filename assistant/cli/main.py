@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from assistant.errors import AssistantError
+from assistant.settings import offline_env
 
 BUNDLED_CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
@@ -269,12 +270,8 @@ def _extra_commands():
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for key, value in offline_env().items():
+        os.environ.setdefault(key, value)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -26,6 +26,9 @@ from typing import IO
 from assistant.settings import offline_env
 
 READY_RE = r"ready in [\d.]+s: open (http://127\.0\.0\.1:\d+/)"
+# Kept in a child's environment: where the models are cached is not a setting of the server,
+# and a child without it would unpack the verifier again under ~/.cache.
+KEEP = ("ASSISTANT_MODEL_CACHE",)
 
 
 class ServerError(RuntimeError):
@@ -33,8 +36,9 @@ class ServerError(RuntimeError):
 
 
 def child_env(base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
-    """``base`` (default: this process's environment) without ASSISTANT_* settings, offline, plus ``extra``."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("ASSISTANT_")}
+    """``base`` (default: this process's environment) without ASSISTANT_* settings (but KEEP), offline, plus ``extra``."""
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not k.startswith("ASSISTANT_") or k in KEEP}
     env.update(offline_env())
     env.update(extra)
     return env
