@@ -163,7 +163,7 @@ def run_bench(
         serve = [py, "-m", "assistant", "serve", *corpus_args, "--index-dir", str(ours_index), *model_args,
                  "--port", "0", "--data-dir", str(work / "serve-data")]  # the URL comes from its "ready" line
         for name, extra in (("ours", []), ("ours_fast", ["--verifier", "none"])):
-            log(f"api: {name} (assistant serve {' '.join(extra)}) with {clients} clients, {requests} requests")
+            log(f"api: {name} ({' '.join(['assistant serve', *extra])}) with {clients} clients, {requests} requests")
             out[name] = serve_and_load([*serve, *extra], questions, clients=clients, requests=requests, env=_worker_env())
         for name, folder in (("naive", naive_dir), ("bm25", bm25_dir)):
             port = free_port()
