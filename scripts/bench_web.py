@@ -16,13 +16,15 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+
+from assistant.server.process import ServerProcess
+from assistant.settings import offline_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,49 +36,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[int(rank) - 1]
 
 
-def launch(index_dir: Path, data_dir: Path, log_path: Path) -> tuple[subprocess.Popen, float]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_PROGRESS_BARS="1")
-    env.pop("ASSISTANT_USER", None)
-    env.pop("ASSISTANT_PASSWORD", None)
-    log = log_path.open("w")
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "app.py", "--port", "0", "--index-dir", str(index_dir), "--data-dir", str(data_dir)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+def first_answer(index_dir: Path, data_dir: Path, work: Path, name: str) -> tuple[dict, ServerProcess]:
+    """Start ``python app.py``; seconds from launch to ready and to the first answer, and its log."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ASSISTANT_USER", "ASSISTANT_PASSWORD")}
+    server = ServerProcess.assistant(
+        "--index-dir", str(index_dir), "--data-dir", str(data_dir), entry=[sys.executable, "app.py"], cwd=ROOT,
+        env={**env, **offline_env()}, log_path=work / f"{name}.log", ready_timeout_s=600,
     )
-    return proc, t0
-
-
-def wait_for_url(proc: subprocess.Popen, log_path: Path, timeout_s: float = 600) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"app.py exited with {proc.returncode}:\n{log_path.read_text()}")
-        for line in log_path.read_text().splitlines():
-            if "ready in" in line and "open http" in line:
-                return line.split("open ", 1)[1].split(" ", 1)[0]
-        time.sleep(0.05)
-    raise SystemExit(f"app.py did not become ready in {timeout_s:.0f}s:\n{log_path.read_text()}")
-
-
-def first_answer(index_dir: Path, data_dir: Path, work: Path, name: str) -> tuple[dict, subprocess.Popen, str]:
-    log_path = work / f"{name}.log"
-    proc, t0 = launch(index_dir, data_dir, log_path)
-    url = wait_for_url(proc, log_path)
-    t_ready = time.perf_counter() - t0
-    r = httpx.post(url + "api/ask", json={"question": "Can I cancel my order?"}, timeout=120)
-    r.raise_for_status()
-    t_answer = time.perf_counter() - t0
-    return {"ready_s": round(t_ready, 2), "first_answer_s": round(t_answer, 2), "log": log_path.read_text()}, proc, url
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
     try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        r = httpx.post(server.url + "api/ask", json={"question": "Can I cancel my order?"}, timeout=120)
+        r.raise_for_status()
+    except BaseException:
+        server.stop()
+        raise
+    t_answer = time.perf_counter() - server.started
+    return {"ready_s": round(server.ready_s, 2), "first_answer_s": round(t_answer, 2), "log": server.log()}, server
 
 
 def main() -> int:
@@ -91,9 +65,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp:
         work = Path(tmp)
         index_dir, data_dir = work / "index", work / "data"
-        fresh, proc, _ = first_answer(index_dir, data_dir, work, "fresh")
-        stop(proc)
-        existing, proc, url = first_answer(index_dir, data_dir, work, "existing")
+        fresh, server = first_answer(index_dir, data_dir, work, "fresh")
+        server.stop()
+        existing, server = first_answer(index_dir, data_dir, work, "existing")
+        url = server.url
         try:
             client_ms, server_ms, answered = [], [], 0
             with httpx.Client(base_url=url, timeout=120) as c:
@@ -107,7 +82,7 @@ def main() -> int:
                     server_ms.append(body["latency_ms"])
                     answered += body["answered"]
         finally:
-            stop(proc)
+            server.stop()
 
     result = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},

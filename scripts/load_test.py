@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -40,10 +39,11 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+from assistant.server.process import ServerError, ServerProcess, child_env
+
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "evals" / "dev.jsonl"
 MIX = (("ask", 0.5), ("draft", 0.2), ("feedback", 0.3))
-READY_RE = re.compile(r"ready in [\d.]+s: open (http://\S+/)")
 
 
 @dataclass(frozen=True)
@@ -105,40 +105,18 @@ class MemoryWatch:
 # --- the server ----------------------------------------------------------------------------
 
 
-class Server:
-    """``python app.py`` on a free loopback port, its log written to ``log_path``."""
-
-    def __init__(self, *, index_dir: Path, data_dir: Path, log_path: Path, corpus: list[str], timeout_s: float) -> None:
-        env = _env()
-        cmd = [sys.executable, "app.py", "--port", "0", "--rate-limit", "off",
-               "--index-dir", str(index_dir), "--data-dir", str(data_dir)]
-        for c in corpus:
-            cmd += ["--corpus", c]
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, text=True)
-        self.url = self._wait_ready(timeout_s)
-
-    def _wait_ready(self, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"app.py exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
-            if m := READY_RE.search(self.log_path.read_text()):
-                return m.group(1)
-            time.sleep(0.1)
-        self.stop()
-        raise SystemExit(f"app.py was not ready after {timeout_s:.0f}s:\n{self.log_path.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+def start_server(*, index_dir: Path, data_dir: Path, log_path: Path, corpus: list[str], timeout_s: float) -> ServerProcess:
+    """``python app.py`` on a free loopback port (rate limit off), its output also written to ``log_path``."""
+    args = ["--rate-limit", "off", "--index-dir", str(index_dir), "--data-dir", str(data_dir)]
+    for c in corpus:
+        args += ["--corpus", c]
+    try:
+        return ServerProcess.assistant(
+            *args, entry=[sys.executable, "app.py"], cwd=ROOT, env=child_env(), log_path=log_path,
+            ready_timeout_s=timeout_s, stop_signal=signal.SIGINT,
+        )
+    except ServerError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def prepare_index(index_dir: Path, corpus: list[str]) -> None:
@@ -146,15 +124,9 @@ def prepare_index(index_dir: Path, corpus: list[str]) -> None:
     cmd = [sys.executable, "-m", "assistant", "index", "-q", "--index-dir", str(index_dir)]
     for c in corpus:
         cmd += ["--corpus", c]
-    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(cmd, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise SystemExit(f"assistant index failed ({proc.returncode}):\n{proc.stderr}")
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
-    env.update(HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_PROGRESS_BARS="1")
-    return env
 
 
 # --- the clients ---------------------------------------------------------------------------
@@ -307,10 +279,10 @@ def main(argv: list[str] | None = None) -> int:
             index_dir = Path(args.index_dir) if args.index_dir else work / "index"
             prepare_index(index_dir, args.corpus)
             t0 = time.perf_counter()
-            server = Server(
+            server = start_server(
                 index_dir=index_dir, data_dir=work / "data", log_path=work / "server.log", corpus=args.corpus, timeout_s=600,
             )
-            url, pid = server.url, server.proc.pid
+            url, pid = server.url, server.pid
             print(f"server ready at {url} in {time.perf_counter() - t0:.1f}s (pid {pid})", file=sys.stderr)
         try:
             with httpx.Client(base_url=url, timeout=args.timeout, auth=auth) as c:

@@ -73,7 +73,7 @@ def fake_encoder():
 @pytest.fixture
 def fake_model(monkeypatch, fake_encoder):
     """The CLI opens its assistant (corpus, index folder from the flags) with a fresh fake encoder."""
-    from assistant.cli.settings import resolve_corpus_args
+    from assistant.settings import resolve_corpus_args
     from assistant.core.pipeline import Assistant
 
     opened = []

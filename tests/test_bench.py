@@ -5,17 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.bench import (
-    base_of,
-    load_stackfaq,
-    make_faq_rows,
-    percentile,
-    recall_at_k,
-    run_bench,
-    summary_rows,
-    synthetic_vectors,
-)
 from assistant.errors import ConfigError
+from benchmarks.data import base_of, load_stackfaq, make_faq_rows, synthetic_vectors
+from benchmarks.measure import percentile, recall_at_k
+from benchmarks.run import SCALES, SECTIONS, run_bench, run_worker
+from benchmarks.tables import summary_rows
 
 ROWS = [
     {"id": f"t{i}", "title": f"How do I do thing {i}?",
@@ -109,3 +103,50 @@ def test_summary_rows_ratios_and_targets():
     assert rows["1M vectors: recall@10 vs exact"]["met"] == "yes"
     assert rows["1M vectors: recall@10 vs exact"]["bm25/ours"] is None  # BM25 has no recall vs dense search
     assert rows["1M vectors [ivf]: build (s)"]["target"] == ""
+
+
+def test_the_cli_lists_the_benchmarks_sections_and_scales():
+    from assistant.cli import bench as cli
+
+    assert cli.SECTIONS == SECTIONS and cli.SCALES == tuple(SCALES)
+
+
+def test_workers_run_as_modules_in_a_fresh_process(tmp_path, tiny_corpus):
+    """``python -m benchmarks.workers``: a BM25 index built in one process answers in another."""
+    built = run_worker("bm25-build", {"corpus": [str(tiny_corpus)], "out": str(tmp_path / "bm25")})
+    assert built["passages"] == 5 and built["seconds"] > 0 and built["peak_rss_mb"] > 0
+    assert run_worker("bm25-ask", {"dir": str(tmp_path / "bm25"), "question": "how long does shipping take"}) == {}
+    with pytest.raises(RuntimeError, match="bench worker no-such-worker failed"):
+        run_worker("no-such-worker", {})
+
+
+@pytest.mark.slow
+def test_profile_ask_times_each_stage_of_real_questions(tmp_path, tiny_corpus, model_cache):
+    """scripts/profile_ask.py on the real model: every question's stages add up to no more than its time."""
+    import json
+    import subprocess
+    import sys
+
+    from .app_process import ROOT, child_env, index_dir_with_model
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"question": q}) + "\n" for q in
+                                 ("How long does shippingg take?", "Can I return it and do you refund the postage?")))
+    out = tmp_path / "profile.json"
+    proc = subprocess.run(
+        [sys.executable, "scripts/profile_ask.py", "--corpus", str(tiny_corpus), "--questions", str(questions),
+         "--index-dir", str(index_dir_with_model(tmp_path / "index", model_cache)), "--verifier", "none",
+         "--out", str(out)],
+        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert set(result) == {"pass1_cold_sentence_cache", "pass2_warm_sentence_cache"}
+    for name, run in result.items():
+        assert [r["question"] for r in run["rows"]] == ["How long does shippingg take?",
+                                                         "Can I return it and do you refund the postage?"]
+        for r in run["rows"]:
+            assert {"clean", "typo correction", "encode question (MiniLM)", "BM25 scores", "compose"} <= set(r["stages"])
+            assert sum(r["stages"].values()) <= r["ms"] * 1.01
+        assert run["rows"][1]["parts"] == 2 and run["rows"][0]["unknown_words"] == 1
+    assert "pass2_warm_sentence_cache: CPU time p50" in proc.stdout

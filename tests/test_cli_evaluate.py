@@ -9,7 +9,7 @@ import pytest
 
 from assistant.cli.evaluate import BUNDLED_GATE, BUNDLED_GOLD, _is_bundled
 from assistant.cli.main import main
-from assistant.cli.settings import BUNDLED_CORPUS
+from assistant.settings import BUNDLED_CORPUS
 from assistant.evaluation.scoring import METRICS, SIMULATED_METRICS
 
 GOLD = [

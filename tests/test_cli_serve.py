@@ -52,7 +52,7 @@ def test_is_loopback(host, loopback):
     [
         (None, None, "127.0.0.1", None),
         ("staff", "secret", "127.0.0.1", ("staff", "secret")),
-        ("staff", "secret", "0.0.0.0", ("staff", "secret")),
+        ("staff", "long-staff-secret", "0.0.0.0", ("staff", "long-staff-secret")),
     ],
 )
 def test_resolve_login(user, password, host, login):

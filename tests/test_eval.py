@@ -443,7 +443,7 @@ def test_cli_other_corpus_needs_gold(tiny_corpus, tmp_path, fake_model, capsys):
 @pytest.mark.slow
 def test_bundled_eval_passes_its_gate(seed_assistant, seed_index_dir, monkeypatch, tmp_path, capsys):
     """``assistant eval`` on the bundled corpus and gold set as a user runs it, on the real model and index."""
-    from assistant.cli.settings import resolve_corpus_args
+    from assistant.settings import resolve_corpus_args
 
     def open_assistant(args):
         assert resolve_corpus_args(args)[0] == [str(ROOT / "corpus")]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.cli.settings import (
+from assistant.settings import (
     BUNDLED_CORPUS,
     add_corpus_args,
     default_corpus,

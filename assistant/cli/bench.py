@@ -11,14 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-from assistant.cli.settings import resolve_corpus_args
+from assistant.settings import resolve_corpus_args
 from assistant.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STACKFAQ = ROOT.parent / "shared" / "benchmarks" / "stackfaq"
 
 
-# Mirrors bench.SECTIONS / bench.SCALES (not imported here: building the parser stays light).
+# Mirrors benchmarks.run.SECTIONS / SCALES (not imported here: building the parser stays light).
 SECTIONS = ("cold", "warm", "api", "build", "reindex", "scale", "quality")
 SCALES = ("10k", "100k", "1m", "2m")
 
@@ -48,7 +48,8 @@ def register(sub, add_corpus_args) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     # Deferred: the benchmarks import the models and the web stack; `assistant --help` stays fast.
-    from benchmarks.bench import format_table, quality_rows, run_bench, summary_rows
+    from benchmarks.run import run_bench
+    from benchmarks.tables import format_table, quality_rows, summary_rows
 
     for name in ("runs", "clients", "requests", "build_passages", "reindex_passages"):
         if getattr(args, name) <= 0:

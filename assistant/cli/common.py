@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from assistant.cli.settings import encoder_backend, resolve_corpus_args, verifier_choice
+from assistant.settings import encoder_backend, resolve_corpus_args, verifier_choice
 from assistant.core.pipeline import Assistant
 from assistant.evaluation.gold import gold_digest
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from assistant.cli import common
-from assistant.cli.settings import BUNDLED_CORPUS, resolve_corpus_args
+from assistant.settings import BUNDLED_CORPUS, resolve_corpus_args
 from assistant.errors import ConfigError
 
 BUNDLED_ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import sys
 
 from assistant.cli import bench, calibrate, evaluate, serve
 from assistant.cli import common
-from assistant.cli.settings import add_corpus_args
+from assistant.settings import add_corpus_args, offline_env
 from assistant.core.stages import clean_question
 from assistant.errors import AssistantError, QuestionError
 
@@ -149,12 +149,8 @@ def _extra_commands():
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for key, value in offline_env().items():
+        os.environ.setdefault(key, value)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from assistant.cli import common
-from assistant.cli.settings import BUNDLED_CORPUS, resolve_corpus_args
+from assistant.settings import BUNDLED_CORPUS, resolve_corpus_args
 from assistant.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"

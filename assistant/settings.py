@@ -1,7 +1,7 @@
-"""Settings resolved once, at the edge: command-line flags, then environment variables, then defaults.
+"""Settings resolved once, at the edges (the CLI, the server, child processes): command-line
+flags, then environment variables, then defaults.
 
-Nothing below the command line reads the environment; what is resolved here is passed down as
-arguments.
+Nothing below the edges reads the environment; what is resolved here is passed down as arguments.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from assistant.errors import AssistantError, ConfigError
 from assistant.models.embeddings import BACKENDS
 from assistant.models.verifier import parse_verifier
 
-BUNDLED_CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+BUNDLED_CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 
 
 def default_corpus() -> list[str]:
@@ -86,3 +86,20 @@ def verifier_choice(args: argparse.Namespace) -> str:
         return parse_verifier(value)
     except AssistantError as exc:
         raise type(exc)(f"ASSISTANT_VERIFIER: {exc}") from None
+
+
+def offline_env() -> dict[str, str]:
+    """The environment that keeps the model libraries offline and quiet.
+
+    Hugging Face never reaches the network (every model is packaged or cached locally), no
+    progress bars or analytics, tokenizers without their own thread pool (we fork workers).
+    The CLI sets these as defaults of its own process; a spawner puts them in a child's.
+    """
+    return {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "TOKENIZERS_PARALLELISM": "false",
+        "TRANSFORMERS_VERBOSITY": "error",
+    }
