@@ -10,6 +10,8 @@ import json
 import os
 import sys
 
+from threadpoolctl import threadpool_limits
+
 from assistant.cli import bench, calibrate, evaluate, serve
 from assistant.cli import common
 from assistant.settings import add_corpus_args, offline_env
@@ -153,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(key, value)
     parser = build_parser()
     args = parser.parse_args(argv)
+    # numpy's BLAS on one thread: answering multiplies small matrices (a question against a few
+    # thousand vectors, 0.15 ms on one core), and a BLAS pool waking beside onnxruntime's threads
+    # cost a median 27 ms a question on a busy machine (scripts/profile_ask.py, docs/performance.md).
+    threadpool_limits(limits=1, user_api="blas")
     try:
         return args.func(args)
     except AssistantError as exc:
