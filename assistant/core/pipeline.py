@@ -14,7 +14,8 @@ import assistant.core.answer as answer_mod
 from assistant.core.answer import AnswerConfig, split_question
 from assistant.core.corpus import resolve_files
 from assistant.core.draft import compose_draft
-from assistant.models.embeddings import MODEL_CACHE, Encoder, open_encoder
+from assistant.index.layout import IndexLayout
+from assistant.models.embeddings import Encoder, open_encoder
 from assistant.errors import QuestionError
 from assistant.index.store import BuildStats, Index, open_index
 from assistant.core.retrieval import RetrievalConfig, Retriever
@@ -107,7 +108,7 @@ class Assistant:
         """
         if encoder is None:
             resolve_files(corpus)  # a bad corpus path fails before any model export
-            encoder = open_encoder(model, Path(index_dir) / MODEL_CACHE, backend=backend, log=log)
+            encoder = open_encoder(model, IndexLayout(index_dir).models, backend=backend, log=log)
         index, stats = open_index(corpus, index_dir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log)
         checker = None
         if verifier is not None and verifier != "none":

@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from assistant.errors import ModelError
+from assistant.index.layout import MODELS_DIR
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -129,7 +130,7 @@ class SentenceTransformerEncoder:
 
 # --- ONNX: the same model without torch on the query path -----------------------------------
 
-MODEL_CACHE = "models"  # sub-folder of an index folder holding model exports
+MODEL_CACHE = MODELS_DIR  # the index folder's model exports (the name is assistant/index/layout.py's)
 EXPORT_META = "export.json"
 EXPORT_FORMAT = 1
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
