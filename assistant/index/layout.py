@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from assistant.errors import IndexError_
+from assistant.integrity import sha256_file
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
@@ -48,22 +49,6 @@ ALWAYS_FULL = (MANIFEST, "units.npy")  # the text and the unit spans an answer q
 POINTER_RE = re.compile(r"v-\d+-([0-9a-f]{64})")  # a version: its time and the SHA-256 of its checksums.json
 OLD_VERSION_RE = re.compile(r"v-\d+-[0-9a-f]{8}")  # format 3 (CRC-32s inside the manifest)
 STALE_BUILD_S = 3600  # an unfinished .build-* folder younger than this may be another process's
-
-
-def sha256_file(path: Path, *, sample: int | None = None) -> str:
-    """SHA-256 of a file, or with ``sample`` of its size, first and last ``sample`` bytes only."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        if sample is None:
-            while chunk := f.read(1 << 22):
-                h.update(chunk)
-        else:
-            size = os.fstat(f.fileno()).st_size
-            h.update(str(size).encode())
-            h.update(f.read(sample))
-            f.seek(max(0, size - sample))
-            h.update(f.read(sample))
-    return h.hexdigest()
 
 
 def _fsync_files(folder: Path) -> None:
