@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from assistant.cli.lint import index_report
 from assistant.errors import AssistantError
 
 BUNDLED_CORPUS = Path(__file__).resolve().parents[2] / "corpus"
@@ -156,6 +157,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         + (f"; verifier {assistant.verifier_name}" if assistant.verifier is not None else "") + "]"
         + (f" ({stats.reason})" if stats.rebuilt else "")
     )
+    for line in index_report(assistant.index):  # entries that contradict each other
+        print(line)
     return 0
 
 
@@ -262,10 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands():
-    """Commands defined in their own modules of this package (eval, serve, calibrate, bench)."""
-    from assistant.cli import bench, calibrate, evaluate, serve
+    """Commands defined in their own modules of this package (eval, serve, calibrate, bench, lint)."""
+    from assistant.cli import bench, calibrate, evaluate, lint, serve
 
-    return [evaluate.register, serve.register, calibrate.register, bench.register]
+    return [evaluate.register, serve.register, calibrate.register, bench.register, lint.register]
 
 
 def main(argv: list[str] | None = None) -> int:
