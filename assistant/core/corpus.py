@@ -492,7 +492,7 @@ def _row_to_passage(path: Path, line: int, row: dict) -> Passage:
             value = str(value)
         if not isinstance(value, str):
             raise CorpusError(f"{where}: field {key!r} must be a string, got {type(value).__name__}")
-        values[name] = value
+        values[name] = CONTROL_RE.sub("", value)  # JSON escapes (\u001b) decode to control characters too
     if not values["id"].strip():
         raise CorpusError(f"{where}: field 'id' is empty")
     if not values["text"].strip():
