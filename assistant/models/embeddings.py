@@ -367,8 +367,7 @@ class OnnxEncoder:
                 raise ModelError(f"no usable ONNX export in {self.path}: {exc}") from None
             if not isinstance(meta, dict):
                 raise ModelError(f"no usable ONNX export in {self.path}: {EXPORT_META} is not a JSON object")
-            damage = _export_damage(self.path, meta)
-            if damage:
+            if meta.get("format") == EXPORT_FORMAT and (damage := _export_damage(self.path, meta)):
                 raise ModelError(damage)
         if meta.get("format") != EXPORT_FORMAT:
             raise ModelError(f"ONNX export in {self.path} has format {meta.get('format')}, expected {EXPORT_FORMAT}")
