@@ -172,7 +172,8 @@ def test_sentence_split(text, expected):
 import os  # noqa: E402
 import threading  # noqa: E402
 
-from assistant.core.corpus import CorpusLimits, CorpusWatch, read_text  # noqa: E402
+from assistant.core.corpus import CorpusLimits, read_text  # noqa: E402
+from assistant.index.freshness import CorpusWatch  # noqa: E402
 
 
 def test_control_characters_are_stripped_everywhere_not_only_in_the_first_8_kb(tmp_path):

@@ -210,7 +210,7 @@ def test_unchanged_old_files_are_not_read_again(tiny_corpus, tmp_path, monkeypat
     def no_hashing(files):
         raise AssertionError("the corpus was hashed although no file changed")
 
-    monkeypatch.setattr("assistant.core.corpus.fingerprint_files", no_hashing)
+    monkeypatch.setattr("assistant.index.freshness.fingerprint_files", no_hashing)
     _, stats = open_index([tiny_corpus], tmp_path / "i", FakeEncoder())
     assert not stats.rebuilt
 

@@ -1,5 +1,5 @@
 """Load a store's FAQ/policy files (.txt, .md, .html, .jsonl, .csv) into passages with stable ids,
-within documented limits, and tell cheaply whether the files changed since they were last read."""
+within documented limits."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import json
 import os
 import re
 import stat
-import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -31,9 +30,6 @@ UTF_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (c
 # Control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides/isolates
 # that reorder what a terminal shows: never indexed, so never printed back to anyone.
 CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-# A file modified this close to the last look may change again within the same timestamp tick
-# without its size or mtime changing (git's "racy" files), so it is hashed, not trusted.
-RACY_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -178,77 +174,6 @@ def fingerprint_files(files: list[Path]) -> str:
             raise CorpusError(f"{f}: cannot read the corpus file ({exc.strerror})") from None
         h.update(file_hash.digest())
     return h.hexdigest()
-
-
-# --- freshness: did the files change since they were last hashed? -------------------------
-
-
-@dataclass(frozen=True)
-class CorpusState:
-    """The corpus fingerprint and, per file, the (resolved path, size, mtime) it was taken at."""
-
-    fingerprint: str
-    files: tuple[tuple[str, int, int], ...]
-    checked_ns: int  # when the files were last hashed
-
-    @classmethod
-    def from_manifest(cls, manifest: dict) -> "CorpusState | None":
-        """The state an index manifest recorded (``corpus_fingerprint``, ``files``, ``files_checked_ns``)."""
-        if not manifest.get("corpus_fingerprint"):
-            return None
-        files = tuple(tuple(x) for x in manifest.get("files", ()))
-        return cls(manifest["corpus_fingerprint"], files, int(manifest.get("files_checked_ns", 0)))
-
-    def to_manifest(self) -> dict:
-        return {"corpus_fingerprint": self.fingerprint, "files": [list(x) for x in self.files],
-                "files_checked_ns": self.checked_ns}
-
-
-def file_stats(files: list[Path]) -> tuple[tuple[str, int, int], ...]:
-    """(resolved path, size, mtime_ns) of each file."""
-    out = []
-    for f in files:
-        try:
-            st = f.stat()
-        except OSError as exc:
-            raise CorpusError(f"cannot read the corpus file {f}: {exc.strerror}") from None
-        out.append((str(f.resolve()), st.st_size, st.st_mtime_ns))
-    return tuple(out)
-
-
-def corpus_state(files: list[Path], previous: CorpusState | None = None) -> CorpusState:
-    """The corpus state now: ``previous`` itself when no file changed size or mtime, else hashed again.
-
-    Like git's index, a file whose mtime is within RACY_NS of the previous hashing might have
-    changed again within the same timestamp tick, so such files are always hashed.
-    """
-    checked_ns = time.time_ns()
-    stats = file_stats(files)
-    if previous is not None and previous.files == stats and all(m < previous.checked_ns - RACY_NS for _, _, m in stats):
-        return previous
-    return CorpusState(fingerprint_files(files), stats, checked_ns)
-
-
-class CorpusWatch:
-    """The corpus fingerprint, recomputed cheaply: a ``stat`` of each file per call, and the
-    (hashing) :func:`fingerprint_files` only when a file was added, removed or touched."""
-
-    def __init__(self, corpus: list[str | Path], state: CorpusState | None = None) -> None:
-        self.corpus = list(corpus)
-        self.state = state
-        self.hashes = 0  # how many times the files were actually hashed (for tests and stats)
-
-    def fingerprint(self) -> str:
-        """The fingerprint of the corpus as it is now on disk.
-
-        Raises:
-            CorpusError: a corpus path disappeared or a folder no longer holds supported files.
-        """
-        state = corpus_state(resolve_files(self.corpus), self.state)
-        if state is not self.state:
-            self.hashes += 1
-            self.state = state
-        return state.fingerprint
 
 
 def load_corpus(paths: list[str | Path], *, limits: CorpusLimits = DEFAULT_LIMITS) -> list[Passage]:

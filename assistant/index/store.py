@@ -27,9 +27,10 @@ from typing import Callable
 
 import numpy as np
 
-from assistant.core.corpus import DEFAULT_LIMITS, CorpusLimits, CorpusState, corpus_state, load_corpus, resolve_files
+from assistant.core.corpus import DEFAULT_LIMITS, CorpusLimits, load_corpus, resolve_files
 from assistant.core.sentences import sentence_spans
 from assistant.errors import ConfigError, IndexError_
+from assistant.index.freshness import CorpusState, corpus_state
 from assistant.index.layout import MANIFEST, IndexLayout
 from assistant.index.vectors import (  # noqa: F401 - re-exported: the index's public names
     FLAT_LIMIT,

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from assistant.core.corpus import CorpusWatch  # noqa: F401 - where the server's freshness check lives
+from assistant.index.freshness import CorpusWatch  # noqa: F401 - the one freshness check, shared with the index
 from assistant.errors import AssistantError, CorpusError, UnavailableError
 from assistant.server.feedback import FeedbackStore
 from assistant.core.pipeline import Assistant
