@@ -162,3 +162,21 @@ def test_a_truncated_model_is_exported_again_and_gives_the_same_vectors(export_c
     assert any("model.onnx: missing or altered, SHA-256 mismatch" in line and "exporting again" in line for line in logs), logs
     texts = ["How long does shipping take?", "Can I return earrings?"]
     assert np.min(np.sum(encoder.encode(texts) * real_encoder.encode(texts), axis=1)) >= 0.999
+
+
+def test_an_index_from_before_the_checksums_lends_its_vectors_to_the_rebuild(tiny_corpus, tmp_path):
+    """Upgrading re-embeds nothing: the format-3 version's vectors are the rebuild's cache."""
+    idx_dir = tmp_path / "i"
+    built, _ = open_index([tiny_corpus], idx_dir, FakeEncoder())
+    old = idx_dir / "v-1700000000000000-0123abcd"  # a format-3 version: no checksums.json, format 3
+    version(idx_dir).rename(old)
+    (old / CHECKSUMS).unlink()
+    manifest = json.loads((old / "manifest.json").read_text())
+    (old / "manifest.json").write_text(json.dumps({**manifest, "format": 3}))
+    (idx_dir / "CURRENT").write_text(old.name)
+    encoder = FakeEncoder()
+    index, stats = open_index([tiny_corpus], idx_dir, encoder)
+    assert stats.rebuilt and "predates SHA-256 checksums" in stats.reason
+    assert stats.embedded == 0 and encoder.texts_encoded == 0
+    np.testing.assert_array_equal(index.vectors, built.vectors)
+    Index.load(idx_dir)  # the new version is sealed

@@ -110,6 +110,15 @@ class IndexLayout:
             raise IndexError_(f"index version {folder} is unreadable (missing)")
         return folder, m.group(1)
 
+    def legacy(self) -> Path | None:
+        """The live version folder of an index written before the checksums (format 3), or None."""
+        try:
+            raw = self.current.read_bytes()[:512].decode("ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        folder = self.root / raw
+        return folder if OLD_VERSION_RE.fullmatch(raw) and folder.is_dir() else None
+
     def verify(self, folder: Path, digest: str) -> dict[str, dict]:
         """Check every file of a version against its checksums; returns the checksums' file table.
 

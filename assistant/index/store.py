@@ -203,13 +203,30 @@ class Index:
         folder, digest = layout.live()
         if verify:
             layout.verify(folder, digest)
+        return cls._read(folder, FORMAT_VERSION)
+
+    @classmethod
+    def legacy(cls, index_dir: Path) -> "Index | None":
+        """The live index of a folder written before the SHA-256 seals (format 3), unverified, or None.
+
+        Only its vectors are used, as the embedding cache of the rebuild (keyed by each unit
+        text's hash, so they can only speed it up); it is never served.
+        """
+        folder = IndexLayout(index_dir).legacy()
+        try:
+            return cls._read(folder, 3) if folder is not None else None
+        except IndexError_:
+            return None
+
+    @classmethod
+    def _read(cls, folder: Path, format_version: int) -> "Index":
         try:
             manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
             passages = [Passage(**p) for p in manifest["passages"]]
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise IndexError_(f"index manifest in {folder} is unreadable: {exc}") from None
-        if manifest.get("format") != FORMAT_VERSION:
-            raise IndexError_(f"index in {folder} has format {manifest.get('format')}, expected {FORMAT_VERSION}")
+        if manifest.get("format") != format_version:
+            raise IndexError_(f"index in {folder} has format {manifest.get('format')}, expected {format_version}")
         try:
             units = UnitTable(np.load(folder / "units.npy"))
             hashes = np.load(folder / "hashes.npy")
@@ -326,6 +343,7 @@ def open_index(
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
     previous: Index | None = None
+    cache: Index | None = None  # vectors to reuse when there is no usable previous version
     reason = "forced rebuild" if rebuild else ""
     if source is None:
         files = resolve_files(corpus)
@@ -336,6 +354,7 @@ def open_index(
             reason = reason or f"existing index unusable ({exc})"
             if log:
                 log(f"index: {exc}; rebuilding")
+            cache = Index.legacy(index_dir)
         else:
             reason = reason or "no index yet"
     if source is not None:
@@ -358,7 +377,7 @@ def open_index(
     n_units = len(make_units(passages))
     progress = progress_factory(n_units) if progress_factory else None
     index, embedded = build_index(
-        passages, encoder, corpus_fingerprint=state.fingerprint, previous=previous,
+        passages, encoder, corpus_fingerprint=state.fingerprint, previous=previous or cache,
         progress=progress, flat_limit=flat_limit, log=log,
     )
     index.manifest.update(state.to_manifest())
