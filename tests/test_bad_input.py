@@ -24,7 +24,7 @@ import pytest
 
 from assistant.cli.main import main as cli_main
 from assistant.core.corpus import load_corpus
-from assistant.errors import QuestionError
+from assistant.errors import CorpusError, QuestionError
 from assistant.server.feedback import FeedbackStore, mask_pii
 from assistant.core.answer import split_question
 from assistant.core.pipeline import MAX_PARTS, Assistant, clean_question
@@ -268,7 +268,8 @@ def test_html_scripts_styles_and_handlers_never_become_passages(tmp_path):
 
 @pytest.mark.slow
 def test_a_50_mb_corpus_file_loads_without_hanging(tmp_path):
-    """A 50 MB FAQ (generated here) loads in a child process within HANG_S; the time is recorded."""
+    """A 50 MB FAQ (generated here) is refused at once, naming the file and the limit; with the limits
+    raised it loads in a child process within HANG_S, and the time is recorded."""
     big = tmp_path / "big.txt"
     section = "Section {n}\n\nOrders in zone {n} ship within {d} working days. Returns are free for {d}0 days.\n\n"
     with big.open("w", encoding="utf-8") as f:
@@ -277,9 +278,12 @@ def test_a_50_mb_corpus_file_loads_without_hanging(tmp_path):
             f.write("".join(section.format(n=n + i, d=(n + i) % 9 + 1) for i in range(1000)))
             n += 1000
     size = big.stat().st_size
+    with pytest.raises(CorpusError, match=r"big\.txt: 52\.\d MB is over the 10 MB limit for one corpus file; split it"):
+        load_corpus([big])
     code = (
-        "import sys, time; from assistant.core.corpus import load_corpus\n"
-        "t = time.perf_counter(); p = load_corpus([sys.argv[1]]); print(len(p), round(time.perf_counter() - t, 2))"
+        "import sys, time; from assistant.core.corpus import CorpusLimits, load_corpus\n"
+        "limits = CorpusLimits(max_file_bytes=10**8, max_passages=10**6)\n"
+        "t = time.perf_counter(); p = load_corpus([sys.argv[1]], limits=limits); print(len(p), round(time.perf_counter() - t, 2))"
     )
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, str(big)], cwd=ROOT, env=child_env(), capture_output=True,

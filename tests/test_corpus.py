@@ -165,3 +165,115 @@ def test_sentence_split(text, expected):
     got = split_sentences(text)
     assert got == expected
     assert all(s in text for s in got)
+
+
+# --- limits and the loader's edges (issue 18, item 11) ---------------------------------------
+
+import os  # noqa: E402
+import threading  # noqa: E402
+
+from assistant.core.corpus import CorpusLimits, read_text  # noqa: E402
+from assistant.index.freshness import CorpusWatch  # noqa: E402
+
+
+def test_control_characters_are_stripped_everywhere_not_only_in_the_first_8_kb(tmp_path):
+    filler = "".join(f"Section {i}\n\nOrders to zone {i} ship within 3 days.\n\n" for i in range(400))
+    assert len(filler) > 8192
+    f = tmp_path / "faq.txt"
+    f.write_text(filler + "Escapes\n\nWe \x1b[31mship\x1b[0m\x07 to\x00 Canada\u202e within \x9b2 days.\tTabs stay.\n")
+    passages = load_corpus([f])
+    last = passages[-1]
+    assert last.text == "We [31mship[0m to Canada within 2 days.\tTabs stay."
+    assert not any(ch in p.text + p.title for p in passages for ch in "\x1b\x07\x00\u202e\x9b")
+    j = tmp_path / "faq.jsonl"
+    j.write_text(json.dumps({"id": "a", "question": "Q\x1b]0;pwned\x07?", "answer": "A\x08nswer."}) + "\n")
+    (row,) = load_corpus([j])
+    assert (row.title, row.text) == ("Q]0;pwned?", "Answer.")
+
+
+def test_a_symlink_leaving_the_corpus_folder_is_refused(tmp_path):
+    folder = tmp_path / "faq"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("Shipping\n\nWe ship in 2 days.\n")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0\n")
+    (folder / "passwd.txt").symlink_to(secret)
+    with pytest.raises(CorpusError, match=r"faq/passwd\.txt: a symbolic link to .*secret\.txt, outside the corpus folder .*; not followed"):
+        load_corpus([folder])
+    (folder / "passwd.txt").unlink()
+    (folder / "inside.txt").symlink_to(folder / "ok.txt")  # a link that stays inside is fine (loaded once)
+    assert [p.text for p in load_corpus([folder])] == ["We ship in 2 days."]
+
+
+def test_a_fifo_is_refused_before_it_is_opened(tmp_path):
+    fifo = tmp_path / "faq.txt"
+    os.mkfifo(fifo)
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(_raises(load_corpus, [fifo])), daemon=True)
+    worker.start()
+    worker.join(30)  # opening a FIFO for reading would block forever
+    assert not worker.is_alive(), "load_corpus hung on a FIFO"
+    assert result and isinstance(result[0], CorpusError)
+    assert "faq.txt: is a FIFO (named pipe), not a regular file" in str(result[0])
+    with pytest.raises(CorpusError, match="is a FIFO"):
+        CorpusWatch([fifo]).fingerprint()
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    os.mkfifo(folder / "pipe.md")
+    with pytest.raises(CorpusError, match=r"pipe\.md: is a FIFO"):
+        load_corpus([folder])
+
+
+def _raises(fn, *args):
+    try:
+        fn(*args)
+    except Exception as exc:  # the test inspects what was raised
+        return exc
+    return None
+
+
+def test_a_device_is_refused(tmp_path):
+    link = tmp_path / "zero.txt"
+    link.symlink_to("/dev/zero")  # the issue's MemoryError traceback
+    with pytest.raises(CorpusError, match=r"zero\.txt: is a device, not a regular file"):
+        load_corpus([link])
+
+
+def test_file_size_limit_names_the_file(tmp_path):
+    f = tmp_path / "big.txt"
+    f.write_text("Shipping\n\n" + "We ship fast. " * 1000)
+    with pytest.raises(CorpusError, match=r"big\.txt: 0\.0 MB is over the 0\.001 MB limit for one corpus file; split it"):
+        load_corpus([f], limits=CorpusLimits(max_file_bytes=1000))
+    with pytest.raises(CorpusError, match=r"big\.txt: .* over the 0\.001 MB limit"):
+        read_text(f, max_bytes=1000)
+    assert CorpusLimits().max_file_bytes == 10_000_000
+
+
+def test_passage_length_limit_names_file_and_line(tmp_path):
+    f = tmp_path / "long.txt"
+    f.write_text("Shipping\n\nShort one.\n\n" + "x" * 30_000 + "\n")
+    with pytest.raises(CorpusError, match=r"long\.txt:5: a passage of 30,000 characters is over the limit of 20,000; split it"):
+        load_corpus([f])
+    assert len(load_corpus([f], limits=CorpusLimits(max_passage_chars=40_000))) == 2
+
+
+def test_passages_per_corpus_limit(tmp_path):
+    f = tmp_path / "many.jsonl"
+    f.write_text("".join(json.dumps({"id": str(i), "question": f"Q{i}?", "answer": f"A{i}."}) + "\n" for i in range(11)))
+    with pytest.raises(CorpusError, match=r"many\.jsonl: the corpus holds more than 10 passages"):
+        load_corpus([f], limits=CorpusLimits(max_passages=10))
+    assert CorpusLimits().max_passages == 100_000 and len(load_corpus([f])) == 11
+    with pytest.raises(CorpusError, match="max_passages must be a positive integer, got 0"):
+        CorpusLimits(max_passages=0)
+
+
+def test_a_text_file_is_read_once_per_load(tmp_path, monkeypatch):
+    import assistant.core.corpus as corpus_mod
+
+    f = tmp_path / "faq.md"
+    f.write_text("# Shipping\n\n- We ship fast.\n- We ship far.\n")
+    reads = []
+    real = corpus_mod.read_text
+    monkeypatch.setattr(corpus_mod, "read_text", lambda path, **kw: reads.append(path) or real(path, **kw))
+    (p,) = load_corpus([f])
+    assert p.text == "- We ship fast.\n- We ship far." and reads == [f]

@@ -67,6 +67,7 @@ DAMAGE = {
     "flip a byte": _flip_last_byte,  # same size: only the checksum can tell
     "delete": lambda f: f.unlink(),
     "empty": lambda f: f.write_bytes(b""),
+    "garbage": lambda f: f.write_bytes(bytes(range(256))),
 }
 
 
@@ -77,9 +78,13 @@ DAMAGE = {
         ("hashes.npy", "flip a byte", r"hashes\.npy is missing or corrupted"),
         ("vectors.npy", "flip a byte", r"vectors\.npy is missing or corrupted"),
         ("vectors.npy", "delete", r"vectors\.npy is missing or corrupted"),
-        ("manifest.json", "truncate", r"index manifest in .* is unreadable"),
-        ("manifest.json", "delete", r"index manifest in .* is unreadable"),
-        ("CURRENT", "empty", r"index manifest in .* is unreadable"),
+        ("manifest.json", "truncate", r"manifest\.json is missing or corrupted"),
+        ("manifest.json", "delete", r"manifest\.json is missing or corrupted"),
+        ("manifest.json", "flip a byte", r"manifest\.json is missing or corrupted"),
+        ("checksums.json", "flip a byte", r"checksums\.json is missing or corrupted"),
+        ("checksums.json", "delete", r"checksums\.json is missing or corrupted"),
+        ("CURRENT", "empty", r"index pointer .*CURRENT is damaged \(it reads ''\)"),
+        ("CURRENT", "garbage", r"index pointer .*CURRENT is unreadable"),
     ],
 )
 def test_damaged_index_file_is_detected_reported_and_rebuilt(tiny_corpus, tmp_path, fake_encoder, name, damage, message):
@@ -101,7 +106,7 @@ def test_current_naming_a_missing_version_is_rebuilt(tiny_corpus, tmp_path, fake
     idx_dir = tmp_path / "i"
     open_index([tiny_corpus], idx_dir, fake_encoder)
     (idx_dir / "CURRENT").write_text("v-does-not-exist")
-    with pytest.raises(IndexError_, match=r"v-does-not-exist is unreadable"):
+    with pytest.raises(IndexError_, match=r"CURRENT is damaged \(it reads 'v-does-not-exist'\)"):
         Index.load(idx_dir)
     _, stats = open_index([tiny_corpus], idx_dir, fake_encoder)
     assert stats.rebuilt and Index.load(idx_dir).passages

@@ -210,7 +210,7 @@ def test_unchanged_old_files_are_not_read_again(tiny_corpus, tmp_path, monkeypat
     def no_hashing(files):
         raise AssertionError("the corpus was hashed although no file changed")
 
-    monkeypatch.setattr("assistant.index.store.fingerprint_files", no_hashing)
+    monkeypatch.setattr("assistant.index.freshness.fingerprint_files", no_hashing)
     _, stats = open_index([tiny_corpus], tmp_path / "i", FakeEncoder())
     assert not stats.rebuilt
 
@@ -235,3 +235,24 @@ def test_inconsistent_index_files_are_refused(tiny_corpus, tmp_path):
     with pytest.raises(IndexError_, match="inconsistent: 10 units, 10 vectors, 1 hashes, 5 passages"):
         Index.load(idx_dir, verify=False)
     assert len(load_corpus([tiny_corpus])) == 5
+
+
+def test_the_corpus_is_read_and_parsed_once_per_build_with_a_verifier(tiny_corpus, tmp_path, monkeypatch):
+    """The verifier's index takes the main index's passages (issue 17: the corpus was parsed twice)."""
+    import assistant.index.store as store
+
+    calls = []
+    real = store.load_corpus
+    monkeypatch.setattr(store, "load_corpus", lambda files, **kw: calls.append(files) or real(files, **kw))
+
+    class OtherModel(FakeEncoder):
+        name, fingerprint = "other", "other-v1"
+
+    assistant, stats = Assistant.open([tiny_corpus], tmp_path / "i", encoder=FakeEncoder(), verifier=OtherModel())
+    assert stats.rebuilt and len(calls) == 1
+    assert [p.id for p in assistant.verifier.index.passages] == [p.id for p in assistant.index.passages]
+    assert (tmp_path / "i" / "verifier" / "CURRENT").is_file()
+    f = tiny_corpus / "tiny.txt"
+    f.write_text(f.read_text().replace("30 days", "14 days"))
+    assistant, _ = Assistant.open([tiny_corpus], tmp_path / "i", encoder=FakeEncoder(), verifier=OtherModel())
+    assert len(calls) == 2 and any("14 days" in p.text for p in assistant.verifier.index.passages)

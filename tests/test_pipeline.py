@@ -40,6 +40,9 @@ class FakeVerifier:
     def embed(self, text):
         return np.ones(2, dtype=np.float32)
 
+    def embed_many(self, texts):
+        return np.stack([self.embed(t) for t in texts])
+
     def passage_scores(self, qvec, indices):
         return np.full(len(indices), 0.5, dtype=np.float32)
 

@@ -151,6 +151,9 @@ class FakeVerifier:
         self.embedded.append(text)
         return np.ones(3, dtype=np.float32)
 
+    def embed_many(self, texts):
+        return np.stack([self.embed(t) for t in texts])
+
     def passage_scores(self, qvec, indices):
         self.asked.append(list(indices))
         return np.array([self.cosines[i] for i in indices], dtype=np.float32)

@@ -12,7 +12,8 @@ import sys
 
 from threadpoolctl import threadpool_limits
 
-from assistant.cli import bench, calibrate, evaluate, serve
+
+from assistant.cli import bench, calibrate, evaluate, lint, serve
 from assistant.cli import common
 from assistant.settings import add_corpus_args, offline_env
 from assistant.core.stages import clean_question
@@ -32,6 +33,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         + (f"; verifier {assistant.verifier_name}" if assistant.verifier is not None else "") + "]"
         + (f" ({stats.reason})" if stats.rebuilt else "")
     )
+    for line in lint.index_report(assistant.index):  # entries that contradict each other
+        print(line)
     return 0
 
 
@@ -146,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands():
-    """Commands defined in their own modules of this package (eval, serve, calibrate, bench)."""
-    return [evaluate.register, serve.register, calibrate.register, bench.register]
+    """Commands defined in their own modules of this package (eval, serve, calibrate, lint, bench)."""
+    return [evaluate.register, serve.register, calibrate.register, lint.register, bench.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from assistant.core.consistency import conflict_between
 from assistant.core.refusal import DEFAULT_THRESHOLD
 from assistant.schema import Answer, AnswerSentence, Citation, Hit, Passage, SupportContact
 
@@ -178,6 +179,7 @@ def compose(
             citations.append(Citation.from_hit(hit))
         sentences.append(AnswerSentence(text=hit.passage.text[s:e], passage_id=pid, citation=numbers[pid]))
     text = " ".join(f"{_one_line(x.text)} [{x.citation}]" for x in sentences)
+    text += contradiction_note([hit.passage for hit, _, _ in chosen], contact)
     return Answer(
         question=question,
         answered=True,
@@ -189,6 +191,17 @@ def compose(
         retrieved=hits,
         evidence=evidence,
     )
+
+
+def contradiction_note(quoted: list[Passage], contact: SupportContact) -> str:
+    """A sentence to add when two quoted passages contradict each other (their citation numbers), else ""."""
+    cited = list({p.id: p for p in quoted}.values())  # in citation order
+    for i, a in enumerate(cited):
+        for j in range(i + 1, len(cited)):
+            if conflict_between(a, cited[j]) is not None:
+                return (f" Note: the store's policies state this differently in two places ([{i + 1}] and [{j + 1}]). "
+                        f"{refusal_message(contact)}")
+    return ""
 
 
 def _one_line(text: str) -> str:

@@ -1,4 +1,5 @@
-"""Load a store's FAQ/policy files (.txt, .md, .html, .jsonl, .csv) into passages with stable ids."""
+"""Load a store's FAQ/policy files (.txt, .md, .html, .jsonl, .csv) into passages with stable ids,
+within documented limits."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
+import stat
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -23,6 +27,31 @@ MAX_HEADING_WORDS = 8
 # UTF-32 first: its little-endian BOM starts with UTF-16's.
 UTF_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
             (codecs.BOM_UTF16_BE, "UTF-16"))
+# Control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides/isolates
+# that reorder what a terminal shows: never indexed, so never printed back to anyone.
+CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+@dataclass(frozen=True)
+class CorpusLimits:
+    """How much one corpus may hold; past a limit loading stops with an error naming the file.
+
+    The defaults keep a mistaken path (a log file, a database dump) from turning into an
+    hour-long build: 10 MB per file, 20,000 characters per passage, 100,000 passages.
+    """
+
+    max_file_bytes: int = 10_000_000
+    max_passage_chars: int = 20_000
+    max_passages: int = 100_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_file_bytes", "max_passage_chars", "max_passages"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise CorpusError(f"corpus limit {name} must be a positive integer, got {value!r}")
+
+
+DEFAULT_LIMITS = CorpusLimits()
 
 
 def slugify(text: str) -> str:
@@ -31,7 +60,12 @@ def slugify(text: str) -> str:
 
 
 def resolve_files(paths: list[str | Path]) -> list[Path]:
-    """Expand files and folders into the sorted list of supported files they hold."""
+    """Expand files and folders into the sorted list of supported files they hold.
+
+    Only regular files are accepted (a FIFO or a device would hang or never end), and a
+    symbolic link found in a folder must point inside that folder: one leaving it is refused,
+    never followed.
+    """
     if not paths:
         raise CorpusError("no corpus given: pass --corpus FILE_OR_FOLDER")
     files: list[Path] = []
@@ -40,16 +74,26 @@ def resolve_files(paths: list[str | Path]) -> list[Path]:
         if not path.exists():
             raise CorpusError(f"corpus path not found: {path}")
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")
-            )
+            root = path.resolve()
+            found = []
+            for p in sorted(path.rglob("*")):
+                if p.suffix.lower() not in SUPPORTED_SUFFIXES or p.name.startswith(".") or p.is_dir():
+                    continue
+                target = p.resolve()
+                if not target.is_relative_to(root):
+                    raise CorpusError(
+                        f"{p}: a symbolic link to {target}, outside the corpus folder {path}; not followed "
+                        "(copy the file into the folder, or name it with its own --corpus)"
+                    )
+                _check_regular(p)
+                found.append(p)
             if not found:
                 raise CorpusError(
                     f"corpus folder {path} holds no supported files ({', '.join(SUPPORTED_SUFFIXES)})"
                 )
             files.extend(found)
         elif path.suffix.lower() in SUPPORTED_SUFFIXES:
+            _check_regular(path)
             files.append(path)
         else:
             raise CorpusError(
@@ -66,9 +110,38 @@ def resolve_files(paths: list[str | Path]) -> list[Path]:
     return unique
 
 
-def read_text(path: Path) -> str:
-    """Read a file as UTF-8 (BOM stripped, newlines normalised); a clear error otherwise."""
-    data = path.read_bytes()
+def _check_regular(path: Path) -> os.stat_result:
+    """``stat`` a corpus file before it is opened: only a regular file may be read."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read the corpus file ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a plain file")
+        raise CorpusError(f"{path}: is {kind}, not a regular file; a corpus file must be a plain text file")
+    return st
+
+
+def read_text(path: Path, *, max_bytes: int = DEFAULT_LIMITS.max_file_bytes) -> str:
+    """Read a file as UTF-8 (BOM stripped, newlines normalised, control characters removed).
+
+    Raises:
+        CorpusError: the file is not a regular file, is over ``max_bytes``, or is not UTF-8 text.
+    """
+    size = _check_regular(path).st_size
+    if size > max_bytes:
+        raise CorpusError(
+            f"{path}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:g} MB limit for one corpus file; "
+            "split it into smaller files"
+        )
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)  # a file that grew since the stat is still bounded
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read the corpus file ({exc.strerror})") from None
+    if len(data) > max_bytes:
+        raise CorpusError(f"{path}: over the {max_bytes / 1e6:g} MB limit for one corpus file; split it into smaller files")
     for bom, encoding in UTF_BOMS:
         if data.startswith(bom):
             raise CorpusError(f"{path}: the file is {encoding} text; save it as UTF-8")
@@ -82,7 +155,7 @@ def read_text(path: Path) -> str:
             f"{path}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
             "save the file as UTF-8"
         ) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return CONTROL_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def fingerprint_files(files: list[Path]) -> str:
@@ -91,20 +164,39 @@ def fingerprint_files(files: list[Path]) -> str:
     for f in files:
         h.update(str(f.resolve()).encode())
         h.update(b"\0")
-        h.update(hashlib.sha256(f.read_bytes()).digest())
+        _check_regular(f)
+        file_hash = hashlib.sha256()
+        try:
+            with open(f, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    file_hash.update(chunk)
+        except OSError as exc:  # removed or made unreadable since it was listed
+            raise CorpusError(f"{f}: cannot read the corpus file ({exc.strerror})") from None
+        h.update(file_hash.digest())
     return h.hexdigest()
 
 
-def load_corpus(paths: list[str | Path]) -> list[Passage]:
+def load_corpus(paths: list[str | Path], *, limits: CorpusLimits = DEFAULT_LIMITS) -> list[Passage]:
     """Load every supported file under ``paths`` into passages.
 
     Raises:
-        CorpusError: a path is missing, a file is unreadable or malformed, ids collide,
-            or nothing loadable was found.
+        CorpusError: a path is missing, a file is unreadable, malformed or over a limit, ids
+            collide, or nothing loadable was found.
     """
     passages: list[Passage] = []
     for f in resolve_files(paths):
-        passages.extend(load_file(f))
+        for p in load_file(f, max_bytes=limits.max_file_bytes):
+            if len(p.text) > limits.max_passage_chars:
+                raise CorpusError(
+                    f"{p.source}:{p.line}: a passage of {len(p.text):,} characters is over the limit of "
+                    f"{limits.max_passage_chars:,}; split it (a blank line starts a new passage)"
+                )
+            passages.append(p)
+        if len(passages) > limits.max_passages:
+            raise CorpusError(
+                f"{f}: the corpus holds more than {limits.max_passages:,} passages (the limit is reached in this "
+                "file); index a smaller corpus"
+            )
     if not passages:
         raise CorpusError(f"the corpus is empty: no passages found in {', '.join(map(str, paths))}")
     seen: dict[str, Passage] = {}
@@ -118,18 +210,16 @@ def load_corpus(paths: list[str | Path]) -> list[Passage]:
     return passages
 
 
-def load_file(path: Path) -> list[Passage]:
+def load_file(path: Path, *, max_bytes: int = DEFAULT_LIMITS.max_file_bytes) -> list[Passage]:
     suffix = path.suffix.lower()
+    text = read_text(path, max_bytes=max_bytes)
     if suffix == ".jsonl":
-        return _load_jsonl(path)
+        return _load_jsonl(path, text)
     if suffix == ".csv":
-        return _load_csv(path)
-    text = read_text(path)
+        return _load_csv(path, text)
     if suffix in (".html", ".htm"):
-        blocks = _html_blocks(text)
-    else:
-        blocks = _text_blocks(text, markdown=suffix in (".md", ".markdown"))
-    return _blocks_to_passages(path, blocks)
+        return _blocks_to_passages(path, _html_blocks(text), None)
+    return _blocks_to_passages(path, _text_blocks(text, markdown=suffix in (".md", ".markdown")), text.split("\n"))
 
 
 # --- plain text and markdown -------------------------------------------------------------
@@ -199,10 +289,12 @@ def _text_blocks(text: str, *, markdown: bool) -> list[tuple[str, str, int]]:
     return out
 
 
-def _blocks_to_passages(path: Path, blocks: list[tuple[str, str, int]]) -> list[Passage]:
-    """Group blocks into passages: each paragraph alone, each run of bullets together."""
+def _blocks_to_passages(path: Path, blocks: list[tuple[str, str, int]], raw_lines: list[str] | None) -> list[Passage]:
+    """Group blocks into passages: each paragraph alone, each run of bullets together.
+
+    ``raw_lines``: the file's lines (plain text and Markdown), so a bullet run is quoted as written.
+    """
     doc_id = path.stem
-    raw_lines = read_text(path).split("\n") if path.suffix.lower() not in (".html", ".htm") else None
     section = ""
     counters: dict[str, int] = {}
     passages: list[Passage] = []
@@ -325,7 +417,7 @@ def _row_to_passage(path: Path, line: int, row: dict) -> Passage:
             value = str(value)
         if not isinstance(value, str):
             raise CorpusError(f"{where}: field {key!r} must be a string, got {type(value).__name__}")
-        values[name] = value
+        values[name] = CONTROL_RE.sub("", value)  # JSON escapes (\u001b) decode to control characters too
     if not values["id"].strip():
         raise CorpusError(f"{where}: field 'id' is empty")
     if not values["text"].strip():
@@ -341,8 +433,7 @@ def _row_to_passage(path: Path, line: int, row: dict) -> Passage:
     )
 
 
-def _load_jsonl(path: Path) -> list[Passage]:
-    text = read_text(path)
+def _load_jsonl(path: Path, text: str) -> list[Passage]:
     out = []
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
@@ -355,8 +446,7 @@ def _load_jsonl(path: Path) -> list[Passage]:
     return out
 
 
-def _load_csv(path: Path) -> list[Passage]:
-    text = read_text(path)
+def _load_csv(path: Path, text: str) -> list[Passage]:
     # strict: an unclosed quote is an error, not a field that silently swallows the rest of the file
     reader = csv.DictReader(io.StringIO(text), strict=True)
     try:

@@ -18,6 +18,7 @@ from assistant.core.answer import AnswerConfig, compose, find_support_contact, r
 from assistant.core.corpus import resolve_files
 from assistant.core.draft import compose_draft
 from assistant.core.refusal import RefusalModel
+from assistant.index.layout import IndexLayout
 from assistant.core.retrieval import RetrievalConfig, Retriever
 from assistant.core.spelling import TypoCorrector, model_vocabulary
 from assistant.core.stages import (
@@ -30,7 +31,7 @@ from assistant.core.stages import (
     clean_question,
 )
 from assistant.index.store import BuildStats, Index, open_index
-from assistant.models.embeddings import MODEL_CACHE, Encoder, open_encoder
+from assistant.models.embeddings import Encoder, open_encoder
 from assistant.models.verifier import Verifier, open_verifier
 from assistant.errors import QuestionError
 from assistant.schema import Answer, Draft, Hit
@@ -121,7 +122,7 @@ class Assistant:
         """
         if encoder is None:
             resolve_files(corpus)  # a bad corpus path fails before any model export
-            encoder = open_encoder(model, Path(index_dir) / MODEL_CACHE, backend=backend, log=log)
+            encoder = open_encoder(model, IndexLayout(index_dir).models, backend=backend, log=log)
         index, stats = open_index(corpus, index_dir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log)
         checker = None
         if verifier is not None and verifier != "none":
@@ -154,7 +155,7 @@ class Assistant:
         only edited passages are embedded again (the server calls it when the files change)."""
         # rebuild=True: the caller saw the content change, whatever the files' stat says.
         index, stats = open_index(corpus, index_dir, self.encoder, rebuild=True)
-        verifier = self.verifier.refreshed(corpus) if self.verifier is not None else None
+        verifier = self.verifier.refreshed(corpus, source=index) if self.verifier is not None else None
         fresh = Assistant(
             index, self.encoder, retrieval=self.retriever.config, answer=self.answer_config,
             top_k=self.top_k, refusal=self.refusal, verifier=verifier, default_refusal=self._default_refusal,

@@ -29,6 +29,7 @@ from pathlib import Path
 from assistant.core.lexical import LexicalIndex
 from assistant.errors import ConfigError
 from assistant.schema import Hit
+from assistant.index.layout import CALIBRATION_FILE, IndexLayout  # noqa: F401 - CALIBRATION_FILE kept importable here
 
 FEATURES = ("dense", "margin", "coverage", "coverage_top", "faq")
 DEFAULT_THRESHOLD = 0.41  # plain-text passages (question vs statement)
@@ -41,7 +42,6 @@ VERIFIER_THRESHOLD = 0.48
 VERIFIER_FAQ_THRESHOLD = 0.65
 VERIFIER_MARGIN_WEIGHT = 0.5
 DEFAULT_TEMPERATURE = 0.05
-CALIBRATION_FILE = "calibration.json"
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class RefusalModel:
         return 1.0 / (1.0 + math.exp(-z))
 
     def save(self, index_dir: Path) -> Path:
-        path = Path(index_dir) / CALIBRATION_FILE
+        path = IndexLayout(index_dir).calibration
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2))
         tmp.replace(path)
@@ -98,7 +98,7 @@ class RefusalModel:
 
     @classmethod
     def load(cls, index_dir: Path) -> "RefusalModel | None":
-        path = Path(index_dir) / CALIBRATION_FILE
+        path = IndexLayout(index_dir).calibration
         if not path.is_file():
             return None
         try:

@@ -149,7 +149,7 @@ class Reranker:
         out = list(hits)
         if not todo:
             return out
-        qvecs = self.verifier.encoder.encode([queries[i] for i in todo])
+        qvecs = self.verifier.embed_many([queries[i] for i in todo])
         for i, qvec in zip(todo, qvecs):
             scores = self.verifier.passage_scores(qvec, [self.passage_index[h.passage.id] for h in hits[i]])
             verified = [replace(h, verified=float(v), score=float(v) + h.lexical_term) for h, v in zip(hits[i], scores)]

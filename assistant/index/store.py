@@ -1,4 +1,5 @@
-"""The vector index of passage units, saved with a manifest; refreshed when corpus or model change.
+"""The index of passage units: built from the corpus, saved as a sealed version, refreshed when
+corpus or model change.
 
 Each passage is embedded as several *units*: for FAQ rows its question and question + answer
 (their answers' sentences are embedded lazily by the retriever when quoted); for plain-text
@@ -6,32 +7,19 @@ sections the section title + passage and every sentence (title-prefixed), which 
 passage that mixes topics match on its best sentence and lets the answer builder pick the
 sentences that answer the question.
 
-On disk an index folder holds ``CURRENT`` (the name of the live version) and one folder per
-version: ``manifest.json`` (metadata and passages), ``units.npy`` (passage, kind, span of
-every unit), ``hashes.npy`` (a content hash per unit, the embedding cache key),
+A version folder holds ``manifest.json`` (metadata and passages), ``units.npy`` (passage,
+kind, span of every unit), ``hashes.npy`` (a content hash per unit, the embedding cache key),
 ``vectors.npy`` (float32, one L2-normalised row per unit) and, for large corpora only,
-``ann.faiss``. A new version is written completely before ``CURRENT`` is atomically
-replaced, so a crash mid-build leaves the old index usable.
-
-Index types (see docs/performance.md for the measurements behind the choice):
-
-- ``flat`` up to ``FLAT_LIMIT`` units: exact cosine with one numpy matrix-vector product
-  (under ~5 ms at the limit) and no FAISS at all on the query path;
-- ``ivf`` above it: FAISS ``IVF<nlist>,SQ8`` (k-means lists, 8-bit scalar-quantised codes,
-  a quarter of the float memory) searched with ``nprobe`` lists, and its candidates
-  re-scored exactly against the float vectors, which stay memory-mapped on disk. Lists are
-  cheap to refill: a refresh reuses the trained centroids and only assigns vectors again.
+``ann.faiss`` (assistant/index/vectors.py); where versions live and how they are sealed with
+SHA-256 is assistant/index/layout.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,19 +27,26 @@ from typing import Callable
 
 import numpy as np
 
-from assistant.core.corpus import fingerprint_files, load_corpus, resolve_files
-from assistant.models.embeddings import Encoder
-from assistant.errors import ConfigError, IndexError_
-from assistant.schema import Passage
+from assistant.core.corpus import DEFAULT_LIMITS, CorpusLimits, load_corpus, resolve_files
 from assistant.core.sentences import sentence_spans
+from assistant.errors import ConfigError, IndexError_
+from assistant.index.freshness import CorpusState, corpus_state
+from assistant.index.layout import MANIFEST, IndexLayout
+from assistant.index.vectors import (  # noqa: F401 - re-exported: the index's public names
+    FLAT_LIMIT,
+    INDEX_TYPES,
+    MMAP_BYTES,
+    VectorIndex,
+    choose_index_type,
+    exact_search,
+    ivf_nlist,
+)
+from assistant.models.embeddings import Encoder
+from assistant.schema import Passage
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: SHA-256 checksums of every file, the manifest included (layout.py)
 UNIT_KINDS = ("title", "full", "sentence")
 HASH_BYTES = 16
-FLAT_LIMIT = 50_000  # units; above this an IVF index is built
-INDEX_TYPES = ("flat", "ivf")
-MMAP_BYTES = 256 << 20  # vector files larger than this are memory-mapped, not read into RAM
-RACY_NS = 2_000_000_000  # files modified this close to the last check are hashed, never trusted by stat
 DATA_FILES = ("units.npy", "hashes.npy", "vectors.npy")
 
 
@@ -113,102 +108,6 @@ def make_units(passages: list[Passage]) -> list[Unit]:
 def text_hash(text: str) -> bytes:
     """The embedding-cache key of a unit text."""
     return hashlib.blake2b(text.encode("utf-8"), digest_size=HASH_BYTES).digest()
-
-
-def choose_index_type(n_units: int, *, flat_limit: int = FLAT_LIMIT) -> str:
-    """``flat`` (exact) up to ``flat_limit`` vectors, ``ivf`` above."""
-    if n_units < 0:
-        raise ConfigError(f"number of vectors must be >= 0, got {n_units}")
-    return "flat" if n_units <= flat_limit else "ivf"
-
-
-def ivf_nlist(n: int) -> int:
-    """Number of IVF lists: about sqrt(n), a power of two, 256..16384 (1M vectors: 1024).
-
-    FAISS suggests 4-16*sqrt(n) for the fastest search, but training k-means and assigning
-    every vector cost proportionally more; on a small CPU sqrt(n) keeps a 1M build to
-    seconds per 100k vectors while a query still scans only ~3% of the lists.
-    """
-    target = np.sqrt(max(n, 1))
-    return int(min(16384, max(256, 2 ** round(np.log2(target)))))
-
-
-def exact_search(vectors: np.ndarray, qvec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` rows of ``vectors`` with the highest inner product with ``qvec`` (scores, ids), best first."""
-    scores = vectors @ qvec.astype(np.float32)
-    k = min(k, len(scores))
-    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return scores[top], top
-
-
-class VectorIndex:
-    """Approximate top-k inner-product search over many vectors: FAISS IVF + SQ8, exact re-scoring.
-
-    ``vectors`` (the float rows, usually memory-mapped) are kept by reference only; they are
-    read just for the few candidates of each query.
-    """
-
-    def __init__(self, faiss_index, vectors: np.ndarray, *, nprobe: int = 32, refine: int = 2) -> None:
-        self.faiss = faiss_index
-        self.vectors = vectors
-        self.nprobe = nprobe
-        self.refine = refine
-        self.faiss.nprobe = nprobe
-
-    @classmethod
-    def build(
-        cls,
-        vectors: np.ndarray,
-        *,
-        previous: "VectorIndex | None" = None,
-        nlist: int | None = None,
-        train_size: int = 50_000,
-        seed: int = 0,
-        log: Callable[[str], None] | None = None,
-    ) -> "VectorIndex":
-        """Train (or reuse ``previous``'s trained centroids and codec) and fill the lists."""
-        import faiss
-
-        n, d = vectors.shape
-        if previous is not None and previous.faiss.d == d and previous.faiss.is_trained:
-            index = faiss.clone_index(previous.faiss)
-            index.reset()  # keeps centroids and the SQ8 ranges, drops the lists
-        else:
-            nlist = nlist or ivf_nlist(n)
-            index = faiss.index_factory(d, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
-            rng = np.random.default_rng(seed)
-            sample = np.sort(rng.choice(n, size=min(n, max(train_size, 40 * nlist)), replace=False))
-            if log:
-                log(f"index: training IVF{nlist},SQ8 on {len(sample)} of {n} vectors")
-            index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
-        step = 200_000
-        for start in range(0, n, step):  # in slices, so a memory-mapped array is never copied whole
-            index.add(np.ascontiguousarray(vectors[start : start + step], dtype=np.float32))
-            if log and n > step:
-                log(f"index: added {min(n, start + step)}/{n} vectors")
-        return cls(index, vectors)
-
-    def search(self, qvec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (exact cosine, ids) among the IVF's ``refine * k`` candidates."""
-        q = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)
-        _, ids = self.faiss.search(q, max(k, self.refine * k))
-        ids = ids[0][ids[0] >= 0]
-        order = np.sort(ids)  # ascending rows read a memory map sequentially
-        scores = np.asarray(self.vectors[order], dtype=np.float32) @ q[0]
-        best = np.argsort(-scores, kind="stable")[:k]
-        return scores[best], order[best]
-
-    def save(self, path: Path) -> None:
-        import faiss
-
-        faiss.write_index(self.faiss, str(path))
-
-    @classmethod
-    def load(cls, path: Path, vectors: np.ndarray) -> "VectorIndex":
-        import faiss
-
-        return cls(faiss.read_index(str(path)), vectors)
 
 
 @dataclass
@@ -273,88 +172,75 @@ class Index:
     # --- persistence ---
 
     def save(self, index_dir: Path) -> Path:
-        """Write a new version folder, then atomically point ``CURRENT`` at it."""
-        index_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=index_dir))
+        """Write a new version folder, seal it, then atomically make it the live one."""
+        layout = IndexLayout(index_dir)
+        build = layout.new_build()
         try:
-            np.save(tmp / "units.npy", self.units.table)
+            np.save(build / "units.npy", self.units.table)
             hashes = self.hashes if self.hashes is not None else np.zeros((len(self.units), HASH_BYTES), np.uint8)
-            np.save(tmp / "hashes.npy", hashes)
-            np.save(tmp / "vectors.npy", self.vectors)
-            files = list(DATA_FILES)
+            np.save(build / "hashes.npy", hashes)
+            np.save(build / "vectors.npy", self.vectors)
             if self.ann is not None:
-                self.ann.save(tmp / "ann.faiss")
-                files.append("ann.faiss")
+                self.ann.save(build / "ann.faiss")
             manifest = dict(self.manifest)
             manifest["index_type"] = self.index_type
-            manifest["checksums"] = {name: _file_crc32(tmp / name) for name in files}
-            (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False))
-            _fsync_dir_files(tmp)
-            version = f"v-{time.time_ns() // 1000}-{manifest['corpus_fingerprint'][:8]}"
-            final = index_dir / version
-            os.replace(tmp, final)
-            cur_tmp = index_dir / f".CURRENT.{os.getpid()}"
-            cur_tmp.write_text(version)
-            os.replace(cur_tmp, index_dir / "CURRENT")
+            manifest.pop("checksums", None)  # format 3's CRC-32s; checksums.json replaces them
+            (build / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False))
+            final = layout.publish(build)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(build, ignore_errors=True)
             raise
-        for old in index_dir.iterdir():  # drop superseded versions and abandoned builds
-            if old.is_dir() and old.name != version and (old.name.startswith("v-") or old.name.startswith(".build-")):
-                if old.name.startswith(".build-") and time.time() - old.stat().st_mtime < 3600:
-                    continue  # maybe another process is building right now
-                shutil.rmtree(old, ignore_errors=True)
         self.manifest = manifest
         return final
 
     @classmethod
     def load(cls, index_dir: Path, *, verify: bool = True) -> "Index":
-        """Load the live version of an index folder; a damaged one raises IndexError_."""
-        cur = index_dir / "CURRENT"
-        if not cur.is_file():
-            raise IndexError_(f"no index in {index_dir} (run `assistant index`)")
-        folder = index_dir / cur.read_text().strip()
-        try:
-            manifest = json.loads((folder / "manifest.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise IndexError_(f"index manifest in {folder} is unreadable: {exc}") from None
-        if manifest.get("format") != FORMAT_VERSION:
-            raise IndexError_(f"index in {folder} has format {manifest.get('format')}, expected {FORMAT_VERSION}")
-        checksums = manifest.get("checksums", {})
+        """Load the live version of an index folder; a damaged or altered one raises IndexError_.
+
+        ``verify=False`` skips the SHA-256 checks (tests of what the checks guard against).
+        """
+        layout = IndexLayout(index_dir)
+        folder, digest = layout.live()
         if verify:
-            for name, want in checksums.items():
-                if not (folder / name).is_file() or _file_crc32(folder / name) != want:
-                    raise IndexError_(f"index file {folder / name} is missing or corrupted (checksum mismatch)")
+            layout.verify(folder, digest)
+        return cls._read(folder, FORMAT_VERSION)
+
+    @classmethod
+    def legacy(cls, index_dir: Path) -> "Index | None":
+        """The live index of a folder written before the SHA-256 seals (format 3), unverified, or None.
+
+        Only its vectors are used, as the embedding cache of the rebuild (keyed by each unit
+        text's hash, so they can only speed it up); it is never served.
+        """
+        folder = IndexLayout(index_dir).legacy()
+        try:
+            return cls._read(folder, 3) if folder is not None else None
+        except IndexError_:
+            return None
+
+    @classmethod
+    def _read(cls, folder: Path, format_version: int) -> "Index":
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            passages = [Passage(**p) for p in manifest["passages"]]
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise IndexError_(f"index manifest in {folder} is unreadable: {exc}") from None
+        if manifest.get("format") != format_version:
+            raise IndexError_(f"index in {folder} has format {manifest.get('format')}, expected {format_version}")
         try:
             units = UnitTable(np.load(folder / "units.npy"))
             hashes = np.load(folder / "hashes.npy")
             vpath = folder / "vectors.npy"
             vectors = np.load(vpath, mmap_mode="r" if vpath.stat().st_size > MMAP_BYTES else None)
-            ann = VectorIndex.load(folder / "ann.faiss", vectors) if "ann.faiss" in checksums else None
+            ann = VectorIndex.load(folder / "ann.faiss", vectors) if manifest.get("index_type") == "ivf" else None
         except Exception as exc:  # numpy raises ValueError/OSError, faiss RuntimeError with C++ text
             raise IndexError_(f"index files in {folder} cannot be read: {exc}") from None
-        passages = [Passage(**p) for p in manifest["passages"]]
         if not (len(units) == len(vectors) == len(hashes)) or (len(units) and units.table[-1, 0] >= len(passages)):
             raise IndexError_(
                 f"index in {folder} is inconsistent: {len(units)} units, {len(vectors)} vectors, "
                 f"{len(hashes)} hashes, {len(passages)} passages"
             )
         return cls(passages, units, vectors, manifest, hashes=hashes, ann=ann)
-
-
-def _file_crc32(path: Path) -> str:
-    """CRC-32 of a file: catches truncation and bit rot (3x faster than SHA-256 on big vector files)."""
-    crc = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            crc = zlib.crc32(chunk, crc)
-    return f"crc32:{crc:08x}"
-
-
-def _fsync_dir_files(folder: Path) -> None:
-    for f in folder.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
 
 
 def build_index(
@@ -432,30 +318,6 @@ def build_index(
     return index, len(pending)
 
 
-def _file_states(files: list[Path]) -> list[list]:
-    out = []
-    for f in files:
-        st = f.stat()
-        out.append([str(f.resolve()), st.st_size, st.st_mtime_ns])
-    return out
-
-
-def _corpus_fingerprint(files: list[Path], previous: Index | None) -> tuple[str, list[list], int]:
-    """The corpus fingerprint, taken from ``previous`` when no file changed size or mtime.
-
-    Like git's index, a file whose mtime is within RACY_NS of the previous check might
-    have changed again within the same timestamp tick, so such files are always hashed.
-    """
-    checked_ns = time.time_ns()
-    states = _file_states(files)
-    if previous is not None:
-        m = previous.manifest
-        old_checked = m.get("files_checked_ns", 0)
-        if m.get("files") == states and all(s[2] < old_checked - RACY_NS for s in states):
-            return m["corpus_fingerprint"], states, old_checked
-    return fingerprint_files(files), states, checked_ns
-
-
 def open_index(
     corpus: list[str | Path],
     index_dir: str | Path,
@@ -465,48 +327,60 @@ def open_index(
     progress_factory: Callable[[int], Callable[[int], None]] | None = None,
     log: Callable[[str], None] | None = None,
     flat_limit: int = FLAT_LIMIT,
+    source: Index | None = None,
+    limits: CorpusLimits = DEFAULT_LIMITS,
 ) -> tuple[Index, BuildStats]:
     """Load the index for ``corpus`` from ``index_dir``, (re)building it if it is stale.
 
     The index is stale when the corpus files' fingerprint or the model fingerprint differ
     from its manifest; a stale index is never returned. Unchanged files (same size and
     mtime as at the last check) are not read again to decide this.
+
+    ``source``: an index of the same corpus just opened (the verifier's index is built next
+    to the main one): its passages and corpus state are used, so the files are not read and
+    parsed a second time, and both indexes hold the same passages.
     """
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
-    files = resolve_files(corpus)
     previous: Index | None = None
+    cache: Index | None = None  # vectors to reuse when there is no usable previous version
     reason = "forced rebuild" if rebuild else ""
+    if source is None:
+        files = resolve_files(corpus)
     try:
         previous = Index.load(index_dir)
     except IndexError_ as exc:
-        if (index_dir / "CURRENT").exists():
+        if IndexLayout(index_dir).exists():
             reason = reason or f"existing index unusable ({exc})"
             if log:
                 log(f"index: {exc}; rebuilding")
+            cache = Index.legacy(index_dir)
         else:
             reason = reason or "no index yet"
-    fingerprint, states, checked_ns = _corpus_fingerprint(files, previous)
+    if source is not None:
+        state = CorpusState.from_manifest(source.manifest)
+    else:
+        state = corpus_state(files, CorpusState.from_manifest(previous.manifest) if previous is not None else None)
     if previous is not None and not rebuild:
         m = previous.manifest
         if m.get("model_fingerprint") != encoder.fingerprint:
             reason = f"model changed ({m.get('model')} -> {encoder.name})"
-        elif m.get("corpus_fingerprint") != fingerprint:
+        elif m.get("corpus_fingerprint") != state.fingerprint:
             reason = "corpus changed"
         else:
             stats = BuildStats(len(previous.passages), len(previous.units), 0, time.perf_counter() - t0, False, "up to date")
             return previous, stats
-    passages = load_corpus(files)
+    passages = list(source.passages) if source is not None else load_corpus(files, limits=limits)
     if log:
-        log(f"index: building ({reason}) for {len(passages)} passages from {len(files)} file(s)")
+        n_files = len({p.source for p in passages}) if source is not None else len(files)
+        log(f"index: building ({reason}) for {len(passages)} passages from {n_files} file(s)")
     n_units = len(make_units(passages))
     progress = progress_factory(n_units) if progress_factory else None
     index, embedded = build_index(
-        passages, encoder, corpus_fingerprint=fingerprint, previous=previous,
+        passages, encoder, corpus_fingerprint=state.fingerprint, previous=previous or cache,
         progress=progress, flat_limit=flat_limit, log=log,
     )
-    index.manifest["files"] = states
-    index.manifest["files_checked_ns"] = checked_ns
+    index.manifest.update(state.to_manifest())
     index.save(index_dir)
     stats = BuildStats(len(passages), len(index.units), embedded, time.perf_counter() - t0, True, reason)
     return index, stats

