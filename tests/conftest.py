@@ -171,9 +171,17 @@ def pg_url(pg_cluster) -> str:
     return pg_cluster.create_database()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def new_database_url(request, backend: str, folder: Path) -> str:
+    """A fresh feedback database: a SQLite file in ``folder``, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'feedback.sqlite3'}"
+    return request.getfixturevalue("pg_cluster").create_database()
+
+
+@pytest.fixture(params=BACKENDS)
 def database_url(request, tmp_path) -> str:
     """A fresh feedback database on each backend: a SQLite file URL, then a PostgreSQL database URL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'feedback.sqlite3'}"
-    return request.getfixturevalue("pg_cluster").create_database()
+    return new_database_url(request, request.param, tmp_path / "data")

@@ -21,10 +21,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistant.errors import AssistantError, FeedbackError, UnavailableError
+from assistant.errors import AssistantError, FeedbackError, RatingRefusedError, StoreUnavailableError, UnavailableError
 
 if TYPE_CHECKING:
     from assistant.server.feedback import FeedbackStore
@@ -59,6 +59,7 @@ class DraftRequest(BaseModel):
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     interaction_id: StrictInt
+    rating_token: Annotated[StrictStr, Field(max_length=200)]  # returned with the answer: only its requester rates it
     helpful: StrictBool | None
 
 
@@ -308,6 +309,16 @@ def create_app(
     async def on_feedback_error(request: Request, exc: FeedbackError):
         return error_response(404, "not_found", str(exc))
 
+    @app.exception_handler(RatingRefusedError)
+    async def on_rating_refused(request: Request, exc: RatingRefusedError):
+        # 403 whether or not the id exists: ids cannot be probed.
+        return error_response(403, "forbidden", str(exc))
+
+    @app.exception_handler(StoreUnavailableError)
+    async def on_store_unavailable(request: Request, exc: StoreUnavailableError):
+        log.error("feedback database: %s", exc.detail)  # the URL in it is redacted
+        return error_response(503, "feedback_unavailable", str(exc), {"Retry-After": str(exc.retry_after_s)})
+
     @app.exception_handler(UnavailableError)
     async def on_unavailable(request: Request, exc: UnavailableError):
         code = {"refreshing": "index_refreshing"}.get(exc.reason, "corpus_unavailable")
@@ -338,8 +349,10 @@ def create_app(
             )
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return service.health()
+    def healthz() -> JSONResponse:
+        health = service.health()
+        # A log that cannot be written is unhealthy: a load balancer stops sending answers there.
+        return JSONResponse(health, status_code=503 if health["status"] == "feedback_error" else 200)
 
     @app.post("/api/ask")
     def api_ask(body: AskRequest) -> dict[str, Any]:
@@ -353,7 +366,7 @@ def create_app(
 
     @app.post("/api/feedback")
     def api_feedback(body: FeedbackRequest) -> dict[str, Any]:
-        store.rate(body.interaction_id, body.helpful)
+        store.rate_with_token(body.interaction_id, body.rating_token, body.helpful)
         return {"interaction_id": body.interaction_id, "helpful": body.helpful}
 
     @app.get("/api/insights", dependencies=[Depends(require_staff)])

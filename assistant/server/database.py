@@ -244,14 +244,25 @@ class SQLiteDatabase(Database):
         return StoreUnavailableError(f"{self.path}: the feedback database failed ({exc})")
 
     def check(self) -> None:
-        """``PRAGMA quick_check``: a damaged file is an error now, not lost answers later."""
+        """``PRAGMA quick_check``: a damaged file is an error now, not lost answers later.
+
+        Runs on a connection of its own: the serving connections' page caches could hide
+        damage done to the file after they read it.
+        """
+        if self._closed:
+            raise FeedbackError(f"{self.path}: the feedback store is closed")
+        conn = None
         try:
-            problems = [r[0] for r in self._conn().execute("PRAGMA quick_check(5)").fetchall()]
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s)
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
         except sqlite3.DatabaseError as exc:
             problems = [str(exc)]
+        finally:
+            if conn is not None:
+                conn.close()
         if problems != ["ok"]:
             raise FeedbackError(
-                f"{self.path}: the feedback database is damaged (quick_check: {'; '.join(problems)[:300]}); "
+                f"{self.path}: the feedback database is damaged (quick_check: {' '.join('; '.join(problems).split())[:300]}); "
                 "move it aside to start a new log, or restore it from a backup"
             )
 

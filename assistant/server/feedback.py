@@ -12,7 +12,9 @@ import hashlib
 import hmac
 import io
 import json
+import math
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,14 +159,15 @@ class FeedbackStore:
 
     Safe to share between the server's threads; several processes (replicas) may open the
     same database. The schema is created or migrated on open and its version recorded in
-    ``schema_version``; a SQLite file is checked with ``PRAGMA quick_check`` first.
+    ``schema_version``; a SQLite file is checked with ``PRAGMA quick_check`` first, and again
+    by :meth:`health` at most every ``check_interval_s`` seconds.
 
     Raises:
         ConfigError: a malformed URL.
         FeedbackError: the database cannot be opened, reached or migrated, or it is damaged.
     """
 
-    def __init__(self, target: str | Path | DatabaseURL, **kwargs) -> None:
+    def __init__(self, target: str | Path | DatabaseURL, *, check_interval_s: float = 30.0, **kwargs) -> None:
         if isinstance(target, str) and "://" in target:
             target = parse_database_url(target)
         elif not isinstance(target, DatabaseURL):
@@ -173,9 +176,12 @@ class FeedbackStore:
         self.url = target  # prints redacted
         self.path: Path | None = getattr(self.db, "path", None)
         self.backend = self.db.backend
+        self.check_interval_s = check_interval_s
+        self._checked_at = -math.inf
         try:
             self.db.check()
             self._migrate()
+            self._checked_at = time.monotonic()
         except StoreUnavailableError as exc:
             self.db.close()
             raise FeedbackError(f"cannot use the feedback database: {exc.detail}") from None
@@ -343,9 +349,14 @@ class FeedbackStore:
         """What /healthz shows of the log: backend, redacted URL, schema version and counts, or the error."""
         out: dict = {"backend": self.backend, "database": str(self.url), "schema_version": SCHEMA_VERSION}
         try:
-            self.db.check()
+            now = time.monotonic()
+            # The full check reads the whole SQLite file: at most once per check_interval_s.
+            if now - self._checked_at >= self.check_interval_s:
+                self.db.check()
+                self._checked_at = now
             totals = self.totals()
         except FeedbackError as exc:
+            self._checked_at = -math.inf  # checked again on the next call
             return {**out, "status": "error", "error": getattr(exc, "detail", str(exc)), "interactions": None, "ratings": None}
         return {**out, "status": "ok", "interactions": totals.interactions, "ratings": totals.ratings}
 
