@@ -21,9 +21,11 @@ ENV_URL = "ASSISTANT_TEST_DATABASE_URL"
 
 
 def find_pg_bin() -> Path | None:
-    for d in PG_BIN_DIRS:
-        if (Path(d) / "initdb").exists() and (Path(d) / "pg_ctl").exists():
-            return Path(d)
+    """The folder of initdb and pg_ctl: Debian's (the newest installed version), else PATH's."""
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    for d in [Path(x) for x in PG_BIN_DIRS] + debian[::-1]:
+        if (d / "initdb").exists() and (d / "pg_ctl").exists():
+            return d
     found = shutil.which("initdb")
     return Path(found).parent if found and shutil.which("pg_ctl") else None
 

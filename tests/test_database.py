@@ -169,3 +169,22 @@ def test_a_store_accepts_a_parsed_url(tmp_path):
     assert isinstance(url, DatabaseURL)
     with FeedbackStore(url) as s:
         assert s.path == tmp_path / "x" / DB_NAME and s.backend == "sqlite"
+
+
+def test_connections_cut_by_the_server_are_replaced(pg_cluster, pg_url):
+    """After a PostgreSQL restart (here: every connection of the store terminated), the next
+    write gets a fresh connection instead of an error."""
+    import psycopg
+
+    from .test_feedback import answered
+
+    with FeedbackStore(pg_url) as store:
+        store.record("ask", answered("before"))
+        name = urllib.parse.urlsplit(pg_url).path.lstrip("/")
+        with psycopg.connect(pg_cluster.admin_url, autocommit=True) as admin:
+            cut = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (name,)
+            ).fetchone()[0]
+        assert cut >= 1
+        store.record("ask", answered("after"))
+        assert store.totals().interactions == 2

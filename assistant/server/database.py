@@ -321,6 +321,9 @@ class PostgresDatabase(Database):
         self.pool = ConnectionPool(
             url.conninfo, min_size=1, max_size=max_connections, timeout=wait_timeout_s, open=False,
             kwargs={"connect_timeout": connect_timeout_s}, name="feedback",
+            # A pooled connection is checked before use, so one cut by a server restart is
+            # replaced instead of failing the request that draws it.
+            check=ConnectionPool.check_connection,
         )
         self.pool.open(wait=True, timeout=wait_timeout_s)
 
