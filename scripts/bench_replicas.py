@@ -8,7 +8,8 @@ a throwaway cluster (tests/pg.py; needs Debian's postgresql) unless ``--database
 (whose database must be empty). Each configuration runs ``--seconds`` of closed-loop load from
 ``--clients`` threads: POST /api/ask spread round-robin over the replicas, and every third
 answer rated through the next replica (POST /api/feedback with its rating token). Reports
-requests/s, p50/p95 latency and the status counts per configuration as JSON. Nothing is asserted.
+requests/s, p50/p95 latency and the status counts per configuration, and the time to log one
+answer and to count the log (as /healthz does) on each backend, as JSON. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -90,6 +91,26 @@ def load(urls: list[str], seconds: float, clients: int) -> dict:
     }
 
 
+def log_timings(url: str, n: int = 300) -> dict:
+    """Milliseconds to log one answer (with its rating token) and to count the log, on ``url``."""
+    from assistant.schema import Answer
+    from assistant.server.feedback import FeedbackStore, new_rating_token
+
+    answer = Answer(question="How long does shipping take?", answered=True, answer="2 days. [1]", confidence=0.9)
+    with FeedbackStore(url) as store:
+        for _ in range(20):
+            store.record("ask", answer)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            store.record("ask", answer, rating_token=new_rating_token())
+        record_ms = (time.perf_counter() - t0) / n * 1000
+        t0 = time.perf_counter()
+        for _ in range(50):
+            store.totals()
+        totals_ms = (time.perf_counter() - t0) / 50 * 1000
+    return {"record_ms": round(record_ms, 2), "totals_ms": round(totals_ms, 2), "rows": n + 20}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=20.0, help="load per configuration (default 20)")
@@ -105,14 +126,14 @@ def main() -> int:
         env["ASSISTANT_MODEL_CACHE"] = os.environ["ASSISTANT_MODEL_CACHE"]
     cluster = None
     if args.database_url:
-        pg_urls = [args.database_url, args.database_url]
+        pg_urls = [args.database_url, args.database_url, args.database_url]
     else:
         from tests.pg import cluster_from_env_or_start
 
         cluster = cluster_from_env_or_start()
         if isinstance(cluster, str):
             raise SystemExit(cluster)
-        pg_urls = [cluster.create_database("bench_one"), cluster.create_database("bench_two")]
+        pg_urls = [cluster.create_database(f"bench_{n}") for n in range(3)]
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                      "clients": args.clients, "verifier": args.verifier, "configurations": {}}
     try:
@@ -141,6 +162,11 @@ def main() -> int:
                     for proc in procs:
                         proc.terminate()
                         proc.wait(60)
+            results["log_write"] = {
+                "sqlite": log_timings(f"sqlite:///{work / 'timing' / 'feedback.sqlite3'}"),
+                "postgresql": log_timings(pg_urls[2]),
+            }
+            print("log write", json.dumps(results["log_write"]), file=sys.stderr)
     finally:
         if cluster is not None:
             cluster.stop()
