@@ -133,8 +133,8 @@ def _url(sock: socket.socket) -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from assistant.cli.main import open_assistant, resolve_corpus_args
-    from assistant.server.api import STAFF_PATH, create_app
     from assistant.server.feedback import FeedbackStore
+    from assistant.server.api import STAFF_PATH, create_app
 
     def say(msg: str) -> None:
         if not args.quiet:
