@@ -83,10 +83,13 @@ class Lines:
 class AppProcess:
     """``python app.py --port 0 ...`` as a child; ``url`` once it says it is ready."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, ready_timeout_s: float = 240) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, ready_timeout_s: float = 240, prefix: list[str] | None = None
+    ) -> None:
         # The server logs (and would print any traceback) on stderr; stdout carries nothing.
+        # ``prefix`` runs it through another command (e.g. in a mount namespace).
         self.proc = subprocess.Popen(
-            [sys.executable, "app.py", "--port", "0", *args], cwd=ROOT, env=env or child_env(),
+            [*(prefix or []), sys.executable, "app.py", "--port", "0", *args], cwd=ROOT, env=env or child_env(),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         self.out = Lines(self.proc.stderr)
