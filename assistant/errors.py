@@ -41,3 +41,21 @@ class UnavailableError(AssistantError):
         super().__init__(message)
         self.reason = reason
         self.retry_after_s = retry_after_s
+
+
+class RatingRefusedError(FeedbackError):
+    """A rating whose token does not match the answer it names (or names no answer: the two
+    are told apart by nobody, so ids cannot be probed)."""
+
+
+class StoreUnavailableError(FeedbackError, UnavailableError):
+    """The feedback database failed or cannot be reached while serving: nothing is acknowledged
+    that was not logged. ``str()`` is safe to show a customer; ``detail`` (for the server log)
+    names the database (password redacted) and the cause."""
+
+    def __init__(self, detail: str, *, retry_after_s: int = 5) -> None:
+        UnavailableError.__init__(
+            self, "the answer could not be saved just now; please try again shortly",
+            reason="feedback_unavailable", retry_after_s=retry_after_s,
+        )
+        self.detail = detail

@@ -153,7 +153,7 @@ class LoadRun:
         self.auth = auth
         self.seed = seed
         self.samples: list[Sample] = []
-        self.interaction_ids: list[int] = []
+        self.interaction_ids: list[tuple[int, str]] = []  # (interaction_id, rating_token)
         self._next = 0
         self._lock = threading.Lock()
         self.deadline = 0.0
@@ -177,7 +177,8 @@ class LoadRun:
         elif kind == "draft":
             path, body = "/api/draft", {"question": question, "customer_name": "Dana", "agent_name": "Sam"}
         else:
-            path, body = "/api/feedback", {"interaction_id": rng.choice(ids), "helpful": rng.random() < 0.7}
+            iid, token = rng.choice(ids)
+            path, body = "/api/feedback", {"interaction_id": iid, "rating_token": token, "helpful": rng.random() < 0.7}
         t0 = time.perf_counter()
         try:
             r = client.post(path, json=body)
@@ -186,7 +187,7 @@ class LoadRun:
         ms = (time.perf_counter() - t0) * 1000
         if kind in ("ask", "draft") and r.status_code == 200:
             with self._lock:
-                self.interaction_ids.append(r.json()["interaction_id"])
+                self.interaction_ids.append((r.json()["interaction_id"], r.json()["rating_token"]))
         return Sample(kind, r.status_code, ms)
 
     def _client(self, n: int) -> None:

@@ -43,8 +43,11 @@ def copy_seed_corpus(folder: Path) -> Path:
 class AppProcess(ServerProcess):
     """``python app.py --port 0 ...`` as a child; ``url`` once it says it is ready; stopped with Ctrl-C."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, ready_timeout_s: float = 240) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, ready_timeout_s: float = 240, prefix: list[str] | None = None
+    ) -> None:
+        # ``prefix`` runs it through another command (e.g. in a mount namespace).
         super().__init__(
-            [sys.executable, "app.py", "--port", "0", *args], env=env or child_env(), cwd=ROOT,
+            [*(prefix or []), sys.executable, "app.py", "--port", "0", *args], env=env or child_env(), cwd=ROOT,
             ready_timeout_s=ready_timeout_s, stop_signal=signal.SIGINT,
         )

@@ -145,3 +145,44 @@ def model_cache(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("model-cache")
     open_encoder(None, folder)
     return folder
+
+
+# --- PostgreSQL: a throwaway cluster (tests/pg.py), one database per test ------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A PostgreSQL server for the session: started from the installed binaries (stopped at the
+    end) or the one ASSISTANT_TEST_DATABASE_URL names. Without either the tests skip, except
+    under CI (env CI set), where they fail."""
+    from .pg import cluster_from_env_or_start
+
+    cluster = cluster_from_env_or_start()
+    if isinstance(cluster, str):
+        if os.environ.get("CI"):
+            pytest.fail(f"{cluster} (CI is set, so the PostgreSQL tests must run)")
+        pytest.skip(cluster)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """The URL of a new, empty PostgreSQL database (password included)."""
+    return pg_cluster.create_database()
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def new_database_url(request, backend: str, folder: Path) -> str:
+    """A fresh feedback database: a SQLite file in ``folder``, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'feedback.sqlite3'}"
+    return request.getfixturevalue("pg_cluster").create_database()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path) -> str:
+    """A fresh feedback database on each backend: a SQLite file URL, then a PostgreSQL database URL."""
+    return new_database_url(request, request.param, tmp_path / "data")

@@ -20,24 +20,26 @@ from assistant.server.feedback import FeedbackStore
 from assistant.schema import Answer, Draft
 from assistant.server.api import LoginThrottle, create_app
 
-from .conftest import ROOT
+from .conftest import BACKENDS, ROOT, new_database_url
 from .app_process import Lines
 from .live_server import live_server
 
 pytestmark = pytest.mark.slow
 
-# The API object is Answer.to_dict() (Draft.to_dict() for drafts) plus the interaction id; the
-# schema may grow fields, so the expected keys come from it rather than from a copy here.
+# The API object is Answer.to_dict() (Draft.to_dict() for drafts) plus the interaction id and
+# its rating token; the schema may grow fields, so the expected keys come from it rather than
+# from a copy here.
 _probe = Answer(question="q", answered=False, answer="a", confidence=0.0)
-ANSWER_KEYS = set(_probe.to_dict()) | {"interaction_id"}
-DRAFT_KEYS = set(Draft(answer=_probe, text="t", escalate=True).to_dict()) | {"interaction_id"}
+ANSWER_KEYS = set(_probe.to_dict()) | {"interaction_id", "rating_token"}
+DRAFT_KEYS = set(Draft(answer=_probe, text="t", escalate=True).to_dict()) | {"interaction_id", "rating_token"}
 STAFF = ("staff", "correct horse battery staple")
 BODY_LIMIT = 16 * 1024
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    with FeedbackStore.open(tmp_path_factory.mktemp("api-data")) as s:
+@pytest.fixture(scope="module", params=BACKENDS)
+def store(request, tmp_path_factory):
+    """The log behind the API: every test using it runs once on SQLite, once on PostgreSQL."""
+    with FeedbackStore(new_database_url(request, request.param, tmp_path_factory.mktemp("api-data"))) as s:
         yield s
 
 
@@ -64,13 +66,13 @@ def locked_url(seed_assistant, tmp_path_factory):
 
 
 def without_timing(d: dict) -> dict:
-    return {k: v for k, v in d.items() if k not in ("latency_ms", "interaction_id")}
+    return {k: v for k, v in d.items() if k not in ("latency_ms", "interaction_id", "rating_token")}
 
 
 # --- the JSON endpoints --------------------------------------------------------------------
 
 
-def test_healthz_reports_the_index(client, seed_assistant):
+def test_healthz_reports_the_index(client, seed_assistant, store):
     r = client.get("/healthz")
     assert r.status_code == 200
     body = r.json()
@@ -79,7 +81,13 @@ def test_healthz_reports_the_index(client, seed_assistant):
     assert body["index"]["model"] == seed_assistant.index.manifest["model"]
     assert body["index"]["dimension"] == 384
     assert body["index"]["verifier"] == "all-mpnet-base-v2"  # the shipped default re-reads the candidates
-    assert set(body["feedback"]) == {"interactions", "ratings"}
+    feedback = body["feedback"]
+    assert set(feedback) == {"backend", "database", "schema_version", "status", "interactions", "ratings"}
+    assert (feedback["backend"], feedback["status"], feedback["schema_version"]) == (store.backend, "ok", 2)
+    assert feedback["interactions"] == store.totals().interactions
+    if store.backend == "postgresql":
+        assert ":***@127.0.0.1:" in feedback["database"]  # the password is never shown
+        assert store.db.url.conninfo.split(":")[2].split("@")[0] not in r.text
 
 
 def test_ask_returns_the_cli_json_object(client, seed_assistant, store):
@@ -122,10 +130,39 @@ def test_draft_adds_the_reply_text(client, store):
 
 
 def test_feedback_is_stored(client, store):
-    iid = client.post("/api/ask", json={"question": "How long does shipping take?"}).json()["interaction_id"]
-    r = client.post("/api/feedback", json={"interaction_id": iid, "helpful": False})
+    answer = client.post("/api/ask", json={"question": "How long does shipping take?"}).json()
+    iid, token = answer["interaction_id"], answer["rating_token"]
+    r = client.post("/api/feedback", json={"interaction_id": iid, "rating_token": token, "helpful": False})
     assert r.status_code == 200 and r.json() == {"interaction_id": iid, "helpful": False}
     assert store.get(iid).helpful is False
+    draft = client.post("/api/draft", json={"question": "Can I cancel?"}).json()
+    body = {"interaction_id": draft["interaction_id"], "rating_token": draft["rating_token"], "helpful": True}
+    assert client.post("/api/feedback", json=body).status_code == 200
+    assert store.get(draft["interaction_id"]).helpful is True
+
+
+def test_only_the_requester_can_rate_an_answer(client, store):
+    """Ids are sequential, so a rating needs the token that came with the answer; a wrong token
+    and an id that does not exist get the same 403, so ids cannot be probed."""
+    mine = client.post("/api/ask", json={"question": "Do you take PayPal?"}).json()
+    theirs = client.post("/api/ask", json={"question": "Can I cancel my order?"}).json()
+    assert mine["rating_token"] != theirs["rating_token"] and len(mine["rating_token"]) >= 32
+    attempts = {
+        "their token on my answer": (mine["interaction_id"], theirs["rating_token"]),
+        "a made-up token": (mine["interaction_id"], "x" * 32),
+        "an id that does not exist": (theirs["interaction_id"] + 10_000, mine["rating_token"]),
+    }
+    for case, (iid, token) in attempts.items():
+        r = client.post("/api/feedback", json={"interaction_id": iid, "rating_token": token, "helpful": False})
+        assert r.status_code == 403, (case, r.text)
+        assert r.json()["error"] == {
+            "code": "forbidden",
+            "message": f"the rating_token does not match interaction id {iid}: "
+            "send the interaction_id and rating_token returned with the answer",
+        }
+    r = client.post("/api/feedback", json={"interaction_id": mine["interaction_id"], "helpful": False})
+    assert r.status_code == 422 and r.json()["error"]["message"] == "field 'rating_token' is required"
+    assert store.get(mine["interaction_id"]).helpful is None and store.get(theirs["interaction_id"]).helpful is None
 
 
 def test_insights_and_csv_export(client, store):
@@ -161,7 +198,10 @@ def test_insights_and_csv_export(client, store):
         ("/api/feedback", b'{"interaction_id": "1", "helpful": true}', 422, "invalid_request", "field 'interaction_id'"),
         ("/api/feedback", b'{"interaction_id": 1, "helpful": "yes"}', 422, "invalid_request", "field 'helpful'"),
         ("/api/feedback", b'{"interaction_id": 1}', 422, "invalid_request", "field 'helpful' is required"),
-        ("/api/feedback", b'{"interaction_id": 999999, "helpful": true}', 404, "not_found", "no answer with interaction id 999999"),
+        ("/api/feedback", b'{"interaction_id": 999999, "rating_token": "abc", "helpful": true}', 403, "forbidden",
+         "^the rating_token does not match interaction id 999999: send"),
+        ("/api/feedback", b'{"interaction_id": 1, "rating_token": 5, "helpful": true}', 422, "invalid_request",
+         "field 'rating_token': Input should be a valid string"),
     ],
 )
 def test_invalid_requests_get_a_4xx_json_error(client, path, body, status, code, message):
@@ -228,6 +268,8 @@ def test_gradio_client_ask_returns_the_same_object(url, client):
     assert set(via_gradio) == ANSWER_KEYS
     assert without_timing(via_gradio) == without_timing(via_json)
     assert via_gradio["interaction_id"] != via_json["interaction_id"]  # each call is logged
+    rating = {"interaction_id": via_gradio["interaction_id"], "rating_token": via_gradio["rating_token"], "helpful": True}
+    assert client.post("/api/feedback", json=rating).status_code == 200
 
     draft = gc.predict("Can I cancel?", "Dana", api_name="/draft")
     assert set(draft) == DRAFT_KEYS and draft["draft"].startswith("Hi Dana,")
@@ -256,8 +298,10 @@ def test_staff_endpoints_need_the_login(locked_url, auth):
 
 def test_staff_login_opens_the_staff_endpoints_while_chat_stays_public(locked_url):
     with httpx.Client(base_url=locked_url, timeout=60) as public:
-        assert public.post("/api/ask", json={"question": "Can I cancel?"}).status_code == 200
-        assert public.post("/api/feedback", json={"interaction_id": 1, "helpful": True}).status_code == 200
+        answer = public.post("/api/ask", json={"question": "Can I cancel?"})
+        assert answer.status_code == 200
+        rating = {"interaction_id": answer.json()["interaction_id"], "rating_token": answer.json()["rating_token"], "helpful": True}
+        assert public.post("/api/feedback", json=rating).status_code == 200
         assert public.get("/healthz").status_code == 200
         # the staff UI answers with Gradio's login, not with the app
         assert public.get("/staff/config").status_code == 401

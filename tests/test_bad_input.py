@@ -124,9 +124,10 @@ QUESTION_CASES = [
      b'{"question": "Can I cancel my order?", "customer_name": "\\ud800Dana\\u0000", "agent_name": "\\u001bSam"}', Answered(CANCEL)),
     ("draft: 5,000-character customer name", "/api/draft", js({"question": "Can I cancel my order?", "customer_name": "D" * 5000}),
      Answered(CANCEL)),
-    ("rating: id beyond 64 bits", "/api/feedback", b'{"interaction_id": 9223372036854775808, "helpful": true}',
-     Rejected(404, "not_found", r"^no answer with interaction id 9223372036854775808$")),
-    ("rating: negative id", "/api/feedback", js({"interaction_id": -1, "helpful": True}), Rejected(404, "not_found", r"interaction id -1")),
+    ("rating: id beyond 64 bits", "/api/feedback", b'{"interaction_id": 9223372036854775808, "rating_token": "t", "helpful": true}',
+     Rejected(403, "forbidden", r"^the rating_token does not match interaction id 9223372036854775808: ")),
+    ("rating: negative id", "/api/feedback", js({"interaction_id": -1, "rating_token": "t", "helpful": True}),
+     Rejected(403, "forbidden", r"interaction id -1")),
     ("rating: float id", "/api/feedback", js({"interaction_id": 1.5, "helpful": True}),
      Rejected(422, "invalid_request", r"field 'interaction_id': Input should be a valid integer")),
 ]
@@ -181,9 +182,11 @@ def test_personal_data_and_sql_are_stored_safely(client, store):
     r = client.post("/api/ask", json={"question": "I'm jo@example.com, +44 20 7946 0958, card 4111-1111-1111-1111: can I cancel?"})
     assert store.get(r.json()["interaction_id"]).question == "I'm [email], [phone], card [card]: can I cancel?"
     sql = "Robert'); DROP TABLE ratings;-- can I cancel my order?"
-    iid = client.post("/api/ask", json={"question": sql}).json()["interaction_id"]
+    answer = client.post("/api/ask", json={"question": sql}).json()
+    iid = answer["interaction_id"]
     assert store.get(iid).question == sql  # stored as text, not run
-    assert client.post("/api/feedback", json={"interaction_id": iid, "helpful": True}).status_code == 200
+    rating = {"interaction_id": iid, "rating_token": answer["rating_token"], "helpful": True}
+    assert client.post("/api/feedback", json=rating).status_code == 200
 
 
 def test_a_megabyte_question_is_refused_quickly_by_the_library():

@@ -248,13 +248,13 @@ def test_feedback_survives_sigkill_of_the_server_during_concurrent_writes(tmp_pa
     def writer(t: int) -> None:
         with httpx.Client(base_url=server.url, timeout=30) as c:
             n = 0
-            mine: list[int] = []
+            mine: list[tuple[int, str]] = []
             while not stop.is_set():
                 n += 1
                 try:
                     if n % 2 == 0 and mine:
-                        iid, helpful = mine.pop(0), n % 4 == 0  # each answer is rated once
-                        r = c.post("/api/feedback", json={"interaction_id": iid, "helpful": helpful})
+                        (iid, token), helpful = mine.pop(0), n % 4 == 0  # each answer is rated once
+                        r = c.post("/api/feedback", json={"interaction_id": iid, "rating_token": token, "helpful": helpful})
                         if r.status_code == 200:
                             with lock:
                                 acked_ratings[iid] = helpful
@@ -263,7 +263,7 @@ def test_feedback_survives_sigkill_of_the_server_during_concurrent_writes(tmp_pa
                         r = c.post("/api/ask", json={"question": q})
                         if r.status_code == 200:
                             iid = r.json()["interaction_id"]
-                            mine.append(iid)
+                            mine.append((iid, r.json()["rating_token"]))
                             with lock:
                                 acked_asks[iid] = q
                     if r.status_code != 200:

@@ -43,7 +43,13 @@ def register(sub, add_corpus_args) -> None:
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 7860; 0 picks a free one)")
     p.add_argument(
         "--data-dir", metavar="DIR",
-        help="folder for the feedback database (env ASSISTANT_DATA_DIR; default .data/)",
+        help="folder for the feedback database (env ASSISTANT_DATA_DIR; default .data/) and the server's own files",
+    )
+    p.add_argument(
+        "--database-url", metavar="URL",
+        help="the feedback log (env ASSISTANT_DATABASE_URL): sqlite:///PATH (default: <data dir>/feedback.sqlite3) "
+        "or postgresql://user:password@host:5432/db, which several replicas can share (prefer the variable: "
+        "flags show up in the process list)",
     )
     p.add_argument("--user", help="staff login user for the agent drafter and insights (env ASSISTANT_USER)")
     p.add_argument(
@@ -75,6 +81,14 @@ def parse_rate_limit(text: str) -> float | None:
     if not m or float(m.group(1)) <= 0:
         raise ConfigError(f"--rate-limit must look like 120/min, 5/s, 2000/h or off, got {text!r}")
     return float(m.group(1)) * PER_MINUTE[m.group(2).lower()]
+
+
+def resolve_database_url(url: str | None, data_dir: Path):
+    """The feedback database to open: ``url`` checked (password redacted in any error), or the
+    SQLite file in the data folder."""
+    from assistant.server.database import DB_NAME, parse_database_url, sqlite_url
+
+    return parse_database_url(url if url else sqlite_url(data_dir / DB_NAME))
 
 
 def is_loopback(host: str) -> bool:
@@ -169,10 +183,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     allowed_hosts = resolve_allowed_hosts(
         args.host, args.allowed_host or os.environ.get("ASSISTANT_ALLOWED_HOSTS", "").split(",")
     )
+    data_dir = Path(args.data_dir or os.environ.get("ASSISTANT_DATA_DIR") or DEFAULT_DATA_DIR)
+    database = resolve_database_url(args.database_url or os.environ.get("ASSISTANT_DATABASE_URL") or None, data_dir)
     sock = bind_socket(args.host, args.port)
     try:
-        data_dir = Path(args.data_dir or os.environ.get("ASSISTANT_DATA_DIR") or DEFAULT_DATA_DIR)
-        store = FeedbackStore.open(data_dir)
+        store = FeedbackStore(database)  # before the model loads: a wrong URL or a down server fails fast
         # Gradio's own files (the CSV export it hands to the browser) go under the data folder,
         # not the system temp folder: the server writes nowhere but its index and data folders.
         os.environ.setdefault("GRADIO_TEMP_DIR", str((data_dir / "gradio").resolve()))
@@ -192,7 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             url = _url(sock)
 
             def started() -> None:
-                say(f"feedback: {store.path}")
+                say(f"feedback: {store.url} (schema version {store.schema_version})")
                 say(
                     "rate limit: " + (f"{rate_limit:g} JSON API requests a minute per client" if rate_limit else "off")
                 )

@@ -11,61 +11,47 @@ throttle, and checks that answer Gradio's bad calls with a 4xx instead of its 50
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import math
-import re
 import secrets
-import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistant.core.stages import clean_question
-from assistant.errors import AssistantError, FeedbackError, QuestionError, UnavailableError
+from assistant.errors import (
+    AssistantError,
+    FeedbackError,
+    RatingRefusedError,
+    StoreUnavailableError,
+    UnavailableError,
+)
+
+from assistant.server.guards import LOOPBACK_HOSTS, GradioGuard, HostCheck, LoginGuard, LoginThrottle
+from assistant.server.http import API_PREFIX, STAFF_PATH, client_address, error_response
+from assistant.server.limits import (
+    BODY_TIMEOUT_S,
+    MAX_BODY_BYTES,
+    MAX_UI_BODY_BYTES,
+    BlockPaths,
+    BodyReadTimeout,
+    BodySizeLimit,
+    RateLimit,
+)
+
+__all__ = ["LOOPBACK_HOSTS", "MAX_BODY_BYTES", "STAFF_PATH", "LoginThrottle", "RateLimit", "create_app"]
 
 if TYPE_CHECKING:
     from assistant.server.feedback import FeedbackStore
     from assistant.core.pipeline import Assistant
 
 log = logging.getLogger("assistant.server.api")
-
-MAX_BODY_BYTES = 64 * 1024
-# Every other route (the Gradio UI's): the chat posts its whole history with each question, so
-# it gets more room, but a bound all the same (Gradio itself reads any body into memory).
-MAX_UI_BODY_BYTES = 1024 * 1024
-BODY_TIMEOUT_S = 30.0
-API_PREFIX = "/api/"
-STAFF_PATH = "/staff"
-MAX_RATE_CLIENTS = 10_000
-# Names a browser on this machine uses for a loopback server; anything else in a Host header
-# means a DNS-rebinding page (or a proxy that must be named with --allowed-host).
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
-LOGIN_FREE_FAILURES = 5
-LOGIN_LOCK_S = 30.0
-LOGIN_MAX_LOCK_S = 15 * 60.0
-# Gradio routes this app never uses and that reach outside it: uploads (Gradio would accept
-# files of any size into its temp folder from anyone; the UI has no file inputs), the reverse
-# proxy to other Gradio apps, and file= with a URL (the server would fetch it from the internet).
-# The Gradio UI's own API is a second way to ask: its event calls count against the same limit.
-GRADIO_EVENT_RE = re.compile(r"/gradio_api/(?:queue/join|call/|run/|api/)")
-# The Gradio routes that run a function, with the mount they are under ("" or /staff).
-GRADIO_CALL_RE = re.compile(
-    r"^(?P<mount>(?:/[^/]+)*?)/gradio_api/(?:(?P<route>run|api|call/v2|call)/(?P<name>[^/]+)|(?P<join>queue/join))/?$"
-)
-GRADIO_LOGIN_RE = re.compile(r"^(?P<mount>(?:/[^/]+)*?)/login/?$")
-BLOCKED_GRADIO_PATHS = re.compile(r"/gradio_api/(?:upload(?:_progress)?/?$|proxy=|file[=/]\s*https?:)", re.IGNORECASE)
 
 
 class AskRequest(BaseModel):
@@ -83,509 +69,12 @@ class DraftRequest(BaseModel):
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     interaction_id: StrictInt
+    rating_token: Annotated[StrictStr, Field(max_length=200)]  # returned with the answer: only its requester rates it
     helpful: StrictBool | None
 
 
 # Module level: FastAPI resolves the (string) annotation in this module's namespace.
 StaffCredentials = Annotated[HTTPBasicCredentials | None, Depends(HTTPBasic(auto_error=False))]
-
-
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
-
-
-class BodySizeLimit:
-    """ASGI middleware: a request with a body over its limit gets a 413 JSON answer.
-
-    Requests under ``prefix`` (the JSON API) may send ``max_bytes``; every other route (the
-    Gradio UI and its API, under ``/`` and ``/staff/``) ``other_max_bytes``. Checks the declared
-    Content-Length first, then counts the bytes actually received (for chunked uploads), so an
-    oversize body is never read into memory.
-    """
-
-    def __init__(
-        self, app, *, max_bytes: int = MAX_BODY_BYTES, prefix: str = API_PREFIX, other_max_bytes: int = MAX_UI_BODY_BYTES
-    ) -> None:
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
-        if other_max_bytes <= 0:
-            raise ValueError(f"other_max_bytes must be > 0, got {other_max_bytes}")
-        self.app = app
-        self.max_bytes = max_bytes
-        self.other_max_bytes = other_max_bytes
-        self.prefix = prefix
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.max_bytes if scope["path"].startswith(self.prefix) else self.other_max_bytes
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    await error_response(400, "bad_request", "Content-Length is not a number")(scope, receive, send)
-                    return
-                if declared > limit:
-                    await self._too_large(limit, scope, receive, send)
-                    return
-        received = 0
-        rejected = False
-
-        async def counting_receive():
-            nonlocal received, rejected
-            if rejected:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    # Answer now and tell the app the client went away: it stops reading, and
-                    # whatever it tries to send afterwards is dropped.
-                    rejected = True
-                    await self._too_large(limit, scope, receive, send)
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message):
-            if not rejected:
-                await send(message)
-
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except Exception:
-            if not rejected:
-                raise
-
-    async def _too_large(self, limit: int, scope, receive, send) -> None:
-        response = error_response(
-            413, "payload_too_large", f"request body is larger than {limit} bytes", {"Connection": "close"}
-        )
-        await response(scope, receive, send)
-
-
-class BodyReadTimeout:
-    """ASGI middleware: a request body must arrive within ``timeout_s`` of the app's first read,
-    else 408 (JSON) and the connection is closed.
-
-    uvicorn times out only idle keep-alive connections, so a client that declares a body and
-    sends it slowly (or never) would hold a connection and a worker open for as long as it
-    likes. Once the body is complete, reads pass straight through (the app then waits on them
-    only to learn of a disconnect, e.g. during a streamed answer).
-    """
-
-    def __init__(self, app, *, timeout_s: float = BODY_TIMEOUT_S) -> None:
-        if not timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        self.app = app
-        self.timeout_s = timeout_s
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        loop = asyncio.get_running_loop()
-        deadline: float | None = None
-        complete = timed_out = started = False
-
-        async def timed_receive():
-            nonlocal deadline, complete, timed_out
-            if timed_out:
-                return {"type": "http.disconnect"}
-            if complete:
-                return await receive()
-            if deadline is None:
-                deadline = loop.time() + self.timeout_s
-            try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-            except TimeoutError:
-                timed_out = True
-                if not started:
-                    message = f"the request body did not arrive within {self.timeout_s:g} s"
-                    await error_response(408, "request_timeout", message, {"Connection": "close"})(scope, receive, send)
-                return {"type": "http.disconnect"}
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                complete = True
-            return message
-
-        async def guarded_send(message):
-            nonlocal started
-            if timed_out:
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, timed_receive, guarded_send)
-        except Exception:
-            if not timed_out:
-                raise
-
-
-class HostCheck:
-    """ASGI middleware: a request whose ``Host`` header names none of ``allowed_hosts`` gets a 400.
-
-    A page on another site can make a browser send requests to a server on this machine by
-    pointing its own DNS name at 127.0.0.1 (DNS rebinding); the Host header still carries that
-    name, so only the names the server is really reached by are let through. ``*`` allows any;
-    ``*.example.com`` any sub-domain. Ports are not compared.
-    """
-
-    def __init__(self, app, *, allowed_hosts: Iterable[str]) -> None:
-        self.app = app
-        self.allowed = {_host_name(h) for h in allowed_hosts}
-        self.allowed.discard("")
-        if not self.allowed:
-            raise ValueError("allowed_hosts must name at least one host (or * for any)")
-        self.any = "*" in self.allowed
-        self.suffixes = tuple(h[1:] for h in self.allowed if h.startswith("*."))
-
-    def allows(self, host_header: str | None) -> bool:
-        if self.any:
-            return True
-        name = _host_name(host_header or "")
-        return bool(name) and (name in self.allowed or name.endswith(self.suffixes))
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        host = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"host"), None)
-        if self.allows(host):
-            await self.app(scope, receive, send)
-            return
-        shown = (host or "")[:100]
-        message = (
-            f"host {shown!r} is not one this server answers to; "
-            "a reverse proxy's name must be allowed with --allowed-host (or ASSISTANT_ALLOWED_HOSTS)"
-        )
-        if scope["type"] == "http":
-            await error_response(400, "invalid_host", message)(scope, receive, send)
-        else:
-            await send({"type": "websocket.close", "code": 1008})
-
-
-def _host_name(host: str) -> str:
-    """The lower-case name in a Host header or a host setting: no port, brackets or trailing dot."""
-    host = host.strip().lower()
-    if host == "*" or host.startswith("*."):
-        return host
-    if host.count(":") > 1 and not host.startswith("["):  # a bare IPv6 address, as in a setting
-        host = f"[{host}]"
-    try:
-        name = urlsplit("//" + host).hostname or ""
-    except ValueError:  # e.g. an unclosed [ or a port that is not a number
-        return ""
-    return name.rstrip(".")
-
-
-class LoginThrottle:
-    """Failed staff logins per client address: after ``free_failures`` in a row the client is
-    locked out for ``lock_s``, doubling with each further failure up to ``max_lock_s``.
-
-    While locked, every login attempt from that client is refused without looking at the
-    password (the right one too), so guessing costs time, not just requests. A success clears
-    the count. At most ``max_clients`` addresses are remembered (least recently seen forgotten).
-    """
-
-    def __init__(
-        self,
-        *,
-        free_failures: int = LOGIN_FREE_FAILURES,
-        lock_s: float = LOGIN_LOCK_S,
-        max_lock_s: float = LOGIN_MAX_LOCK_S,
-        max_clients: int = MAX_RATE_CLIENTS,
-        clock=time.monotonic,
-    ) -> None:
-        if free_failures < 1:
-            raise ValueError(f"free_failures must be >= 1, got {free_failures}")
-        if not 0 < lock_s <= max_lock_s:
-            raise ValueError(f"need 0 < lock_s <= max_lock_s, got {lock_s} and {max_lock_s}")
-        self.free_failures = free_failures
-        self.lock_s = lock_s
-        self.max_lock_s = max_lock_s
-        self.max_clients = max_clients
-        self.clock = clock
-        self.clients: OrderedDict[str, tuple[int, float]] = OrderedDict()  # client -> (failures, locked until)
-
-    def wait(self, client: str) -> float:
-        """Seconds until ``client`` may try again (0: now)."""
-        _, until = self.clients.get(client, (0, 0.0))
-        return max(0.0, until - self.clock())
-
-    def failed(self, client: str) -> None:
-        failures, until = self.clients.pop(client, (0, 0.0))
-        failures += 1
-        if failures >= self.free_failures:
-            lock = min(self.max_lock_s, self.lock_s * 2 ** (failures - self.free_failures))
-            until = self.clock() + lock
-        self.clients[client] = (failures, until)
-        while len(self.clients) > self.max_clients:
-            self.clients.popitem(last=False)
-
-    def succeeded(self, client: str) -> None:
-        self.clients.pop(client, None)
-
-    def refusal(self, client: str, wait: float) -> JSONResponse:
-        retry = max(1, math.ceil(wait))
-        return error_response(
-            429, "login_locked", f"too many failed logins from {client}; try again in {retry} s",
-            {"Retry-After": str(retry)},
-        )
-
-
-class LoginGuard:
-    """ASGI middleware around Gradio's staff login form (``POST <mount>/login``): throttles
-    failures with ``throttle`` and keeps its session cookie off cross-site requests.
-
-    Gradio sets that cookie with ``SameSite=None`` (it may be embedded in other sites); this app
-    never is, so the cookie is rewritten to ``SameSite=Lax``: a page on another site can then
-    neither post to the staff app with it nor read anything back.
-    """
-
-    def __init__(self, app, *, throttle: LoginThrottle, mounts: Iterable[str] = (STAFF_PATH,)) -> None:
-        self.app = app
-        self.throttle = throttle
-        self.mounts = set(mounts)
-
-    async def __call__(self, scope, receive, send) -> None:
-        m = GRADIO_LOGIN_RE.match(scope["path"]) if scope["type"] == "http" else None
-        if m is None or m.group("mount") not in self.mounts:
-            await self.app(scope, receive, send)
-            return
-        if scope["method"] != "POST":
-            await self.app(scope, receive, _same_site_lax(send))
-            return
-        client = _client(scope)
-        wait = self.throttle.wait(client)
-        if wait > 0:
-            await self.throttle.refusal(client, wait)(scope, receive, send)
-            return
-        status = 0
-        lax_send = _same_site_lax(send)
-
-        async def watching_send(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await lax_send(message)
-
-        await self.app(scope, receive, watching_send)
-        if status == 200:
-            self.throttle.succeeded(client)
-        elif 400 <= status < 500:  # Gradio answers a wrong user or password with 400
-            self.throttle.failed(client)
-
-
-def _same_site_lax(send):
-    async def rewrite(message):
-        if message["type"] == "http.response.start":
-            message["headers"] = [
-                (k, re.sub(rb"(?i)samesite=none", b"SameSite=Lax", v) if k.lower() == b"set-cookie" else v)
-                for k, v in message.get("headers", ())
-            ]
-        await send(message)
-
-    return rewrite
-
-
-def _client(scope) -> str:
-    return (scope.get("client") or ("unknown", 0))[0]
-
-
-class GradioGuard:
-    """ASGI middleware: answers the Gradio calls that Gradio itself would answer with a 500.
-
-    For ``POST <mount>/gradio_api/{run,api,call,call/v2}/<name>`` and ``queue/join``: an unknown
-    endpoint name or ``fn_index`` is a 404, and a question to ``run/``/``api/`` of the
-    ``questions`` endpoints (their first value) that the assistant would refuse (empty, too long,
-    not text) a 422, all as JSON. ``blocks`` maps each mount ("" or /staff) to its Gradio Blocks
-    (filled in when the UI is mounted). The body is read here (after the size limit and the read
-    timeout) and handed on unchanged.
-    """
-
-    def __init__(self, app, *, blocks: dict[str, Any], questions: dict[str, int] | None = None) -> None:
-        self.app = app
-        self.blocks = blocks
-        self.questions = questions or {}
-
-    async def __call__(self, scope, receive, send) -> None:
-        m = GRADIO_CALL_RE.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        blocks = self.blocks.get(m.group("mount")) if m else None
-        if blocks is None:
-            await self.app(scope, receive, send)
-            return
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client left, or a limit above answered already
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        refusal = self.check(blocks, m, body)
-        if refusal is not None:
-            await refusal(scope, receive, send)
-            return
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    def check(self, blocks, m: re.Match, body: bytes) -> JSONResponse | None:
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):
-            return None  # Gradio answers a body that is not JSON with a 422 of its own
-        if not isinstance(payload, dict):
-            return None
-        fns = blocks.fns
-        fn = None
-        fn_index = payload.get("fn_index")
-        # run/, api/ and queue/join take the function from fn_index when given; call/ by name only.
-        if fn_index is not None and m.group("route") in ("run", "api", None):
-            index = _as_index(fn_index)
-            if index is None:
-                return None  # not a number: Gradio's own validation answers 422
-            fn = fns.get(index)
-            if fn is None:
-                return error_response(404, "not_found", f"no Gradio function with fn_index {index}")
-        elif m.group("name") is not None:
-            name = m.group("name")
-            public = m.group("route") == "call/v2"
-            fn = next(
-                (f for f in fns.values() if f.api_name == name and (not public or f.api_visibility == "public")), None
-            )
-            if fn is None:
-                names = sorted(f.api_name for f in fns.values() if f.api_name and f.api_visibility == "public")
-                return error_response(
-                    404, "not_found", f"no Gradio API endpoint {name[:100]!r}; this app has: {', '.join(names) or 'none'}"
-                )
-        if fn is None or m.group("route") not in ("run", "api") or fn.api_name not in self.questions:
-            return None
-        data = payload.get("data")
-        most = self.questions[fn.api_name]
-        if not isinstance(data, list) or not 1 <= len(data) <= most:
-            count = "one value, the question" if most == 1 else f"1 to {most} values, the question first"
-            return error_response(422, "invalid_request", f"'data' must be a list of {count}")
-        try:
-            clean_question(data[0])
-        except QuestionError as exc:
-            return error_response(422, "invalid_question", str(exc))
-        if any(v is not None and not isinstance(v, str) for v in data[1:]):
-            return error_response(422, "invalid_request", "'data' values after the question must be text or null")
-        return None
-
-
-def _as_index(value: Any) -> int | None:
-    """``fn_index`` as Gradio's validation would read it (an int, or a whole number or numeric string)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-        return int(value)
-    return None
-
-
-class RateLimit:
-    """ASGI middleware: a token bucket per client address for requests under ``prefix`` and for
-    POSTs that start a Gradio event (``/gradio_api/queue/join``, ``call/``, ``run/``, ``api/``).
-
-    Each client may send ``burst`` requests at once and ``per_minute`` a minute on average;
-    a request over the limit gets a 429 JSON answer with ``Retry-After`` (seconds). The
-    client address is the TCP peer, or the ``X-Forwarded-For`` address when uvicorn trusts
-    the proxy (by default only a proxy on 127.0.0.1). At most ``max_clients`` buckets are kept:
-    the least recently seen client is forgotten first (and starts again with a full bucket).
-    """
-
-    def __init__(
-        self,
-        app,
-        *,
-        per_minute: float,
-        burst: int | None = None,
-        prefix: str = API_PREFIX,
-        max_clients: int = MAX_RATE_CLIENTS,
-        clock=time.monotonic,
-    ) -> None:
-        if per_minute <= 0:
-            raise ValueError(f"per_minute must be > 0, got {per_minute}")
-        burst = max(1, math.ceil(per_minute)) if burst is None else burst
-        if burst < 1:
-            raise ValueError(f"burst must be >= 1, got {burst}")
-        if max_clients < 1:
-            raise ValueError(f"max_clients must be >= 1, got {max_clients}")
-        self.app = app
-        self.per_minute = per_minute
-        self.rate = per_minute / 60.0  # tokens per second
-        self.burst = burst
-        self.prefix = prefix
-        self.max_clients = max_clients
-        self.clock = clock
-        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, last time)
-
-    def take(self, client: str) -> float:
-        """Spend one token of ``client``; return 0 when allowed, else the seconds until a token is back."""
-        now = self.clock()
-        tokens, last = self.buckets.pop(client, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        wait = 0.0
-        if tokens >= 1.0:
-            tokens -= 1.0
-        else:
-            wait = (1.0 - tokens) / self.rate
-        self.buckets[client] = (tokens, now)  # re-inserted last: the most recently seen
-        while len(self.buckets) > self.max_clients:
-            self.buckets.popitem(last=False)
-        return wait
-
-    def limited(self, scope) -> bool:
-        path = scope["path"]
-        return path.startswith(self.prefix) or (scope["method"] == "POST" and bool(GRADIO_EVENT_RE.search(path)))
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or not self.limited(scope):
-            await self.app(scope, receive, send)
-            return
-        client = _client(scope)
-        # The event loop runs one middleware call at a time, so the buckets need no lock.
-        wait = self.take(client)
-        if wait <= 0:
-            await self.app(scope, receive, send)
-            return
-        retry = max(1, math.ceil(wait))
-        limit = f"{self.per_minute:g} requests a minute (bursts of {self.burst})"
-        await error_response(
-            429, "rate_limited", f"too many requests from {client}: the limit is {limit}; retry in {retry} s",
-            {"Retry-After": str(retry)},
-        )(scope, receive, send)
-
-
-class BlockPaths:
-    """ASGI middleware: requests whose (decoded) path matches ``pattern`` get a 404 JSON answer."""
-
-    def __init__(self, app, *, pattern: re.Pattern = BLOCKED_GRADIO_PATHS) -> None:
-        self.app = app
-        self.pattern = pattern
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and self.pattern.search(scope["path"]):
-            message = f"no such endpoint {scope['path'][:200]} (this app takes no uploads and fetches no remote files)"
-            await error_response(404, "not_found", message)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
@@ -703,6 +192,16 @@ def create_app(
     async def on_feedback_error(request: Request, exc: FeedbackError):
         return error_response(404, "not_found", str(exc))
 
+    @app.exception_handler(RatingRefusedError)
+    async def on_rating_refused(request: Request, exc: RatingRefusedError):
+        # 403 whether or not the id exists: ids cannot be probed.
+        return error_response(403, "forbidden", str(exc))
+
+    @app.exception_handler(StoreUnavailableError)
+    async def on_store_unavailable(request: Request, exc: StoreUnavailableError):
+        log.error("feedback database: %s", exc.detail)  # the URL in it is redacted
+        return error_response(503, "feedback_unavailable", str(exc), {"Retry-After": str(exc.retry_after_s)})
+
     @app.exception_handler(UnavailableError)
     async def on_unavailable(request: Request, exc: UnavailableError):
         code = {"refreshing": "index_refreshing"}.get(exc.reason, "corpus_unavailable")
@@ -720,7 +219,7 @@ def create_app(
     def require_staff(request: Request, credentials: StaffCredentials) -> None:
         if auth is None:
             return
-        client = _client(request.scope)
+        client = client_address(request.scope)
         if credentials is not None and (wait := throttle.wait(client)) > 0:
             raise _Refused(throttle.refusal(client, wait))
         # Both comparisons always run, in constant time, so timing tells nothing about which failed.
@@ -740,8 +239,10 @@ def create_app(
         )
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return service.health()
+    def healthz() -> JSONResponse:
+        health = service.health()
+        # A log that cannot be written is unhealthy: a load balancer stops sending answers there.
+        return JSONResponse(health, status_code=503 if health["status"] == "feedback_error" else 200)
 
     @app.post("/api/ask")
     def api_ask(body: AskRequest) -> dict[str, Any]:
@@ -755,7 +256,7 @@ def create_app(
 
     @app.post("/api/feedback")
     def api_feedback(body: FeedbackRequest) -> dict[str, Any]:
-        store.rate(body.interaction_id, body.helpful)
+        store.rate_with_token(body.interaction_id, body.rating_token, body.helpful)
         return {"interaction_id": body.interaction_id, "helpful": body.helpful}
 
     @app.get("/api/insights", dependencies=[Depends(require_staff)])

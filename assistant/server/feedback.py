@@ -1,4 +1,5 @@
-"""The feedback log: every question, answer and rating in SQLite (WAL), with personal data masked.
+"""The feedback log: every question, answer and rating, with personal data masked, in SQLite
+(one machine) or PostgreSQL (several replicas sharing one log).
 
 Insights for the store owner (the questions the policies don't cover, the answers customers
 found unhelpful, the answer rate per day) are plain queries over the same two tables.
@@ -7,70 +8,68 @@ found unhelpful, the answer rate per day) are plain queries over the same two ta
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import json
-import re
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import math
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from assistant.errors import FeedbackError
+from assistant.errors import FeedbackError, RatingRefusedError, StoreUnavailableError
 from assistant.schema import Answer
+from assistant.server.database import DB_NAME, Database, DatabaseURL, open_database, parse_database_url
+from assistant.server.pii import mask_pii
 
-DB_NAME = "feedback.sqlite3"
-SCHEMA_VERSION = 1
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "FeedbackStore", "mask_pii", "new_rating_token"]
+
+SCHEMA_VERSION = 2
 KINDS = ("ask", "draft")
-SQLITE_INT_MIN, SQLITE_INT_MAX = -(2**63), 2**63 - 1
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS interactions (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at     TEXT    NOT NULL,              -- ISO 8601, UTC, milliseconds
-    kind           TEXT    NOT NULL CHECK (kind IN ('ask', 'draft')),
-    channel        TEXT    NOT NULL,              -- web, api, gradio_api
-    question       TEXT    NOT NULL,              -- masked by mask_pii before it is written
-    answer         TEXT    NOT NULL,
-    answered       INTEGER NOT NULL CHECK (answered IN (0, 1)),
-    confidence     REAL    NOT NULL,
-    cited_ids      TEXT    NOT NULL,              -- JSON list of passage ids, in citation order
-    refusal_reason TEXT,
-    latency_ms     REAL    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS interactions_created ON interactions (created_at);
-CREATE INDEX IF NOT EXISTS interactions_answered ON interactions (answered);
-CREATE TABLE IF NOT EXISTS ratings (
-    interaction_id INTEGER PRIMARY KEY REFERENCES interactions (id) ON DELETE CASCADE,
-    helpful        INTEGER NOT NULL CHECK (helpful IN (0, 1)),
-    rated_at       TEXT    NOT NULL
-);
-"""
-
-# --- personal data -------------------------------------------------------------------------
-
-EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# 13 to 19 digits, optionally grouped by single spaces or dashes, not starting with 0 (no card
-# number does; international phone numbers such as 0033... do): the shape of every card number.
-# No Luhn check on purpose: a mistyped card number is still a card number.
-CARD_RE = re.compile(r"(?<![\d+-])[1-9](?:[ -]?\d){12,18}(?![\d-])")
-# 7 to 15 digits (E.164 allows 15) with an optional + and the usual separators. Long order
-# numbers match too: for stored questions, masking too much beats keeping a phone number.
-PHONE_RE = re.compile(r"(?<![\w+])(?:\+|\(\+?)?\d(?:[ ().\-/]{0,2}\d){6,14}(?![\w])")
-DATE_RE = re.compile(r"\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])\d{1,2}\2(?:\d{4}|\d{2})")
+# Each version's statements, run once, in order, inside one transaction that also records the
+# version in schema_version. {id} and {real} are the backend's column types (database.py).
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE IF NOT EXISTS interactions (
+            id             {id},
+            created_at     TEXT    NOT NULL,              -- ISO 8601, UTC, milliseconds
+            kind           TEXT    NOT NULL CHECK (kind IN ('ask', 'draft')),
+            channel        TEXT    NOT NULL,              -- web, api, gradio_api
+            question       TEXT    NOT NULL,              -- masked by mask_pii before it is written
+            answer         TEXT    NOT NULL,
+            answered       INTEGER NOT NULL CHECK (answered IN (0, 1)),
+            confidence     {real}  NOT NULL,
+            cited_ids      TEXT    NOT NULL,              -- JSON list of passage ids, in citation order
+            refusal_reason TEXT,
+            latency_ms     {real}  NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS interactions_created ON interactions (created_at)",
+        "CREATE INDEX IF NOT EXISTS interactions_answered ON interactions (answered)",
+        """CREATE TABLE IF NOT EXISTS ratings (
+            interaction_id BIGINT  PRIMARY KEY REFERENCES interactions (id) ON DELETE CASCADE,
+            helpful        INTEGER NOT NULL CHECK (helpful IN (0, 1)),
+            rated_at       TEXT    NOT NULL
+        )""",
+    ],
+    # The SHA-256 of the token returned with the answer: only its requester can rate it.
+    # Rows logged before version 2 have none and cannot be rated through the API.
+    2: ["ALTER TABLE interactions ADD COLUMN rating_token TEXT"],
+}
+SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
 
 
-def mask_pii(text: str) -> str:
-    """Replace email addresses, card-like numbers and phone numbers with ``[email]``, ``[card]``, ``[phone]``.
+def new_rating_token() -> str:
+    """An unguessable token (192 random bits) that lets whoever got an answer rate it."""
+    return secrets.token_urlsafe(24)
 
-    Dates (2024-05-01, 01/05/2024) are kept: they look like phone numbers but carry no identity.
-    """
-    text = EMAIL_RE.sub("[email]", text)
-    text = CARD_RE.sub("[card]", text)
-    return PHONE_RE.sub(lambda m: m.group(0) if DATE_RE.fullmatch(m.group(0)) else "[phone]", text)
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # --- records -------------------------------------------------------------------------------
@@ -155,91 +154,81 @@ def _csv_cell(value: object) -> object:
 
 
 class FeedbackStore:
-    """The SQLite feedback database: one connection per thread, WAL journal, writes in short transactions.
+    """The feedback log on either backend: ``FeedbackStore(path)`` for a SQLite file,
+    ``FeedbackStore("postgresql://...")`` (or ``"sqlite:///PATH"``) for a database URL.
 
-    Safe to share between the server's threads; several processes may also open the same file
-    (they wait up to ``busy_timeout_s`` for each other's writes).
+    Safe to share between the server's threads; several processes (replicas) may open the
+    same database. The schema is created or migrated on open and its version recorded in
+    ``schema_version``; a SQLite file is checked with ``PRAGMA quick_check`` first, and again
+    by :meth:`health` at most every ``check_interval_s`` seconds.
+
+    Raises:
+        ConfigError: a malformed URL.
+        FeedbackError: the database cannot be opened, reached or migrated, or it is damaged.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
-        self.path = Path(path)
-        self.busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
-        self._closed = False
+    def __init__(self, target: str | Path | DatabaseURL, *, check_interval_s: float = 30.0, **kwargs) -> None:
+        if isinstance(target, str) and "://" in target:
+            target = parse_database_url(target)
+        elif not isinstance(target, DatabaseURL):
+            target = DatabaseURL("sqlite", path=Path(target), redacted=f"sqlite:///{target}")
+        self.db: Database = open_database(target, **kwargs)
+        self.url = target  # prints redacted
+        self.path: Path | None = getattr(self.db, "path", None)
+        self.backend = self.db.backend
+        self.check_interval_s = check_interval_s
+        self._checked_at = -math.inf
         try:
-            conn = self._conn()
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            conn.executescript(SCHEMA)
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as exc:
-            self.close()
-            raise FeedbackError(f"{self.path}: cannot use the feedback database ({exc})") from None
-        if version not in (0, SCHEMA_VERSION):
-            self.close()
-            raise FeedbackError(f"{self.path}: feedback database schema version {version}, expected {SCHEMA_VERSION}")
-        if mode.lower() != "wal":
-            self.close()
-            raise FeedbackError(f"{self.path}: SQLite refused WAL mode (journal_mode={mode}); use a local disk for the data folder")
+            self.db.check()
+            self._migrate()
+            self._checked_at = time.monotonic()
+        except StoreUnavailableError as exc:
+            self.db.close()
+            raise FeedbackError(f"cannot use the feedback database: {exc.detail}") from None
+        except BaseException:
+            self.db.close()
+            raise
 
     @classmethod
     def open(cls, data_dir: str | Path, **kwargs) -> FeedbackStore:
         """Open (creating it and its folder if needed) ``<data_dir>/feedback.sqlite3``."""
         folder = Path(data_dir)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise FeedbackError(f"cannot create the data folder {folder}: {exc.strerror}") from None
         if not folder.is_dir():
             raise FeedbackError(f"data folder {folder} is not a folder")
         return cls(folder / DB_NAME, **kwargs)
 
-    # --- connections ---
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._closed:
-            raise FeedbackError(f"{self.path}: the feedback store is closed")
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(
-                    self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+    def _migrate(self) -> None:
+        db = self.db
+        with db.transaction() as tx:
+            db.lock_schema(tx)  # PostgreSQL: a second replica starting now waits here
+            tx.execute(SCHEMA_VERSION_TABLE)
+            version = tx.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            if version == 0 and db.backend == "sqlite":
+                # A log from before schema_version existed kept its version in user_version.
+                version = tx.execute("PRAGMA user_version").fetchone()[0]
+                if version:
+                    tx.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, _now()))
+            if version > SCHEMA_VERSION:
+                raise FeedbackError(
+                    f"{self.url}: feedback database schema version {version}, expected {SCHEMA_VERSION} "
+                    "(it was written by a newer version of this program)"
                 )
-                conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
-                # NORMAL in WAL mode: a commit survives the process being killed; only a power cut
-                # can lose the last transactions, never corrupt the file.
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
-            except sqlite3.DatabaseError as exc:
-                if conn is not None:
-                    conn.close()
-                raise FeedbackError(f"{self.path}: cannot use the feedback database ({exc})") from None
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    tx.execute(db.ddl(statement))
+                tx.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (step, _now()))
+            if db.backend == "sqlite":
+                tx.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self.schema_version = SCHEMA_VERSION
 
     def close(self) -> None:
-        """Close every thread's connection (checkpointing the WAL); later calls raise FeedbackError."""
-        self._closed = True
-        with self._conns_lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.close()
+        """Close the database (SQLite: every thread's connection, checkpointing the WAL);
+        later calls raise FeedbackError."""
+        self.db.close()
 
     def __enter__(self) -> FeedbackStore:
         return self
@@ -249,46 +238,81 @@ class FeedbackStore:
 
     # --- writes ---
 
-    def record(self, kind: str, answer: Answer, *, channel: str = "web", at: str | None = None) -> int:
-        """Store one answered (or refused) question, masked; return its interaction id."""
+    def record(
+        self, kind: str, answer: Answer, *, channel: str = "web", at: str | None = None, rating_token: str | None = None
+    ) -> int:
+        """Store one answered (or refused) question, masked; return its interaction id.
+
+        Args:
+            rating_token: the token handed to the requester (see :func:`new_rating_token`);
+                only its hash is stored, and :meth:`rate_with_token` checks it.
+        """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         row = (
             at or _now(), kind, channel, mask_pii(answer.question), answer.answer, int(answer.answered),
             float(answer.confidence), json.dumps([c.id for c in answer.citations]), answer.refusal_reason,
-            float(answer.latency_ms),
+            float(answer.latency_ms), None if rating_token is None else _token_hash(rating_token),
         )
-        with self._write() as conn:
-            cur = conn.execute(
+        with self.db.transaction() as tx:
+            cur = tx.execute(
                 "INSERT INTO interactions (created_at, kind, channel, question, answer, answered, confidence,"
-                " cited_ids, refusal_reason, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " cited_ids, refusal_reason, latency_ms, rating_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING id",
                 row,
             )
-            return int(cur.lastrowid)
+            return int(cur.fetchone()[0])
 
     def rate(self, interaction_id: int, helpful: bool | None, *, at: str | None = None) -> None:
-        """Set (or with ``None`` remove) the helpful / not helpful rating of one interaction."""
-        if isinstance(interaction_id, bool) or not isinstance(interaction_id, int):
-            raise FeedbackError(f"interaction id must be an integer, got {interaction_id!r}")
-        if not SQLITE_INT_MIN <= interaction_id <= SQLITE_INT_MAX:  # SQLite would raise OverflowError
-            raise FeedbackError(f"no answer with interaction id {interaction_id}")
-        with self._write() as conn:
-            if conn.execute("SELECT 1 FROM interactions WHERE id = ?", (interaction_id,)).fetchone() is None:
+        """Set (or with ``None`` remove) the helpful / not helpful rating of one interaction.
+
+        For callers that already hold the id on the server (the web chat); a client's rating
+        goes through :meth:`rate_with_token`.
+        """
+        _check_id(interaction_id)
+        with self.db.transaction() as tx:
+            if tx.execute("SELECT 1 FROM interactions WHERE id = ?", (interaction_id,)).fetchone() is None:
                 raise FeedbackError(f"no answer with interaction id {interaction_id}")
-            if helpful is None:
-                conn.execute("DELETE FROM ratings WHERE interaction_id = ?", (interaction_id,))
-            else:
-                conn.execute(
-                    "INSERT INTO ratings (interaction_id, helpful, rated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (interaction_id) DO UPDATE SET helpful = excluded.helpful, rated_at = excluded.rated_at",
-                    (interaction_id, int(bool(helpful)), at or _now()),
-                )
+            self._set_rating(tx, interaction_id, helpful, at)
+
+    def rate_with_token(self, interaction_id: int, token: str, helpful: bool | None, *, at: str | None = None) -> None:
+        """Rate an interaction on behalf of a client that shows the answer's ``rating_token``.
+
+        Raises:
+            RatingRefusedError: the token is not this answer's, or there is no such answer
+                (one message for both, so the ids that exist cannot be probed).
+        """
+        refused = RatingRefusedError(
+            f"the rating_token does not match interaction id {interaction_id}: "
+            "send the interaction_id and rating_token returned with the answer"
+        )
+        if isinstance(interaction_id, bool) or not isinstance(interaction_id, int) or not isinstance(token, str):
+            raise refused
+        if not INT_MIN <= interaction_id <= INT_MAX:
+            raise refused
+        presented = _token_hash(token)
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT rating_token FROM interactions WHERE id = ?", (interaction_id,)).fetchone()
+            stored = row[0] if row is not None and row[0] is not None else ""
+            if not hmac.compare_digest(stored.encode(), presented.encode()):
+                raise refused
+            self._set_rating(tx, interaction_id, helpful, at)
+
+    @staticmethod
+    def _set_rating(tx, interaction_id: int, helpful: bool | None, at: str | None) -> None:
+        if helpful is None:
+            tx.execute("DELETE FROM ratings WHERE interaction_id = ?", (interaction_id,))
+        else:
+            tx.execute(
+                "INSERT INTO ratings (interaction_id, helpful, rated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (interaction_id) DO UPDATE SET helpful = excluded.helpful, rated_at = excluded.rated_at",
+                (interaction_id, int(bool(helpful)), at or _now()),
+            )
 
     # --- reads ---
 
     def get(self, interaction_id: int) -> Interaction:
-        if not SQLITE_INT_MIN <= interaction_id <= SQLITE_INT_MAX:
-            raise FeedbackError(f"no answer with interaction id {interaction_id}")
+        _check_id(interaction_id)
         rows = self._interactions("WHERE i.id = ?", (interaction_id,))
         if not rows:
             raise FeedbackError(f"no answer with interaction id {interaction_id}")
@@ -299,12 +323,12 @@ class FeedbackStore:
         return self._interactions("ORDER BY i.id DESC LIMIT ?", (limit,))
 
     def _interactions(self, tail: str, params: tuple) -> list[Interaction]:
-        rows = self._conn().execute(
+        rows = self.db.query(
             "SELECT i.id, i.created_at, i.kind, i.channel, i.question, i.answer, i.answered, i.confidence,"
             " i.cited_ids, i.refusal_reason, i.latency_ms, r.helpful"
             " FROM interactions i LEFT JOIN ratings r ON r.interaction_id = i.id " + tail,
             params,
-        ).fetchall()
+        )
         return [
             Interaction(
                 id=r[0], created_at=r[1], kind=r[2], channel=r[3], question=r[4], answer=r[5], answered=bool(r[6]),
@@ -315,15 +339,31 @@ class FeedbackStore:
         ]
 
     def totals(self) -> Totals:
-        conn = self._conn()
-        n, answered = conn.execute("SELECT count(*), coalesce(sum(answered), 0) FROM interactions").fetchone()
-        ratings, helpful = conn.execute("SELECT count(*), coalesce(sum(helpful), 0) FROM ratings").fetchone()
-        return Totals(interactions=n, answered=answered, ratings=ratings, helpful=helpful)
+        (n, answered, ratings, helpful), = self.db.query(
+            "SELECT (SELECT count(*) FROM interactions), (SELECT coalesce(sum(answered), 0) FROM interactions),"
+            " (SELECT count(*) FROM ratings), (SELECT coalesce(sum(helpful), 0) FROM ratings)"
+        )
+        return Totals(interactions=int(n), answered=int(answered), ratings=int(ratings), helpful=int(helpful))
+
+    def health(self) -> dict:
+        """What /healthz shows of the log: backend, redacted URL, schema version and counts, or the error."""
+        out: dict = {"backend": self.backend, "database": str(self.url), "schema_version": SCHEMA_VERSION}
+        try:
+            now = time.monotonic()
+            # The full check reads the whole SQLite file: at most once per check_interval_s.
+            if now - self._checked_at >= self.check_interval_s:
+                self.db.check()
+                self._checked_at = now
+            totals = self.totals()
+        except FeedbackError as exc:
+            self._checked_at = -math.inf  # checked again on the next call
+            return {**out, "status": "error", "error": getattr(exc, "detail", str(exc)), "interactions": None, "ratings": None}
+        return {**out, "status": "ok", "interactions": totals.interactions, "ratings": totals.ratings}
 
     def top_refused(self, limit: int = 10) -> list[RefusedQuestion]:
         """The most frequent questions the policies did not answer: the content gaps."""
         counts: dict[str, list] = {}
-        for question, created in self._conn().execute(
+        for question, created in self.db.stream(
             "SELECT question, created_at FROM interactions WHERE answered = 0 ORDER BY id"
         ):
             key = _normalise(question)
@@ -337,7 +377,7 @@ class FeedbackStore:
     def lowest_rated(self, limit: int = 10) -> list[RatedAnswer]:
         """Answers with at least one rating, least helpful first (then most often rated down)."""
         groups: dict[tuple[str, str], list] = {}
-        for question, answer, helpful in self._conn().execute(
+        for question, answer, helpful in self.db.stream(
             "SELECT i.question, i.answer, r.helpful FROM ratings r JOIN interactions i ON i.id = r.interaction_id"
             " ORDER BY i.id"
         ):
@@ -350,17 +390,17 @@ class FeedbackStore:
 
     def answer_rate(self) -> list[DailyRate]:
         """Questions and answered questions per UTC day, oldest first."""
-        rows = self._conn().execute(
+        rows = self.db.query(
             "SELECT substr(created_at, 1, 10) AS day, count(*), sum(answered) FROM interactions GROUP BY day ORDER BY day"
-        ).fetchall()
-        return [DailyRate(day=d, total=t, answered=a) for d, t, a in rows]
+        )
+        return [DailyRate(day=d, total=int(t), answered=int(a)) for d, t, a in rows]
 
     def export_csv(self, out: IO[str]) -> int:
         """Write every interaction with its rating as CSV to ``out``; return the number of rows."""
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
         n = 0
-        cursor = self._conn().execute(
+        cursor = self.db.stream(
             "SELECT i.id, i.created_at, i.kind, i.channel, i.question, i.answered, i.confidence, i.refusal_reason,"
             " i.cited_ids, i.answer, i.latency_ms, r.helpful"
             " FROM interactions i LEFT JOIN ratings r ON r.interaction_id = i.id ORDER BY i.id"
@@ -379,3 +419,9 @@ class FeedbackStore:
         self.export_csv(buf)
         return buf.getvalue()
 
+
+def _check_id(interaction_id: int) -> None:
+    if isinstance(interaction_id, bool) or not isinstance(interaction_id, int):
+        raise FeedbackError(f"interaction id must be an integer, got {interaction_id!r}")
+    if not INT_MIN <= interaction_id <= INT_MAX:  # the database would overflow
+        raise FeedbackError(f"no answer with interaction id {interaction_id}")

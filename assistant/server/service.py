@@ -2,7 +2,8 @@
 and the index kept in step with the corpus files while the server runs.
 
 The answer object both edges return is ``Answer.to_dict()`` (``Draft.to_dict()`` for drafts)
-plus the ``interaction_id`` under which it was logged, so a client can rate it.
+plus the ``interaction_id`` under which it was logged and a ``rating_token``: whoever holds
+both can rate the answer, nobody else can.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 
 from assistant.index.freshness import CorpusWatch  # noqa: F401 - the one freshness check, shared with the index
 from assistant.errors import AssistantError, CorpusError, UnavailableError
-from assistant.server.feedback import FeedbackStore
 from assistant.core.draft import compose_draft
+from assistant.server.feedback import FeedbackStore, new_rating_token
 from assistant.core.pipeline import Assistant
 from assistant.server.batching import QuestionBatcher
 from assistant.schema import Answer, Draft
@@ -147,35 +148,53 @@ class AssistantService:
     # --- answers ---
 
     def ask(self, question: str, *, channel: str) -> tuple[Answer, int]:
+        answer, interaction_id, _ = self._ask(question, channel=channel)
+        return answer, interaction_id
+
+    def _ask(self, question: str, *, channel: str) -> tuple[Answer, int, str]:
         self.ensure_fresh()
         answer = self.batcher.ask(question)
-        return answer, self.store.record("ask", answer, channel=channel)
+        # Logged before it is returned: an answer the log could not take is an error (503), never
+        # an unlogged 200.
+        token = new_rating_token()
+        return answer, self.store.record("ask", answer, channel=channel, rating_token=token), token
 
     def draft(
         self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, channel: str
     ) -> tuple[Draft, int]:
+        draft, interaction_id, _ = self._draft(message, customer_name=customer_name, agent_name=agent_name, channel=channel)
+        return draft, interaction_id
+
+    def _draft(
+        self, message: str, *, customer_name: str | None, agent_name: str | None, channel: str
+    ) -> tuple[Draft, int, str]:
         self.ensure_fresh()
         draft = compose_draft(self.batcher.ask(message), customer_name=customer_name, agent_name=agent_name)
-        return draft, self.store.record("draft", draft.answer, channel=channel)
+        token = new_rating_token()
+        return draft, self.store.record("draft", draft.answer, channel=channel, rating_token=token), token
 
     def ask_payload(self, question: str, *, channel: str) -> dict:
-        answer, interaction_id = self.ask(question, channel=channel)
-        return {**answer.to_dict(), "interaction_id": interaction_id}
+        answer, interaction_id, token = self._ask(question, channel=channel)
+        return {**answer.to_dict(), "interaction_id": interaction_id, "rating_token": token}
 
     def draft_payload(
         self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, channel: str
     ) -> dict:
-        draft, interaction_id = self.draft(message, customer_name=customer_name, agent_name=agent_name, channel=channel)
-        return {**draft.to_dict(), "interaction_id": interaction_id}
+        draft, interaction_id, token = self._draft(
+            message, customer_name=customer_name, agent_name=agent_name, channel=channel
+        )
+        return {**draft.to_dict(), "interaction_id": interaction_id, "rating_token": token}
 
     def health(self) -> dict:
         index = self.assistant.index
         manifest = index.manifest
-        totals = self.store.totals()
+        feedback = self.store.health()
         with self._state_lock:
             refresh = "running" if self._refreshing is not None else ("failed" if self._failed else "idle")
             refresh_error = self._failed[1] if self._failed else None
         status = {"idle": "ok", "running": "refreshing", "failed": "corpus_error"}[refresh]
+        if feedback["status"] != "ok":
+            status = "feedback_error"  # answers cannot be logged: /healthz answers 503
         return {
             "status": status,
             "index": {
@@ -191,5 +210,5 @@ class AssistantService:
                 "refresh_error": refresh_error,
                 "refreshes": self.refreshes,
             },
-            "feedback": {"interactions": totals.interactions, "ratings": totals.ratings},
+            "feedback": feedback,
         }
