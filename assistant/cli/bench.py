@@ -44,6 +44,10 @@ def register(sub, add_corpus_args) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from assistant.extras import require_extra
+
+    for extra in ("web", "eval", "torch"):  # the API load test, the tables, the naive baseline
+        require_extra(extra, "assistant bench")
     from benchmarks.bench import format_table, quality_rows, run_bench, summary_rows
     from assistant.cli.main import resolve_corpus_args
     from assistant.errors import ConfigError

@@ -33,6 +33,9 @@ def gold_digest(path: str | Path) -> str:
 
 
 def cmd_calibrate(args) -> int:
+    from assistant.extras import require_extra
+
+    require_extra("eval", "assistant calibrate")  # before the imports below need tabulate, sklearn
     from tabulate import tabulate
     from tqdm import tqdm
 

@@ -73,6 +73,9 @@ def _is_bundled(corpus: list[str]) -> bool:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from assistant.extras import require_extra
+
+    require_extra("eval", "assistant eval")  # before the imports below need pandas
     import assistant.evaluation.scoring as ev
     from assistant.cli.main import open_assistant, resolve_corpus_args
     from assistant.evaluation.gold import load_gold

@@ -82,14 +82,17 @@ def encoder_backend(args: argparse.Namespace) -> str:
     return backend
 
 
-def verifier_choice(args: argparse.Namespace) -> str:
-    from assistant.models.verifier import parse_verifier
+def verifier_choice(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The verifier to open and, when the default one is not installed, why it is off."""
+    from assistant.errors import ConfigError
+    from assistant.models.verifier import resolve_verifier
 
-    value = getattr(args, "verifier", None) or os.environ.get("ASSISTANT_VERIFIER")
+    flag = getattr(args, "verifier", None)
+    value = flag or os.environ.get("ASSISTANT_VERIFIER") or None
     try:
-        return parse_verifier(value)
-    except AssistantError as exc:
-        raise type(exc)(f"ASSISTANT_VERIFIER: {exc}") from None
+        return resolve_verifier(value)
+    except ConfigError as exc:
+        raise ConfigError(f"ASSISTANT_VERIFIER: {exc}") from None
 
 
 def _log(quiet: bool):
@@ -120,11 +123,15 @@ def open_assistant(args: argparse.Namespace):
     from assistant.core.pipeline import Assistant
 
     corpus, index_dir, model = resolve_corpus_args(args)
+    verifier, verifier_missing = verifier_choice(args)
+    if verifier_missing:  # said even with --quiet: answers are less careful than the user expects
+        print(f"warning: verifier off ({verifier_missing}); answering as with --verifier none", file=sys.stderr, flush=True)
     assistant, stats = Assistant.open(
         corpus, index_dir, model=model, rebuild=getattr(args, "rebuild", False),
         progress_factory=_progress_factory(args.quiet), log=_log(args.quiet), backend=encoder_backend(args),
-        verifier=verifier_choice(args),
+        verifier=verifier,
     )
+    assistant.verifier_missing = verifier_missing
     gold = getattr(args, "gold", None)
     if args.command == "eval" and gold and Path(gold).is_file() and assistant.refusal.source != "default":
         from assistant.cli.calibrate import gold_digest

@@ -118,6 +118,9 @@ def _url(sock: socket.socket) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from assistant.extras import require_extra
+
+    require_extra("web", "the web app")  # before the imports below need fastapi and gradio
     from assistant.cli.main import open_assistant, resolve_corpus_args
     from assistant.server.feedback import FeedbackStore
     from assistant.server.api import STAFF_PATH, create_app
@@ -156,6 +159,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             def started() -> None:
                 say(f"feedback: {store.path}")
+                if assistant.verifier_missing:
+                    say(f"verifier: none ({assistant.verifier_missing}); answers rely on the retriever alone")
+                else:
+                    say(f"verifier: {assistant.verifier_name}")
                 say(
                     "rate limit: " + (f"{rate_limit:g} JSON API requests a minute per client" if rate_limit else "off")
                 )

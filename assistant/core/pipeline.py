@@ -66,6 +66,7 @@ class Assistant:
         self.contact = answer_mod.find_support_contact(index.passages)
         self._corrector: TypoCorrector | None = None
         self.verifier = verifier
+        self.verifier_missing: str | None = None  # why the default verifier is off (not installed), set by the CLI
         if refusal is None:
             refusal = (
                 RefusalModel.default(self.answer_config.threshold) if verifier is None

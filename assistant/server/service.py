@@ -162,6 +162,7 @@ class AssistantService:
                     index, old.encoder, retrieval=old.retriever.config, answer=old.answer_config,
                     top_k=old.top_k, refusal=old.refusal, verifier=verifier,
                 )
+                fresh.verifier_missing = old.verifier_missing
                 fresh.corrector  # built now, not by the first question after the refresh
                 self.assistant = fresh
             with self._state_lock:
@@ -230,6 +231,7 @@ class AssistantService:
                 "model": manifest.get("model"),
                 "dimension": manifest.get("dimension"),
                 "verifier": self.assistant.verifier_name,
+                "verifier_missing": self.assistant.verifier_missing,  # why the default verifier is off, or null
                 "built_at": manifest.get("built_at"),
                 "corpus_fingerprint": manifest.get("corpus_fingerprint"),
                 "watching": self.watch is not None,
