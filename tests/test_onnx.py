@@ -34,11 +34,13 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def onnx_index(tmp_path_factory):
-    """The bundled corpus indexed the default way: the model exported to ONNX beside the index."""
+    """The bundled corpus indexed the default way: the model exported to ONNX beside the index,
+    and the verifier's export (in the run's model cache) and index beside it, as `assistant index` does."""
     from assistant.core.pipeline import Assistant
 
     index_dir = tmp_path_factory.mktemp("onnx-index")
-    assistant, stats = Assistant.open([str(SEED_CORPUS.parent)], index_dir)
+    assistant, stats = Assistant.open([str(SEED_CORPUS.parent)], index_dir, verifier="mpnet")
+    assert assistant.verifier is not None and isinstance(assistant.verifier.encoder, OnnxEncoder)
     assert stats.rebuilt and isinstance(assistant.encoder, OnnxEncoder)
     return index_dir, assistant.encoder
 
@@ -90,7 +92,7 @@ with contextlib.redirect_stdout(out):
 heavy = sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules)
 print(json.dumps({{"rebuilt": stats.rebuilt, "answered": answer.answered, "cli": code, "cli_answer": json.loads(out.getvalue()), "heavy": heavy}}))
 """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_") or k == "ASSISTANT_MODEL_CACHE"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])

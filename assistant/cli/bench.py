@@ -13,6 +13,7 @@ from pathlib import Path
 
 from assistant.settings import resolve_corpus_args
 from assistant.errors import ConfigError
+from assistant.extras import require_extra
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STACKFAQ = ROOT.parent / "shared" / "benchmarks" / "stackfaq"
@@ -48,6 +49,8 @@ def register(sub, add_corpus_args) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     # Deferred: the benchmarks import the models and the web stack; `assistant --help` stays fast.
+    for extra in ("web", "eval", "torch"):  # the API load test, the tables, the naive baseline
+        require_extra(extra, "assistant bench")
     from benchmarks.run import run_bench
     from benchmarks.tables import format_table, quality_rows, summary_rows
 

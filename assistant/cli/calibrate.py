@@ -7,6 +7,7 @@ from pathlib import Path
 
 from assistant.cli import common
 from assistant.errors import ConfigError
+from assistant.extras import require_extra
 
 
 def register(sub, add_corpus_args) -> None:
@@ -29,6 +30,7 @@ def register(sub, add_corpus_args) -> None:
 
 
 def cmd_calibrate(args) -> int:
+    require_extra("eval", "assistant calibrate")  # before the imports below need tabulate, sklearn
     # Deferred: numpy, pandas, scikit-learn and the models are heavy; `assistant --help` stays fast.
     import numpy as np
     from tabulate import tabulate

@@ -36,11 +36,15 @@ def _progress_factory(quiet: bool):
 def open_assistant(args: argparse.Namespace):
     """Open the assistant for the corpus/index/model the command line names."""
     corpus, index_dir, model = resolve_corpus_args(args)
+    verifier, verifier_missing = verifier_choice(args)
+    if verifier_missing:  # said even with --quiet: answers are less careful than the user expects
+        print(f"warning: verifier off ({verifier_missing}); answering as with --verifier none", file=sys.stderr, flush=True)
     assistant, stats = Assistant.open(
         corpus, index_dir, model=model, rebuild=getattr(args, "rebuild", False),
         progress_factory=_progress_factory(args.quiet), log=_log(args.quiet), backend=encoder_backend(args),
-        verifier=verifier_choice(args),
+        verifier=verifier,
     )
+    assistant.verifier_missing = verifier_missing
     gold = getattr(args, "gold", None)
     if args.command == "eval" and gold and Path(gold).is_file() and assistant.refusal.source != "default":
         # Never score a gold set with a refusal model fitted on that same set.

@@ -10,6 +10,7 @@ from pathlib import Path
 from assistant.cli import common
 from assistant.settings import BUNDLED_CORPUS, resolve_corpus_args
 from assistant.errors import ConfigError
+from assistant.extras import require_extra
 
 BUNDLED_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_GOLD = BUNDLED_ROOT / "evals" / "gold.jsonl"
@@ -71,6 +72,7 @@ def _is_bundled(corpus: list[str]) -> bool:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    require_extra("eval", "assistant eval")  # before the imports below need pandas
     # Deferred: pandas, matplotlib and the models are heavy; `assistant --help` stays fast.
     from tqdm import tqdm
 

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 from assistant.cli import common
-from assistant.settings import BUNDLED_CORPUS, resolve_corpus_args
+from assistant.settings import resolve_corpus_args
 from assistant.errors import ConfigError
+from assistant.extras import require_extra
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -166,6 +167,7 @@ def _url(sock: socket.socket) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    require_extra("web", "the web app")  # before the imports below need fastapi and gradio
     from assistant.server.feedback import FeedbackStore
     from assistant.server.api import STAFF_PATH, create_app
 
@@ -208,6 +210,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             def started() -> None:
                 say(f"feedback: {store.url} (schema version {store.schema_version})")
+                if assistant.verifier_missing:
+                    say(f"verifier: none ({assistant.verifier_missing}); answers rely on the retriever alone")
+                else:
+                    say(f"verifier: {assistant.verifier_name}")
                 say(
                     "rate limit: " + (f"{rate_limit:g} JSON API requests a minute per client" if rate_limit else "off")
                 )

@@ -68,6 +68,7 @@ class Assistant:
         self._corrector: TypoCorrector | None = None
         self.verifier = verifier
         self._default_refusal = default_refusal
+        self.verifier_missing: str | None = None  # why the default verifier is off (not installed), set by the CLI
         # The stages, in the order ``ask`` runs them.
         self.cleaner = Cleaner()
         self.guard = InstructionGuard()
@@ -128,7 +129,7 @@ class Assistant:
         if verifier is not None and verifier != "none":
             checker = open_verifier(
                 corpus, index_dir, index, encoder=None if isinstance(verifier, str) else verifier,
-                backend=backend, rebuild=rebuild, progress_factory=progress_factory, log=log,
+                backend=backend, kind=verifier if isinstance(verifier, str) else "mpnet", rebuild=rebuild, progress_factory=progress_factory, log=log,
             )  # fmt: skip
         refusal = RefusalModel.load(Path(index_dir)) if use_calibration else None
         wanted = checker.name if checker is not None else "none"
@@ -160,6 +161,7 @@ class Assistant:
             index, self.encoder, retrieval=self.retriever.config, answer=self.answer_config,
             top_k=self.top_k, refusal=self.refusal, verifier=verifier, default_refusal=self._default_refusal,
         )  # fmt: skip
+        fresh.verifier_missing = self.verifier_missing
         fresh.corrector  # built now, not by the first question after the refresh
         return fresh, stats
 

@@ -5,12 +5,9 @@ The gate is in ``gate.py``, the baseline diff in ``baseline.py``, and ``run.py``
 
 from __future__ import annotations
 
-import json
 import math
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +15,7 @@ import pandas as pd
 
 import assistant.evaluation.metrics as m
 from assistant.evaluation.metrics import MRR_K, RANK_KS, auroc, refusal_scores
-from assistant.errors import ConfigError, GoldError, QuestionError
+from assistant.errors import GoldError, QuestionError
 from assistant.evaluation.gold import GoldQuestion
 from assistant.schema import Answer, Passage
 

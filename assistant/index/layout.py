@@ -77,6 +77,12 @@ class IndexLayout:
         """The verifier's index folder (an index folder itself)."""
         return self.root / VERIFIER_DIR
 
+    def verifier_folder(self, name: str = VERIFIER_DIR) -> Path:
+        """The index folder of one verifier variant (``verifier``, ``verifier-int8``)."""
+        if not name.startswith(VERIFIER_DIR):
+            raise ValueError(f"a verifier folder's name starts with {VERIFIER_DIR!r}, got {name!r}")
+        return self.root / name
+
     @property
     def calibration(self) -> Path:
         return self.root / CALIBRATION_FILE

