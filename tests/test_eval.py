@@ -17,7 +17,7 @@ from assistant.cli.main import main
 from assistant.errors import ConfigError, GoldError, QuestionError
 from assistant.evaluation.gold import GoldQuestion, load_gold
 from assistant.evaluation.report import ReportFigure, ReportSection, ReportTable, figure_png, new_figure, write_report
-from assistant.schema import Answer, Citation, Hit, Passage
+from assistant.schema import Answer, AnswerSentence, Citation, Hit, Passage
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "evals" / "gold.jsonl"
@@ -121,6 +121,8 @@ def test_per_question_rows_are_scored_exactly(scripted):
 
 def test_summary_is_computed_by_hand(scripted):
     summary = ev.summarize(ev.evaluate(scripted, GOLD_ROWS))
+    # These scripted answers quote no sentences: nothing to judge precision by.
+    assert (summary.pop("lead_accuracy"), summary.pop("answer_precision"), summary.pop("mean_sentences")) == (None, None, 0.0)
     assert summary == pytest.approx(
         {
             "answer_accuracy": 3 / 7,
@@ -139,7 +141,48 @@ def test_summary_is_computed_by_hand(scripted):
             "n_unanswerable": 2,
         }
     )
-    assert set(ev.METRICS) | {"n"} <= set(summary)
+    assert set(ev.METRICS) - {"lead_accuracy", "answer_precision", "mean_sentences"} | {"n"} <= set(summary)
+
+
+def quoting(*sentences: tuple[str, Passage]) -> Answer:
+    """An answer quoting ``sentences`` ((text, passage) pairs), as compose builds it."""
+    cited = list(dict.fromkeys(p for _, p in sentences))
+    quoted = [AnswerSentence(t, p.id, cited.index(p) + 1) for t, p in sentences]
+    text = " ".join(f"{q.text} [{q.citation}]" for q in quoted)
+    return replace(answered(text, cited, cited, 10), sentences=quoted)
+
+
+def test_precision_metrics_are_computed_by_hand():
+    rows = [
+        g("p1", ids=["pay"], facts=["Visa"]),  # lead right, 1 of 2 on point
+        replace(g("p2", ids=["pay"], facts=["Visa"]), support=("We do not accept cash.",)),  # lead wrong, 2 of 2
+        g("p3", ids=["faq:returns-1"], facts=["30 days"]),  # refused: not judged, no sentences counted
+        g("p4", ids=["faq:shipping-1"]),  # ids only: lead and precision not judged, sentences counted
+        g("p5", answerable=False),  # answered wrongly: counts in mean_sentences only
+    ]
+    answers = {
+        "p1": quoting(("We accept Visa and PayPal.", P1), ("You can return items within 30 days for a refund.", R1)),
+        "p2": quoting(("We do not accept cash.", P2), ("We accept Visa and PayPal.", P1)),
+        "p3": refused([R1], 10),
+        "p4": quoting(("All orders ship within 2 working days.", S1),),
+        "p5": quoting(("All orders ship within 2 working days.", S1), ("We do not accept cash.", P2)),
+    }
+    df = ev.evaluate(Scripted({f"question {k}?": a for k, a in answers.items()}), rows)
+    assert df["n_sentences"].fillna(-1).tolist() == [2, 2, -1, 1, 2]
+    assert df["lead_correct"].fillna(-1).tolist() == [1, 0, -1, -1, -1]
+    assert df["n_on_point"].fillna(-1).tolist() == [1, 2, -1, -1, -1]
+    assert df["first_sentence"].tolist() == ["We accept Visa and PayPal.", "We do not accept cash.", "",
+                                             "All orders ship within 2 working days.", "All orders ship within 2 working days."]  # fmt: skip
+    summary = ev.summarize(df)
+    assert summary["lead_accuracy"] == pytest.approx(1 / 2)
+    assert summary["answer_precision"] == pytest.approx(3 / 4)  # pooled over p1 and p2
+    assert summary["mean_sentences"] == pytest.approx(7 / 4)  # every answered row
+    # A results table from before these columns existed summarises them as undefined.
+    old = ev.summarize(df.drop(columns=["n_sentences", "lead_correct", "n_on_point"]))
+    assert (old["lead_accuracy"], old["answer_precision"], old["mean_sentences"]) == (None, None, None)
+    failures = ev.check_gate(summary, [ev.Bound("lead_accuracy", 0.8), ev.Bound("mean_sentences", 1.5, "max")])
+    assert [str(f) for f in failures] == ["lead_accuracy = 0.5000 is below the gate (>= 0.8)",
+                                          "mean_sentences = 1.7500 is above the gate (<= 1.5)"]  # fmt: skip
 
 
 def test_undefined_metrics_are_none_not_zero(scripted):
@@ -211,11 +254,10 @@ def test_check_gate():
     ("content", "message"),
     [
         ("{", r"gate file is not valid JSON"),
-        ("[0.5]", r"gate file must be a JSON object of metric -> minimum"),
-        ('{"hit@1": "0.5"}', r"minimum for 'hit@1' must be a number, got '0.5'"),
-        ('{"hit@1": true}', r"minimum for 'hit@1' must be a number"),
+        ("[0.5]", r"gate file must be a JSON object of metric -> bound"),
+        ('{"hit@1": "0.5"}', r"bound for 'hit@1' must be a number, got '0.5'"),
+        ('{"hit@1": true}', r"bound for 'hit@1' must be a number"),
         ('{"hit@2": 0.5}', r"unknown metric 'hit@2'"),
-        ('{"latency_p95_ms": 500}', r"latency_p95_ms is lower-is-better"),
     ],
 )
 def test_load_gate_errors(tmp_path, content, message):
@@ -223,6 +265,13 @@ def test_load_gate_errors(tmp_path, content, message):
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"gate\.json: " + message):
         ev.load_gate(path)
+
+
+def test_gate_file_bounds_lower_is_better_metrics_from_above(tmp_path):
+    path = tmp_path / "gate.json"
+    path.write_text('{"_origin": "notes are not bounds", "hit@1": 0.9, "mean_sentences": 2.1, "latency_p95_ms": 500}')
+    assert ev.load_gate(path) == [ev.Bound("hit@1", 0.9), ev.Bound("mean_sentences", 2.1, "max"),
+                                  ev.Bound("latency_p95_ms", 500.0, "max")]  # fmt: skip
 
 
 def test_bundled_gate_file_is_valid():
