@@ -20,7 +20,7 @@ from assistant.evaluation.report import ReportFigure, ReportSection, ReportTable
 from assistant.schema import Answer, AnswerSentence, Citation, Hit, Passage
 
 ROOT = Path(__file__).resolve().parent.parent
-GOLD = ROOT / "evals" / "gold.jsonl"
+GOLD = ROOT / "evals" / "test.jsonl"  # the held-out set `assistant eval` scores by default
 GATE = ROOT / "evals" / "gate.json"
 
 # --- a scripted assistant: exact answers, so every figure below is computed by hand ----------
@@ -485,7 +485,35 @@ def test_cli_other_corpus_needs_gold(tiny_corpus, tmp_path, fake_model, capsys):
     assert "--gold is required with a corpus other than the bundled one" in capsys.readouterr().err
 
 
-# --- the bundled gate: the real model over evals/gold.jsonl -------------------------------------
+def test_default_eval_never_scores_the_held_out_set_with_a_calibration_fitted_on_it(fake_model, monkeypatch, tmp_path, capsys):
+    """`assistant eval` with no --gold scores evals/test.jsonl; a calibration fitted on that file
+    must not decide its refusals (before, the guard only looked at an explicit --gold)."""
+    from assistant.cli.evaluate import BUNDLED_GOLD
+    from assistant.core.refusal import RefusalModel
+    from assistant.evaluation.gold import gold_digest
+
+    import assistant.cli.common as common
+
+    opened = common.open_assistant  # the fake_model opener
+
+    def open_calibrated(args):
+        assistant, stats, index_dir = opened(args)
+        fitted = RefusalModel.default(0.3)
+        assistant.refusal = RefusalModel(weights=fitted.weights, bias=fitted.bias - 5,
+                                         source=f"calibrated on test.jsonl sha256:{gold_digest(BUNDLED_GOLD)}")  # fmt: skip
+        return assistant, stats, index_dir
+
+    monkeypatch.setattr(common, "open_assistant", open_calibrated)
+    rc = main(["eval", "--corpus", str(ROOT / "corpus"), "--index-dir", str(tmp_path / "idx"), "--no-gate",
+               "--json", str(tmp_path / "s.json")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert f"the stored calibration was fitted on {BUNDLED_GOLD}; scoring it with the default refusal model" in err
+    assert fake_model[0].refusal.source == "default"
+    assert json.loads((tmp_path / "s.json").read_text())["n"] == len(load_gold(BUNDLED_GOLD))
+
+
+# --- the bundled gate: the real model over evals/test.jsonl (the held-out set) -------------------------------------
 
 
 @pytest.mark.eval
