@@ -122,3 +122,87 @@ def test_pipeline_plumbing_with_fake_encoder(tiny_corpus, tmp_path, fake_encoder
     draft = assistant.draft("do you accept paypal", customer_name="Ana", agent_name="Sam")
     assert draft.text.startswith("Hi Ana,") and "Sam" in draft.text and "Sources:" in draft.text
     assert not draft.escalate
+
+
+# --- the sentence selector --------------------------------------------------------------------
+
+from assistant.core.answer import (  # noqa: E402
+    SELECTOR_FEATURES,
+    AnswerConfig as _Cfg,
+    SentenceSelector,
+    content_terms,
+    question_types,
+    select_sentences,
+    sentence_features,
+)
+
+
+@pytest.mark.parametrize(
+    "question, types",
+    [
+        ("How long does delivery to Canada take?", {"duration"}),
+        ("how soon will you answer my email", {"duration", "contact"}),
+        ("How much does shipping to Germany cost?", {"amount"}),
+        ("Which cards do you take?", {"list"}),
+        ("Do you take PayPal?", {"yesno"}),
+        ("Can I pay by check?", {"yesno"}),
+        ("what's your return policy for earrings", set()),
+    ],
+)
+def test_question_types(question, types):
+    assert question_types(question) == types
+
+
+def test_sentence_features_by_hand():
+    q = "How long does delivery take?"
+    f = sentence_features(q, question_types(q), content_terms(q), "Delivery takes 5 to 14 working days.",
+                          retr=0.5, retr_best=0.7, ver=None, ver_best=None, passage_rank=1, position=2)  # fmt: skip
+    assert f == pytest.approx({
+        "retr": 0.5, "retr_gap": -0.2, "ver": 0.5, "ver_gap": -0.2,  # no verifier: the retriever's stand in
+        "overlap": 2 / 3,  # of "long", "delivery", "take" (stemmed): the last two are in the sentence
+        "type_match": 1.0, "type_miss": 0.0, "passage_rank": 1.0, "position": 2.0, "generic": 0.0, "anaphor": 0.0,
+    })  # fmt: skip
+    g = sentence_features(q, question_types(q), content_terms(q), "Check out our Shipping Policy Page for more details!",
+                          retr=0.7, retr_best=0.7, ver=0.4, ver_best=0.6, passage_rank=0, position=0)  # fmt: skip
+    assert (g["type_match"], g["type_miss"], g["generic"], g["ver_gap"]) == (0.0, 1.0, 1.0, pytest.approx(-0.2))
+    assert set(f) == set(SELECTOR_FEATURES)
+
+
+def test_selector_rejects_unknown_features():
+    with pytest.raises(ValueError, match="unknown selector feature"):
+        SentenceSelector(weights={"retr": 1.0, "vibes": 2.0})
+
+
+SHIP = Passage("f:ship-2", "f", "Shipping", "Shipping is tracked. Orders arrive in 2 to 5 days. These fees vary by country.", "f.txt", 9)
+# A hand-set selector: the retriever's cosine, plus a strong pull towards the asked answer type.
+TYPED = SentenceSelector(weights={"retr": 10.0, "type_match": 4.0}, bias=-8.0)
+
+
+def test_selector_leads_with_the_sentence_of_the_asked_type():
+    hits = [Hit(SHIP, 0.8, dense=0.8)]
+    scores = {SHIP.id: _spans(SHIP, [0.62, 0.55, 0.3])}
+    chosen = select_sentences(hits, scores, _Cfg(selector=TYPED), question="How long until my order arrives?")
+    # p = sigmoid(-8 + 5.5 + 4) = 0.82 for the duration, sigmoid(-8 + 6.2) = 0.14 for the other: one sentence.
+    assert [SHIP.text[s:e] for _, s, e in chosen] == ["Orders arrive in 2 to 5 days."]
+    # The margin heuristic this replaced quoted all three, the best cosine first.
+    lower = _Cfg(selector=TYPED, extra_min=0.1)
+    assert [SHIP.text[s:e] for _, s, e in select_sentences(hits, scores, lower, question="How long until it arrives?")] == [
+        "Orders arrive in 2 to 5 days.", "Shipping is tracked."]  # fmt: skip
+
+
+def test_selector_keeps_the_sentence_an_anaphor_leans_on_just_before_it():
+    hits = [Hit(SHIP, 0.8, dense=0.8)]
+    scores = {SHIP.id: _spans(SHIP, [0.2, 0.3, 0.9])}
+    chosen = select_sentences(hits, scores, _Cfg(selector=TYPED), question="Do customs fees vary?")
+    assert [SHIP.text[s:e] for _, s, e in chosen] == ["Orders arrive in 2 to 5 days.", "These fees vary by country."]
+
+
+def test_selector_answers_each_part_of_a_multi_part_question():
+    hits = [Hit(P1, 0.8, dense=0.8), Hit(P2, 0.7, dense=0.7)]
+    scores = {P1.id: _spans(P1, [0.3, 0.85, 0.2]), P2.id: _spans(P2, [0.4])}
+    parts = ["do you take paypal", "how long is shipping"]
+    part_scores = [{P1.id: _spans(P1, [0.3, 0.9, 0.2]), P2.id: _spans(P2, [0.1])},
+                   {P1.id: _spans(P1, [0.1, 0.1, 0.1]), P2.id: _spans(P2, [0.8])}]  # fmt: skip
+    chosen = select_sentences(hits, scores, _Cfg(selector=TYPED), part_scores, question="do you take paypal and how long is shipping",
+                              parts=parts)  # fmt: skip
+    assert [h.passage.text[s:e] for h, s, e in chosen] == ["We also accept PayPal.", "Orders ship in 2 days."]

@@ -174,9 +174,21 @@ class Assistant:
             [i for i, p in enumerate(self.index.passages) if p.id in wanted or p.doc_id in wanted], dtype=np.int64
         )
 
-    def verify(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """The hits re-read by the verifier (unchanged without one)."""
-        return self.reranker.run(query, hits) if self.reranker is not None else hits
+    def verify(self, query: str, hits: list[Hit], qvec: np.ndarray | None = None) -> list[Hit]:
+        """The hits re-read by the verifier (unchanged without one); ``qvec``: its vector of the query."""
+        return self.reranker.run(query, hits, qvec) if self.reranker is not None else hits
+
+    def verified_sentences(self, vq: np.ndarray, passage_id: str) -> list[tuple[int, int, float]]:
+        """The verifier's (start, end, cosine) of each indexed sentence of one passage (empty when
+        its sentences are not indexed, as for FAQ rows, or without a verifier)."""
+        if self.verifier is None:
+            return []
+        index = self.verifier.index
+        return [
+            (index.units[j].start, index.units[j].end, float(index.vectors[j] @ vq))
+            for j in index.passage_units[index.by_id[passage_id]]
+            if index.units[j].kind == "sentence"
+        ]
 
     def evidence(self, query: str, hits: list[Hit]) -> dict[str, float]:
         """The refusal model's features for a (corrected) query and its ranked hits."""
@@ -206,7 +218,8 @@ class Assistant:
         parts = split_question(query)[:MAX_PARTS]
         parts = parts if len(parts) > 1 else []
         vecs = self.encoder.encode([query, *parts])
-        ranked = self.verify(query, self.retriever.search(query, self.candidates, qvec=vecs[0], exclude=exclude))
+        vq = self.verifier.embed(query) if self.verifier is not None else None
+        ranked = self.verify(query, self.retriever.search(query, self.candidates, qvec=vecs[0], exclude=exclude), vq)
         p_answer, evidence = self.decider.run(query, ranked)
         hits = ranked[: self.top_k]
         candidates = self._quotable(hits, parts, vecs[1:], exclude)
@@ -214,7 +227,11 @@ class Assistant:
         part_scores = [
             {h.passage.id: self.retriever.sentence_scores(pvec, h.passage.id) for h in candidates} for pvec in vecs[1:]
         ]
-        result = compose(q, hits, candidates, scores, self.contact, self.answer_config, p_answer, part_scores, evidence)
+        verified = {h.passage.id: self.verified_sentences(vq, h.passage.id) for h in candidates} if vq is not None else None
+        result = compose(
+            q, hits, candidates, scores, self.contact, self.answer_config, p_answer, part_scores, evidence,
+            parts=parts, verified=verified, query=query,
+        )  # fmt: skip
         return replace(result, latency_ms=(time.perf_counter() - t0) * 1000)
 
     def _quotable(self, hits: list[Hit], parts: list[str], part_vecs: np.ndarray, exclude) -> list[Hit]:

@@ -13,6 +13,8 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import replace
 
+import numpy as np
+
 from assistant.core.refusal import RefusalModel, features
 from assistant.core.retrieval import Retriever
 from assistant.errors import ConfigError, QuestionError
@@ -98,10 +100,11 @@ class Reranker:
         self.passage_index = passage_index
         self.candidates = candidates
 
-    def run(self, query: str, hits: list[Hit]) -> list[Hit]:
+    def run(self, query: str, hits: list[Hit], qvec: np.ndarray | None = None) -> list[Hit]:
+        """The hits re-ranked; ``qvec``: the verifier's vector of ``query`` when the caller has it."""
         if not hits:
             return hits
-        qvec = self.verifier.embed(query)
+        qvec = self.verifier.embed(query) if qvec is None else qvec
         scores = self.verifier.passage_scores(qvec, [self.passage_index[h.passage.id] for h in hits])
         verified = [
             replace(h, verified=float(v), score=float(v) + h.lexical_term) for h, v in zip(hits, scores)
