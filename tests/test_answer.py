@@ -206,3 +206,31 @@ def test_selector_answers_each_part_of_a_multi_part_question():
     chosen = select_sentences(hits, scores, _Cfg(selector=TYPED), part_scores, question="do you take paypal and how long is shipping",
                               parts=parts)  # fmt: skip
     assert [h.passage.text[s:e] for h, s, e in chosen] == ["We also accept PayPal.", "Orders ship in 2 days."]
+
+
+# --- "the policies don't say": on the topic, but no sentence of the asked kind -----------------
+
+DUTIES = Passage("f:ship-3", "f", "Shipping", "Duties and taxes may apply on arrival. These fees vary by country.", "f.txt", 11)
+PRICED = Passage("f:ship-4", "f", "Shipping", "Standard shipping costs $5. Orders over $50 ship free.", "f.txt", 13)
+
+
+@pytest.mark.parametrize(
+    "question, passage, refused",
+    [
+        ("How much does shipping to Germany cost?", DUTIES, True),  # on topic, no amount stated
+        ("what's the price of shipping to canada", DUTIES, True),
+        ("How much does shipping to Germany cost?", PRICED, False),  # the amount is stated: answer
+        ("Are there extra fees for international shipping?", DUTIES, False),  # not asking for an amount
+    ],
+)
+def test_not_stated_refusal_names_the_related_passage(question, passage, refused):
+    hits = [Hit(passage, 0.8, dense=0.8)]
+    ans = compose(question, hits, hits, {passage.id: _spans(passage, [0.6, 0.5])}, CONTACT, AnswerConfig(), 0.95)
+    if refused:
+        assert not ans.answered and ans.refusal_reason == "not_stated" and ans.citations == []
+        assert [c.id for c in ans.related] == [passage.id] and ans.related[0].text == passage.text
+        assert ans.answer.startswith("The store's policies cover this topic but don't say that") and CONTACT.text in ans.answer
+        body = ans.to_dict()
+        assert body["related"][0]["id"] == passage.id and body["citations"] == []
+    else:
+        assert ans.answered and ans.related == [] and ans.to_dict()["related"] == []

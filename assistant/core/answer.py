@@ -22,6 +22,18 @@ PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d ()./-]{7,}\d(?![\w.])")
 ANAPHORA_RE = re.compile(r"^(?:these|this|that|those|it|they|such|however|and|but|also|otherwise)\b", re.I)
 REFUSAL_TEXT = "I couldn't find this in the store's policies, so I won't guess."
 INSTRUCTION_TEXT = "I can only answer questions about the store's policies, so I can't do that."
+NOT_STATED_TEXT = "The store's policies cover this topic but don't say that, so I won't guess."
+# A question asking for an amount ("How much does shipping to Germany cost?") is answered only
+# by a sentence stating one; passages on the topic without one get a "not_stated" refusal.
+ASKS_AMOUNT_RE = re.compile(
+    r"\bhow much\b|\bhow expensive\b|\bwhat (?:does|do|will|would|is|are) .{0,40}\b(?:cost|price)s?\b|\b(?:price|cost) (?:of|for|to)\b",
+    re.I,
+)
+STATES_AMOUNT_RE = re.compile(
+    r"[$€£]\s*\d|\b\d+(?:[.,]\d+)?\s*(?:usd|eur|gbp|dollars?|euros?|pounds|%)|\bfree\b|\bno (?:extra )?(?:charge|cost)\b"
+    r"|\bfull (?:refund|price|amount)\b",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -73,9 +85,16 @@ def refusal_message(contact: SupportContact) -> str:
 
 
 def refuse(
-    question: str, contact: SupportContact, *, confidence: float, reason: str, hits: list[Hit], evidence: dict | None = None
+    question: str,
+    contact: SupportContact,
+    *,
+    confidence: float,
+    reason: str,
+    hits: list[Hit],
+    evidence: dict | None = None,
+    related: list[Citation] | None = None,
 ) -> Answer:
-    lead = INSTRUCTION_TEXT if reason == "instruction" else REFUSAL_TEXT
+    lead = {"instruction": INSTRUCTION_TEXT, "not_stated": NOT_STATED_TEXT}.get(reason, REFUSAL_TEXT)
     return Answer(
         question=question,
         answered=False,
@@ -86,6 +105,7 @@ def refuse(
         refusal_reason=reason,
         retrieved=hits,
         evidence=evidence or {},
+        related=related or [],
     )
 
 
@@ -308,6 +328,20 @@ def select_sentences(
     return [(candidates[rank], s, e) for rank, s, e in ordered]
 
 
+NOT_STATED_CONFIDENCE = 0.8  # a rule, not a model: a fixed, modest confidence
+
+
+def not_stated(question: str, candidates: Sequence[Hit], scores: Mapping[str, list[tuple[int, int, float]]]) -> bool:
+    """True when ``question`` asks for an amount and no candidate sentence states one."""
+    if not ASKS_AMOUNT_RE.search(question) or not candidates:
+        return False
+    for h in candidates:
+        spans = scores.get(h.passage.id) or [(0, len(h.passage.text), 0.0)]
+        if any(STATES_AMOUNT_RE.search(h.passage.text[s:e]) for s, e, _ in spans):
+            return False
+    return True
+
+
 def compose(
     question: str,
     hits: list[Hit],
@@ -343,6 +377,11 @@ def compose(
     evidence["p_answer"] = round(float(conf), 4)
     if conf < 0.5 or not candidates:
         return refuse(question, contact, confidence=1.0 - conf, reason="not_covered", hits=hits, evidence=evidence)
+    if not_stated(query or question, candidates, sentence_scores):
+        return refuse(
+            question, contact, confidence=NOT_STATED_CONFIDENCE, reason="not_stated", hits=hits, evidence=evidence,
+            related=[Citation.from_hit(candidates[0])],
+        )  # fmt: skip
     chosen = select_sentences(
         candidates, sentence_scores, cfg, part_scores, question=query or question, parts=parts, verified=verified
     )
