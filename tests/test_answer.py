@@ -181,7 +181,7 @@ TYPED = SentenceSelector(weights={"retr": 10.0, "type_match": 4.0}, bias=-8.0)
 def test_selector_leads_with_the_sentence_of_the_asked_type():
     hits = [Hit(SHIP, 0.8, dense=0.8)]
     scores = {SHIP.id: _spans(SHIP, [0.62, 0.55, 0.3])}
-    chosen = select_sentences(hits, scores, _Cfg(selector=TYPED), question="How long until my order arrives?")
+    chosen = select_sentences(hits, scores, _Cfg(selector=TYPED, extra_min=0.5), question="How long until my order arrives?")
     # p = sigmoid(-8 + 5.5 + 4) = 0.82 for the duration, sigmoid(-8 + 6.2) = 0.14 for the other: one sentence.
     assert [SHIP.text[s:e] for _, s, e in chosen] == ["Orders arrive in 2 to 5 days."]
     # The margin heuristic this replaced quoted all three, the best cosine first.

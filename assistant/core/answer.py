@@ -50,7 +50,7 @@ class AnswerConfig:
     # The sentence selector (SentenceSelector): the best sentence opens the answer; another joins
     # when the selector gives it at least ``extra_min``; each part of a multi-part question adds
     # its best sentence when that reaches ``part_min``.
-    extra_min: float = 0.2
+    extra_min: float = 0.15
     part_min: float = 0.2
     selector: "SentenceSelector" = field(default_factory=lambda: SentenceSelector())
 
