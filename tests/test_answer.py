@@ -234,3 +234,22 @@ def test_not_stated_refusal_names_the_related_passage(question, passage, refused
         assert body["related"][0]["id"] == passage.id and body["citations"] == []
     else:
         assert ans.answered and ans.related == [] and ans.to_dict()["related"] == []
+
+
+def test_a_pointer_sentence_never_leads():
+    p = Passage("f:ret-3", "f", "Returns", "Check out our Returns Page for more details! Return shipping is paid by you.", "f.txt", 15)
+    hits = [Hit(p, 0.8, dense=0.8)]
+    chosen = select_sentences(hits, {p.id: _spans(p, [0.9, 0.6])}, _Cfg(selector=TYPED), question="return policy?")
+    assert p.text[chosen[0][1]:chosen[0][2]] == "Return shipping is paid by you."
+
+
+@pytest.mark.slow
+def test_real_answers_lead_with_the_point(seed_assistant):
+    """Questions from issue 12 (none of them in evals/test.jsonl), on the real models."""
+    paypal = seed_assistant.ask("Do you take PayPal?")
+    assert paypal.answered and "PayPal" in paypal.sentences[0].text and len(paypal.sentences) <= 2
+    earrings = seed_assistant.ask("whats ur return policy for earrings")
+    assert earrings.answered and not earrings.sentences[0].text.startswith("Check out")
+    italy = seed_assistant.ask("What's the price of shipping to Italy?")
+    assert not italy.answered and italy.refusal_reason == "not_stated" and italy.citations == []
+    assert [c.id for c in italy.related] == ["coco-jewelry-faq:shipping-3"]

@@ -296,13 +296,18 @@ def select_sentences(
     multi-part question); ``verified`` the verifier's cosines for the whole question. The
     selector (``cfg.selector``) scores every sentence; the best one opens the answer, another
     joins when it scores ``cfg.extra_min`` or more (at most ``cfg.max_sentences`` in all), and
-    each part adds its own best sentence when it scores ``cfg.part_min``. A sentence that starts
+    each part adds its own best sentence when it scores ``cfg.part_min``. A pointer-only sentence
+    never leads while another candidate exists. A sentence that starts
     with an anaphor ("These fees ...") brings the one before it, quoted just before it.
     Returns (hit, start, end) in answer order.
     """
     ranked = score_sentences(question, candidates, scores, cfg.selector, verified)
     if not ranked:
         return []
+    # A sentence that only points elsewhere ("Check out our Shipping Policy Page for more
+    # details!") never opens an answer while another candidate exists (rare in the tuning data,
+    # so the fitted weight alone does not keep it out of the lead).
+    ranked.sort(key=lambda x: x[4]["generic"])
     chosen: list[tuple[int, int, int]] = [ranked[0][1:4]]
     for p, rank, s, e, _ in ranked[1:]:
         if len(chosen) >= cfg.max_sentences or p < cfg.extra_min:
