@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nselection rule on the tuning sets (answered questions; the fitted weights with the verifier):")
     print("| max_sentences | extra_min | part_min | answerable_accuracy | lead_accuracy | answer_precision | mean_sentences |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for max_sentences in (2, 3):
-        for extra_min in (0.15, 0.2, 0.25, 0.3, 0.5, 1.01):
+    for max_sentences in (2, 3, 4):
+        for extra_min in (0.0, 0.15, 0.2, 0.25, 0.3, 0.5):
             for part_min in (0.2,):
                 cfg = replace(AnswerConfig(), selector=results[True], max_sentences=max_sentences, extra_min=extra_min,
                               part_min=part_min)  # fmt: skip
