@@ -126,7 +126,7 @@ def test_pipeline_plumbing_with_fake_encoder(tiny_corpus, tmp_path, fake_encoder
 
 # --- the sentence selector --------------------------------------------------------------------
 
-from assistant.core.answer import (  # noqa: E402
+from assistant.core.answer import (
     SELECTOR_FEATURES,
     AnswerConfig as _Cfg,
     SentenceSelector,

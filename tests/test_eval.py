@@ -494,7 +494,7 @@ def test_default_eval_never_scores_the_held_out_set_with_a_calibration_fitted_on
     from assistant.core.refusal import RefusalModel
     from assistant.evaluation.gold import gold_digest
 
-    import assistant.cli.common as common
+    from assistant.cli import common
 
     opened = common.open_assistant  # the fake_model opener
 

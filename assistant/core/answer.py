@@ -14,12 +14,19 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from assistant.core.refusal import DEFAULT_THRESHOLD
-from assistant.schema import Answer, AnswerSentence, Citation, Hit, Passage, SupportContact
+from assistant.schema import (
+    Answer,
+    AnswerSentence,
+    Citation,
+    Hit,
+    Passage,
+    SupportContact,
+)
 
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d ()./-]{7,}\d(?![\w.])")
 # Sentences that lean on the one before them ("These fees ...") are quoted with it.
-ANAPHORA_RE = re.compile(r"^(?:these|this|that|those|it|they|such|however|and|but|also|otherwise)\b", re.I)
+ANAPHORA_RE = re.compile(r"^(?:these|this|that|those|it|they|such|however|and|but|also|otherwise)\b", re.IGNORECASE)
 REFUSAL_TEXT = "I couldn't find this in the store's policies, so I won't guess."
 INSTRUCTION_TEXT = "I can only answer questions about the store's policies, so I can't do that."
 NOT_STATED_TEXT = "The store's policies cover this topic but don't say that, so I won't guess."
@@ -27,12 +34,12 @@ NOT_STATED_TEXT = "The store's policies cover this topic but don't say that, so 
 # by a sentence stating one; passages on the topic without one get a "not_stated" refusal.
 ASKS_AMOUNT_RE = re.compile(
     r"\bhow much\b|\bhow expensive\b|\bwhat (?:does|do|will|would|is|are) .{0,40}\b(?:cost|price)s?\b|\b(?:price|cost) (?:of|for|to)\b",
-    re.I,
+    re.IGNORECASE,
 )
 STATES_AMOUNT_RE = re.compile(
     r"[$€£]\s*\d|\b\d+(?:[.,]\d+)?\s*(?:usd|eur|gbp|dollars?|euros?|pounds|%)|\bfree\b|\bno (?:extra )?(?:charge|cost)\b"
     r"|\bfull (?:refund|price|amount)\b",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -52,7 +59,7 @@ class AnswerConfig:
     # its best sentence when that reaches ``part_min``.
     extra_min: float = 0.15
     part_min: float = 0.2
-    selector: "SentenceSelector" = field(default_factory=lambda: SentenceSelector())
+    selector: SentenceSelector = field(default_factory=lambda: SentenceSelector())
 
 
 def find_support_contact(passages: list[Passage]) -> SupportContact:
@@ -69,7 +76,7 @@ def find_support_contact(passages: list[Passage]) -> SupportContact:
         best = max(emails, key=lambda e: (any(w in e.lower() for w in ("support", "help", "service", "care")), emails[e]))
         return SupportContact(text=best, kind="email", passage_id=first[best])
     for p in passages:
-        if re.search(r"contact|call|phone|support", p.text, re.I):
+        if re.search(r"contact|call|phone|support", p.text, re.IGNORECASE):
             m = PHONE_RE.search(p.text)
             if m:
                 return SupportContact(text=m.group(0).strip(), kind="phone", passage_id=p.id)
@@ -116,21 +123,21 @@ def refuse(
 QUESTION_TYPES: dict[str, re.Pattern[str]] = {
     "duration": re.compile(
         r"\bhow (?:long|soon|quickly|fast|many (?:days|hours|weeks))\b|\b(?:delivery|shipping|processing|response|reply) times?\b"
-        r"|\bwhen (?:will|would|can|do|does|should|is|are)\b|\b(?:days|hours|weeks) (?:to|until|till|for|before)\b", re.I),
-    "amount": re.compile(r"\bhow much\b|\bcosts?\b|\bprices?\b|\bfees?\b|\bcharges?\b", re.I),
-    "contact": re.compile(r"\b(?:e-?mail|contact|reach|phone|call|talk|chat|speak|human|person|agent|representative)\b", re.I),
-    "list": re.compile(r"\b(?:which|what) (?:\w+ )?(?:cards?|payments?|methods?|metals?|materials?|options?|kinds?|types?)\b", re.I),
-    "yesno": re.compile(r"^\W*(?:can|could|do|does|did|is|are|will|would|should|may|must|am)\b", re.I),
+        r"|\bwhen (?:will|would|can|do|does|should|is|are)\b|\b(?:days|hours|weeks) (?:to|until|till|for|before)\b", re.IGNORECASE),
+    "amount": re.compile(r"\bhow much\b|\bcosts?\b|\bprices?\b|\bfees?\b|\bcharges?\b", re.IGNORECASE),
+    "contact": re.compile(r"\b(?:e-?mail|contact|reach|phone|call|talk|chat|speak|human|person|agent|representative)\b", re.IGNORECASE),
+    "list": re.compile(r"\b(?:which|what) (?:\w+ )?(?:cards?|payments?|methods?|metals?|materials?|options?|kinds?|types?)\b", re.IGNORECASE),
+    "yesno": re.compile(r"^\W*(?:can|could|do|does|did|is|are|will|would|should|may|must|am)\b", re.IGNORECASE),
 }
 SENTENCE_TRAITS: dict[str, re.Pattern[str]] = {
-    "duration": re.compile(r"\b\d+(?:\s*(?:-|to)\s*\d+)?\s*(?:working |business )?(?:days?|hours?|weeks?|months?)\b", re.I),
-    "amount": re.compile(r"[$€£]\s*\d|\b\d+(?:\.\d\d)?\s*(?:usd|eur|gbp|dollars?|euros?|pounds)\b|\bfree\b|\bcosts?\b|\bfees?\b|\bprices?\b", re.I),
-    "contact": re.compile(r"[\w.+-]+@[\w-]+\.\w|\bchat\b|\bcall us\b|\bphone\b", re.I),
-    "list": re.compile(r",[^,]+,|\bincluding\b|&", re.I),
-    "yesno": re.compile(r"\b(?:not|no|never|cannot|only)\b|n't\b|^\W*(?:yes|no)\b|\b(?:we|you) (?:accept|offer|do|will|can|must|may)\b", re.I),
+    "duration": re.compile(r"\b\d+(?:\s*(?:-|to)\s*\d+)?\s*(?:working |business )?(?:days?|hours?|weeks?|months?)\b", re.IGNORECASE),
+    "amount": re.compile(r"[$€£]\s*\d|\b\d+(?:\.\d\d)?\s*(?:usd|eur|gbp|dollars?|euros?|pounds)\b|\bfree\b|\bcosts?\b|\bfees?\b|\bprices?\b", re.IGNORECASE),
+    "contact": re.compile(r"[\w.+-]+@[\w-]+\.\w|\bchat\b|\bcall us\b|\bphone\b", re.IGNORECASE),
+    "list": re.compile(r",[^,]+,|\bincluding\b|&", re.IGNORECASE),
+    "yesno": re.compile(r"\b(?:not|no|never|cannot|only)\b|n't\b|^\W*(?:yes|no)\b|\b(?:we|you) (?:accept|offer|do|will|can|must|may)\b", re.IGNORECASE),
 }
 # Pointers elsewhere ("Check out our Shipping Policy Page for more details!") answer nothing.
-GENERIC_RE = re.compile(r"\bfor more details?\b|\bcheck out our\b|\bunable to find\b", re.I)
+GENERIC_RE = re.compile(r"\bfor more details?\b|\bcheck out our\b|\bunable to find\b", re.IGNORECASE)
 WORD_RE = re.compile(r"(?u)\b\w\w+\b")
 
 
@@ -237,7 +244,7 @@ def score_sentences(
     question: str,
     candidates: Sequence[Hit],
     scores: Mapping[str, list[tuple[int, int, float]]],
-    selector: "SentenceSelector",
+    selector: SentenceSelector,
     verified: Mapping[str, list[tuple[int, int, float]]] | None = None,
 ) -> list[tuple[float, int, int, int, dict[str, float]]]:
     """Every candidate sentence as (p, passage rank, start, end, features), best first."""
@@ -266,7 +273,7 @@ def score_sentences(
     return out
 
 
-PART_SPLIT_RE = re.compile(r"\?\s+|[;:]\s+|,?\s+(?:and|also|plus)\s+(?=(?:do|does|did|is|are|can|could|will|would|how|what|when|where|who|why|which|if|should|i|my|you|your)\b)", re.I)
+PART_SPLIT_RE = re.compile(r"\?\s+|[;:]\s+|,?\s+(?:and|also|plus)\s+(?=(?:do|does|did|is|are|can|could|will|would|how|what|when|where|who|why|which|if|should|i|my|you|your)\b)", re.IGNORECASE)
 
 
 def split_question(question: str) -> list[str]:
