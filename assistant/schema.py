@@ -85,6 +85,8 @@ class Answer:
     retrieved: list[Hit] = field(default_factory=list)  # ranked hits, for evaluation
     latency_ms: float = 0.0
     evidence: dict[str, float] = field(default_factory=dict)  # refusal-model features and p_answer
+    # On a "not_stated" refusal: the closest passage, on the topic but not saying what was asked.
+    related: list[Citation] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The public JSON object of ``assistant ask --json`` (extend it; never rename fields)."""
@@ -99,6 +101,7 @@ class Answer:
             "refusal_reason": self.refusal_reason,
             "latency_ms": round(float(self.latency_ms), 2),
             "evidence": {k: round(float(v), 4) for k, v in self.evidence.items()},
+            "related": [asdict(c) for c in self.related],
         }
 
 

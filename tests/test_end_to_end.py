@@ -19,7 +19,9 @@ RAW = SEED_CORPUS.read_text(encoding="utf-8")
     [
         ("Do you take PayPal?", "coco-jewelry-faq:order-payment-2", "PayPal"),
         ("how long does delivery to the UK take", "coco-jewelry-faq:shipping-2", "5 to 14 working days"),
-        ("is it safe to put my card details on ur site??", "coco-jewelry-faq:order-payment-3", "256-bit SSL"),
+        # Either of the passage's answers to "is it safe" is on point (issue 12: answers quote the fewest sentences).
+        ("is it safe to put my card details on ur site??", "coco-jewelry-faq:order-payment-3",
+         ("256-bit SSL", "Card information is not stored")),
         ("my parcel says delivered but i cant find it anywhere", "coco-jewelry-faq:shipping-4", "tracking number"),
         ("can i cancle my order", "coco-jewelry-faq:order-payment-1", "full refund"),
         ("who pays the postage when I send something back", "coco-jewelry-faq:returns-3", "cost of shipping"),
@@ -32,7 +34,8 @@ def test_covered_questions_are_answered_and_cited(seed_assistant, question, pass
     ans = seed_assistant.ask(question)
     assert ans.answered, ans
     assert passage in [c.id for c in ans.citations]
-    assert fact.lower() in ans.answer.lower()
+    facts = fact if isinstance(fact, tuple) else (fact,)
+    assert any(f.lower() in ans.answer.lower() for f in facts), ans.answer
     for c in ans.citations:
         assert c.text in RAW  # verbatim from the corpus
     for s in ans.sentences:

@@ -17,10 +17,10 @@ from assistant.cli.main import main
 from assistant.errors import ConfigError, GoldError, QuestionError
 from assistant.evaluation.gold import GoldQuestion, load_gold
 from assistant.evaluation.report import ReportFigure, ReportSection, ReportTable, figure_png, new_figure, write_report
-from assistant.schema import Answer, Citation, Hit, Passage
+from assistant.schema import Answer, AnswerSentence, Citation, Hit, Passage
 
 ROOT = Path(__file__).resolve().parent.parent
-GOLD = ROOT / "evals" / "gold.jsonl"
+GOLD = ROOT / "evals" / "test.jsonl"  # the held-out set `assistant eval` scores by default
 GATE = ROOT / "evals" / "gate.json"
 
 # --- a scripted assistant: exact answers, so every figure below is computed by hand ----------
@@ -121,6 +121,8 @@ def test_per_question_rows_are_scored_exactly(scripted):
 
 def test_summary_is_computed_by_hand(scripted):
     summary = ev.summarize(ev.evaluate(scripted, GOLD_ROWS))
+    # These scripted answers quote no sentences: nothing to judge precision by.
+    assert (summary.pop("lead_accuracy"), summary.pop("answer_precision"), summary.pop("mean_sentences")) == (None, None, 0.0)
     assert summary == pytest.approx(
         {
             "answer_accuracy": 3 / 7,
@@ -139,7 +141,48 @@ def test_summary_is_computed_by_hand(scripted):
             "n_unanswerable": 2,
         }
     )
-    assert set(ev.METRICS) | {"n"} <= set(summary)
+    assert set(ev.METRICS) - {"lead_accuracy", "answer_precision", "mean_sentences"} | {"n"} <= set(summary)
+
+
+def quoting(*sentences: tuple[str, Passage]) -> Answer:
+    """An answer quoting ``sentences`` ((text, passage) pairs), as compose builds it."""
+    cited = list(dict.fromkeys(p for _, p in sentences))
+    quoted = [AnswerSentence(t, p.id, cited.index(p) + 1) for t, p in sentences]
+    text = " ".join(f"{q.text} [{q.citation}]" for q in quoted)
+    return replace(answered(text, cited, cited, 10), sentences=quoted)
+
+
+def test_precision_metrics_are_computed_by_hand():
+    rows = [
+        g("p1", ids=["pay"], facts=["Visa"]),  # lead right, 1 of 2 on point
+        replace(g("p2", ids=["pay"], facts=["Visa"]), support=("We do not accept cash.",)),  # lead wrong, 2 of 2
+        g("p3", ids=["faq:returns-1"], facts=["30 days"]),  # refused: not judged, no sentences counted
+        g("p4", ids=["faq:shipping-1"]),  # ids only: lead and precision not judged, sentences counted
+        g("p5", answerable=False),  # answered wrongly: counts in mean_sentences only
+    ]
+    answers = {
+        "p1": quoting(("We accept Visa and PayPal.", P1), ("You can return items within 30 days for a refund.", R1)),
+        "p2": quoting(("We do not accept cash.", P2), ("We accept Visa and PayPal.", P1)),
+        "p3": refused([R1], 10),
+        "p4": quoting(("All orders ship within 2 working days.", S1),),
+        "p5": quoting(("All orders ship within 2 working days.", S1), ("We do not accept cash.", P2)),
+    }
+    df = ev.evaluate(Scripted({f"question {k}?": a for k, a in answers.items()}), rows)
+    assert df["n_sentences"].fillna(-1).tolist() == [2, 2, -1, 1, 2]
+    assert df["lead_correct"].fillna(-1).tolist() == [1, 0, -1, -1, -1]
+    assert df["n_on_point"].fillna(-1).tolist() == [1, 2, -1, -1, -1]
+    assert df["first_sentence"].tolist() == ["We accept Visa and PayPal.", "We do not accept cash.", "",
+                                             "All orders ship within 2 working days.", "All orders ship within 2 working days."]  # fmt: skip
+    summary = ev.summarize(df)
+    assert summary["lead_accuracy"] == pytest.approx(1 / 2)
+    assert summary["answer_precision"] == pytest.approx(3 / 4)  # pooled over p1 and p2
+    assert summary["mean_sentences"] == pytest.approx(7 / 4)  # every answered row
+    # A results table from before these columns existed summarises them as undefined.
+    old = ev.summarize(df.drop(columns=["n_sentences", "lead_correct", "n_on_point"]))
+    assert (old["lead_accuracy"], old["answer_precision"], old["mean_sentences"]) == (None, None, None)
+    failures = ev.check_gate(summary, [ev.Bound("lead_accuracy", 0.8), ev.Bound("mean_sentences", 1.5, "max")])
+    assert [str(f) for f in failures] == ["lead_accuracy = 0.5000 is below the gate (>= 0.8)",
+                                          "mean_sentences = 1.7500 is above the gate (<= 1.5)"]  # fmt: skip
 
 
 def test_undefined_metrics_are_none_not_zero(scripted):
@@ -211,11 +254,10 @@ def test_check_gate():
     ("content", "message"),
     [
         ("{", r"gate file is not valid JSON"),
-        ("[0.5]", r"gate file must be a JSON object of metric -> minimum"),
-        ('{"hit@1": "0.5"}', r"minimum for 'hit@1' must be a number, got '0.5'"),
-        ('{"hit@1": true}', r"minimum for 'hit@1' must be a number"),
+        ("[0.5]", r"gate file must be a JSON object of metric -> bound"),
+        ('{"hit@1": "0.5"}', r"bound for 'hit@1' must be a number, got '0.5'"),
+        ('{"hit@1": true}', r"bound for 'hit@1' must be a number"),
         ('{"hit@2": 0.5}', r"unknown metric 'hit@2'"),
-        ('{"latency_p95_ms": 500}', r"latency_p95_ms is lower-is-better"),
     ],
 )
 def test_load_gate_errors(tmp_path, content, message):
@@ -225,10 +267,19 @@ def test_load_gate_errors(tmp_path, content, message):
         ev.load_gate(path)
 
 
+def test_gate_file_bounds_lower_is_better_metrics_from_above(tmp_path):
+    path = tmp_path / "gate.json"
+    path.write_text('{"_origin": "notes are not bounds", "hit@1": 0.9, "mean_sentences": 2.1, "latency_p95_ms": 500}')
+    assert ev.load_gate(path) == [ev.Bound("hit@1", 0.9), ev.Bound("mean_sentences", 2.1, "max"),
+                                  ev.Bound("latency_p95_ms", 500.0, "max")]  # fmt: skip
+
+
 def test_bundled_gate_file_is_valid():
     bounds = ev.load_gate(GATE)
-    assert {b.metric for b in bounds} >= {"answer_accuracy", "hit@1", "mrr@10", "unanswerable_accuracy"}
-    assert all(0 < b.value <= 1 for b in bounds)
+    assert {b.metric for b in bounds} >= {"answer_accuracy", "hit@1", "mrr@10", "unanswerable_accuracy",
+                                          "lead_accuracy", "answer_precision", "mean_sentences"}  # fmt: skip
+    assert all(0 < b.value <= 1 for b in bounds if b.kind == "min")
+    assert [b for b in bounds if b.kind == "max"] == [b for b in bounds if b.metric == "mean_sentences"]
 
 
 # --- baseline and reports ---------------------------------------------------------------------
@@ -436,7 +487,35 @@ def test_cli_other_corpus_needs_gold(tiny_corpus, tmp_path, fake_model, capsys):
     assert "--gold is required with a corpus other than the bundled one" in capsys.readouterr().err
 
 
-# --- the bundled gate: the real model over evals/gold.jsonl -------------------------------------
+def test_default_eval_never_scores_the_held_out_set_with_a_calibration_fitted_on_it(fake_model, monkeypatch, tmp_path, capsys):
+    """`assistant eval` with no --gold scores evals/test.jsonl; a calibration fitted on that file
+    must not decide its refusals (before, the guard only looked at an explicit --gold)."""
+    from assistant.cli.evaluate import BUNDLED_GOLD
+    from assistant.core.refusal import RefusalModel
+    from assistant.evaluation.gold import gold_digest
+
+    from assistant.cli import common
+
+    opened = common.open_assistant  # the fake_model opener
+
+    def open_calibrated(args):
+        assistant, stats, index_dir = opened(args)
+        fitted = RefusalModel.default(0.3)
+        assistant.refusal = RefusalModel(weights=fitted.weights, bias=fitted.bias - 5,
+                                         source=f"calibrated on test.jsonl sha256:{gold_digest(BUNDLED_GOLD)}")  # fmt: skip
+        return assistant, stats, index_dir
+
+    monkeypatch.setattr(common, "open_assistant", open_calibrated)
+    rc = main(["eval", "--corpus", str(ROOT / "corpus"), "--index-dir", str(tmp_path / "idx"), "--no-gate",
+               "--json", str(tmp_path / "s.json")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert f"the stored calibration was fitted on {BUNDLED_GOLD}; scoring it with the default refusal model" in err
+    assert fake_model[0].refusal.source == "default"
+    assert json.loads((tmp_path / "s.json").read_text())["n"] == len(load_gold(BUNDLED_GOLD))
+
+
+# --- the bundled gate: the real model over evals/test.jsonl (the held-out set) -------------------------------------
 
 
 @pytest.mark.eval
@@ -454,10 +533,10 @@ def test_bundled_eval_passes_its_gate(seed_assistant, seed_index_dir, monkeypatc
                "--json", str(tmp_path / "summary.json"), "--out", str(tmp_path / "out")])  # fmt: skip
     captured = capsys.readouterr()
     assert rc == 0, f"bundled eval failed its gate:\n{captured.err}\n{captured.out}"
-    gate = json.loads(GATE.read_text())
-    assert f"gate passed ({len(gate)} bound(s))" in captured.out  # the default gate was applied
+    bounds = ev.load_gate(GATE)
+    assert f"gate passed ({len(bounds)} bound(s))" in captured.out  # the default gate was applied
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["n"] == len(load_gold(GOLD))
-    for metric, minimum in gate.items():
-        assert summary[metric] >= minimum, metric
+    for b in bounds:
+        assert (summary[b.metric] >= b.value) if b.kind == "min" else (summary[b.metric] <= b.value), b
     assert "data:image/png;base64," in (tmp_path / "out" / "report.html").read_text()

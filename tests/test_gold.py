@@ -68,6 +68,15 @@ def test_load_csv_with_pipe_lists(tmp_path):
     assert got[3].must_include == ("Visa",)
 
 
+def test_support_sentences_are_read_as_a_list(tmp_path):
+    path = write_jsonl(tmp_path, [{**ROW, "support": ["Tracking numbers are emailed.", " We ship daily. "]}])
+    assert load_gold(path)[0].support == ("Tracking numbers are emailed.", "We ship daily.")
+    csv_path = tmp_path / "g.csv"
+    csv_path.write_text("id,question,must_include,support\nc1,Cards?,Visa,We also accept PayPal.|No cash.\n", encoding="utf-8")
+    assert load_gold(csv_path)[0].support == ("We also accept PayPal.", "No cash.")
+    assert load_gold(csv_path)[0].metadata == {}
+
+
 def test_csv_needs_only_id_and_question_columns(tmp_path):
     path = tmp_path / "g.csv"
     path.write_text("question,id,must_include\nWhat cards?,c1,Visa\n", encoding="utf-8")
@@ -78,10 +87,13 @@ def test_bundled_gold_sets_load(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent / "evals"
-    gold = load_gold(root / "gold.jsonl")
-    dev = load_gold(root / "dev.jsonl")
-    assert len(gold) >= 100 and sum(not q.answerable for q in gold) >= 20
-    assert not {q.question for q in gold} & {q.question for q in dev}  # held-out set stays held out
+    test = load_gold(root / "test.jsonl")  # held out: scored by `assistant eval`, never tuned on
+    tuning = load_gold(root / "gold.jsonl") + load_gold(root / "dev.jsonl")
+    assert len(test) >= 120 and sum(not q.answerable for q in test) >= len(test) / 4
+    assert {"typo", "multi-part", "paraphrase", "near-topic"} <= {q.category for q in test}
+    assert any(q.support for q in test)
+    # The held-out set stays held out: no question of it is a tuning question.
+    assert not {q.question.casefold() for q in test} & {q.question.casefold() for q in tuning}
 
 
 def test_extra_fields_of_any_json_type_are_kept_as_metadata(tmp_path):
@@ -116,6 +128,10 @@ def test_extra_fields_of_any_json_type_are_kept_as_metadata(tmp_path):
         ),
         ([{"id": "u", "question": "Hi?", "answerable": False, "relevant_ids": ["x"]}], r":1: row 'u' is unanswerable .* lists 'relevant_ids'"),
         ([{"id": "u", "question": "Hi?", "answerable": False, "must_include": ["x"]}], r":1: row 'u' is unanswerable .* lists 'must_include'"),
+        ([{"id": "u", "question": "Hi?", "answerable": False, "support": ["x"]}], r":1: row 'u' is unanswerable .* lists 'support'"),
+        ([{**ROW, "support": "We ship."}], r":1: field 'support' must be a list of strings, got a string"),
+        ([{**ROW, "support": ["We ship.", 1]}], r":1: field 'support' item 1 must be a string, got a number"),
+        ([{**ROW, "support": [""]}], r":1: field 'support' item 0 is empty"),
         ([ROW, "", {**ROW, "question": "Again?"}], r":3: duplicate id 'q1' \(first used on line 1\)"),
     ],
 )

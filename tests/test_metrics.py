@@ -168,3 +168,45 @@ def test_passage_is_relevant(passage, relevant_ids, must_include, expected):
 def test_answer_correct(answerable, answered, facts_missing, cites_relevant, expected):
     got = m.answer_correct(answerable=answerable, answered=answered, facts_missing=facts_missing, cites_relevant=cites_relevant)
     assert got is expected
+
+
+# --- answer precision: is the point quoted first, and is everything quoted on point? ----------
+
+ON_POINT = "We ship in 2 working days."
+OFF_POINT = "Check out our Shipping Policy Page for more details!"
+SUPPORT = "Tracking numbers are emailed."
+
+
+@pytest.mark.parametrize(
+    ("sentences", "facts", "expected"),
+    [
+        ([ON_POINT, OFF_POINT], ["2 working days"], 1.0),
+        ([OFF_POINT, ON_POINT], ["2 working days"], 0.0),  # the fact is quoted, but not first
+        ([ON_POINT], ["3 days", "2  WORKING days"], 1.0),  # any one fact, matched like contains_fact
+        ([SUPPORT, ON_POINT], ["2 working days"], 0.0),  # a support sentence does not count as the lead
+        ([], ["2 working days"], math.nan),  # nothing quoted: not judged
+        ([ON_POINT], [], math.nan),  # no facts: not judged
+    ],
+)
+def test_lead_hit(sentences, facts, expected):
+    got = m.lead_hit(sentences, facts)
+    assert (math.isnan(got) and math.isnan(expected)) or got == expected
+
+
+@pytest.mark.parametrize(
+    ("sentences", "facts", "support", "on_point", "precision"),
+    [
+        ([ON_POINT, OFF_POINT], ["2 working days"], (), 1, 0.5),
+        ([ON_POINT, SUPPORT, OFF_POINT], ["2 working days"], [SUPPORT], 2, 2 / 3),
+        ([ON_POINT, SUPPORT], ["2 working days"], ["tracking numbers are  EMAILED"], 2, 1.0),
+        ([OFF_POINT, SUPPORT], ["2 working days"], (), 0, 0.0),
+        ([ON_POINT, "Orders ship in 2 working days too."], ["2 working days"], (), 2, 1.0),  # one fact, two sentences
+        ([], ["2 working days"], (), 0, math.nan),
+        ([ON_POINT], [], (), 0, math.nan),  # no facts: precision not judged (support alone is not the answer)
+    ],
+)
+def test_on_point_sentences_and_precision(sentences, facts, support, on_point, precision):
+    if facts:
+        assert m.on_point_sentences(sentences, facts, support) == on_point
+    got = m.sentence_precision(sentences, facts, support)
+    assert (math.isnan(got) and math.isnan(precision)) or got == pytest.approx(precision)

@@ -43,6 +43,9 @@ class FakeVerifier:
     def embed_many(self, texts):
         return np.stack([self.embed(t) for t in texts])
 
+    def sentence_scores(self, qvec, passage_id):
+        return []
+
     def passage_scores(self, qvec, indices):
         return np.full(len(indices), 0.5, dtype=np.float32)
 

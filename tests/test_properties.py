@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from assistant.core.answer import AnswerConfig, compose
-from assistant.core.corpus import load_corpus, read_text
+from assistant.core.corpus import CONTROL_RE, load_corpus, read_text
 from assistant.errors import CorpusError, QuestionError
 from assistant.core.pipeline import Assistant
 from assistant.schema import Hit, SupportContact
@@ -94,10 +94,11 @@ def test_jsonl_rows_load_as_given_or_fail_clearly(rows, crlf):
     if isinstance(passages, CorpusError):
         assert "faq.jsonl" in str(passages)
         return
-    by_id = {str(r["id"]).strip(): r for r in rows if isinstance(r, dict) and "id" in r}
+    # Control characters are dropped from every field (issue 18, item 11), ids included.
+    by_id = {CONTROL_RE.sub("", str(r["id"])).strip(): r for r in rows if isinstance(r, dict) and "id" in r}
     for p in passages:
         row = by_id[p.id]
-        assert p.text == (row["text"] if "text" in row else row["answer"]).strip()
+        assert p.text == CONTROL_RE.sub("", row["text"] if "text" in row else row["answer"]).strip()
 
 
 # --- the answer builder --------------------------------------------------------------------

@@ -154,6 +154,9 @@ class FakeVerifier:
     def embed_many(self, texts):
         return np.stack([self.embed(t) for t in texts])
 
+    def sentence_scores(self, qvec, passage_id):
+        return []
+
     def passage_scores(self, qvec, indices):
         self.asked.append(list(indices))
         return np.array([self.cosines[i] for i in indices], dtype=np.float32)

@@ -45,12 +45,19 @@ def open_assistant(args: argparse.Namespace):
         verifier=verifier,
     )
     assistant.verifier_missing = verifier_missing
-    gold = getattr(args, "gold", None)
-    if args.command == "eval" and gold and Path(gold).is_file() and assistant.refusal.source != "default":
-        # Never score a gold set with a refusal model fitted on that same set.
-        if gold_digest(gold) in assistant.refusal.source:
-            if not args.quiet:
-                print(f"note: the stored calibration was fitted on {gold}; scoring it with the default refusal model",
-                      file=sys.stderr)
-            assistant.refusal = assistant.default_refusal()
     return assistant, stats, index_dir
+
+
+def keep_gold_unseen(assistant, gold: str | Path, *, quiet: bool) -> None:
+    """Never score a gold set with a refusal model fitted on that same set: fall back to the default.
+
+    ``assistant eval`` calls it with the gold file it is about to score, whether named by
+    ``--gold`` or the bundled default.
+    """
+    if assistant.refusal.source == "default" or not Path(gold).is_file():
+        return
+    if gold_digest(gold) in assistant.refusal.source:
+        if not quiet:
+            print(f"note: the stored calibration was fitted on {gold}; scoring it with the default refusal model",
+                  file=sys.stderr)
+        assistant.refusal = assistant.default_refusal()

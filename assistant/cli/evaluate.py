@@ -13,8 +13,12 @@ from assistant.errors import ConfigError
 from assistant.extras import require_extra
 
 BUNDLED_ROOT = Path(__file__).resolve().parents[2]
-BUNDLED_GOLD = BUNDLED_ROOT / "evals" / "gold.jsonl"
+# The held-out set for the bundled corpus: scored by default, gated in CI, never tuned on.
+BUNDLED_GOLD = BUNDLED_ROOT / "evals" / "test.jsonl"
 BUNDLED_GATE = BUNDLED_ROOT / "evals" / "gate.json"
+# The tuning sets (evals/gold.jsonl, the former held-out set, and evals/dev.jsonl): pass them
+# with --gold to tune; the default gate does not apply to them.
+BUNDLED_TUNING = (BUNDLED_ROOT / "evals" / "gold.jsonl", BUNDLED_ROOT / "evals" / "dev.jsonl")
 
 
 def register(sub, add_corpus_args) -> None:
@@ -28,7 +32,7 @@ def register(sub, add_corpus_args) -> None:
         ),
     )
     add_corpus_args(p)
-    p.add_argument("--gold", metavar="PATH", help="gold set (.jsonl or .csv); default: the bundled evals/gold.jsonl")
+    p.add_argument("--gold", metavar="PATH", help="gold set (.jsonl or .csv); default: the bundled held-out set evals/test.jsonl")
     p.add_argument("--out", metavar="DIR", help="write results.csv, summary.json, report.md and report.html here")
     p.add_argument("--json", metavar="FILE", help="write the summary object (metric -> value, plus n) to FILE")
     p.add_argument("--baseline", metavar="FILE", help="earlier results.csv (or its --out folder) to compare with")
@@ -114,6 +118,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     assistant, _, _ = common.open_assistant(args)
+    common.keep_gold_unseen(assistant, gold_path, quiet=args.quiet)
     bar = None
     if not args.quiet:
         total_q = len(gold) + (sum(q.answerable for q in gold) if simulate else 0)

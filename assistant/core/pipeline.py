@@ -179,9 +179,14 @@ class Assistant:
             [i for i, p in enumerate(self.index.passages) if p.id in wanted or p.doc_id in wanted], dtype=np.int64
         )
 
-    def verify(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """The hits re-read by the verifier (unchanged without one)."""
-        return self.reranker.run(query, hits) if self.reranker is not None else hits
+    def verify(self, query: str, hits: list[Hit], qvec: np.ndarray | None = None) -> list[Hit]:
+        """The hits re-read by the verifier (unchanged without one); ``qvec``: its vector of the query."""
+        return self.reranker.run(query, hits, qvec) if self.reranker is not None else hits
+
+    def verified_sentences(self, vq: np.ndarray, passage_id: str) -> list[tuple[int, int, float]]:
+        """The verifier's (start, end, cosine) of each indexed sentence of one passage (empty when
+        its sentences are not indexed, as for FAQ rows, or without a verifier)."""
+        return self.verifier.sentence_scores(vq, passage_id) if self.verifier is not None else []
 
     def evidence(self, query: str, hits: list[Hit]) -> dict[str, float]:
         """The refusal model's features for a (corrected) query and its ranked hits."""
@@ -237,14 +242,20 @@ class Assistant:
                 self.retriever.search(query, self.candidates, qvec=vecs[start], exclude=exclude)
                 for (_, _, query, _), start in zip(asked, starts)
             ]  # fmt: skip
-            ranked = self.reranker.run_many([a[2] for a in asked], found) if self.reranker is not None else found
-            for (slot, q, query, parts), start, hits in zip(asked, starts, ranked):
-                out[slot] = self._answer(q, query, parts, vecs[start : start + 1 + len(parts)], hits, exclude)
+            queries = [query for _, _, query, _ in asked]
+            # The verifier's vectors of the questions: they re-rank the hits and score the sentences.
+            vqs = self.verifier.embed_many(queries) if self.verifier is not None else [None] * len(asked)
+            ranked = self.reranker.run_many(queries, found, vqs) if self.reranker is not None else found
+            for (slot, q, query, parts), start, hits, vq in zip(asked, starts, ranked, vqs):
+                out[slot] = self._answer(q, query, parts, vecs[start : start + 1 + len(parts)], hits, exclude, vq)
         elapsed = (time.perf_counter() - t0) * 1000 / max(1, len(questions))
         return [a if isinstance(a, QuestionError) else replace(a, latency_ms=elapsed) for a in out]
 
-    def _answer(self, q: str, query: str, parts: list[str], vecs: np.ndarray, ranked: list[Hit], exclude) -> Answer:
-        """Decide and compose for one question whose hits are ranked (``vecs``: the query's, then each part's)."""
+    def _answer(
+        self, q: str, query: str, parts: list[str], vecs: np.ndarray, ranked: list[Hit], exclude, vq: np.ndarray | None
+    ) -> Answer:
+        """Decide and compose for one question whose hits are ranked (``vecs``: the query's, then each
+        part's; ``vq``: the verifier's vector of the query, None without a verifier)."""
         p_answer, evidence = self.decider.run(query, ranked)
         hits = ranked[: self.top_k]
         candidates = self._quotable(hits, parts, vecs[1:], exclude)
@@ -252,7 +263,11 @@ class Assistant:
         part_scores = [
             {h.passage.id: self.retriever.sentence_scores(pvec, h.passage.id) for h in candidates} for pvec in vecs[1:]
         ]
-        return compose(q, hits, candidates, scores, self.contact, self.answer_config, p_answer, part_scores, evidence)
+        verified = {h.passage.id: self.verified_sentences(vq, h.passage.id) for h in candidates} if vq is not None else None
+        return compose(
+            q, hits, candidates, scores, self.contact, self.answer_config, p_answer, part_scores, evidence,
+            parts=parts, verified=verified, query=query,
+        )  # fmt: skip
 
     def _quotable(self, hits: list[Hit], parts: list[str], part_vecs: np.ndarray, exclude) -> list[Hit]:
         """The passages an answer may quote: the best few, plus each part's best passage."""

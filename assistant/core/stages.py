@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+
+import numpy as np
 
 from assistant.core.refusal import RefusalModel, features
 from assistant.core.retrieval import Retriever
@@ -138,20 +140,24 @@ class Reranker:
         self.passage_index = passage_index
         self.candidates = candidates
 
-    def run(self, query: str, hits: list[Hit]) -> list[Hit]:
-        return self.run_many([query], [hits])[0]
+    def run(self, query: str, hits: list[Hit], qvec: np.ndarray | None = None) -> list[Hit]:
+        """The hits re-ranked; ``qvec``: the verifier's vector of ``query`` when the caller has it."""
+        return self.run_many([query], [hits], None if qvec is None else [qvec])[0]
 
-    def run_many(self, queries: list[str], hits: list[list[Hit]]) -> list[list[Hit]]:
-        """``run`` for several queries, their encodings in one batch."""
-        if len(queries) != len(hits):
+    def run_many(
+        self, queries: list[str], hits: list[list[Hit]], qvecs: Sequence[np.ndarray] | None = None
+    ) -> list[list[Hit]]:
+        """``run`` for several queries, their encodings in one batch (or ``qvecs``, one per query)."""
+        if len(queries) != len(hits) or (qvecs is not None and len(qvecs) != len(queries)):
             raise ValueError(f"{len(queries)} queries but {len(hits)} hit lists")
         todo = [i for i, h in enumerate(hits) if h]
         out = list(hits)
         if not todo:
             return out
-        qvecs = self.verifier.embed_many([queries[i] for i in todo])
-        for i, qvec in zip(todo, qvecs):
-            scores = self.verifier.passage_scores(qvec, [self.passage_index[h.passage.id] for h in hits[i]])
+        if qvecs is None:
+            qvecs = dict(zip(todo, self.verifier.embed_many([queries[i] for i in todo])))
+        for i in todo:
+            scores = self.verifier.passage_scores(qvecs[i], [self.passage_index[h.passage.id] for h in hits[i]])
             verified = [replace(h, verified=float(v), score=float(v) + h.lexical_term) for h, v in zip(hits[i], scores)]
             out[i] = sorted(verified, key=lambda h: -h.score)
         return out

@@ -63,7 +63,12 @@ def make_bound(metric: str, value: float, kind: str, *, where: str) -> Bound:
 
 
 def load_gate(path: str | Path) -> list[Bound]:
-    """Read a gate file: a JSON object mapping metric name -> minimum value."""
+    """Read a gate file: a JSON object mapping metric name -> bound.
+
+    The bound is a minimum for a higher-is-better metric and a maximum for a lower-is-better
+    one (``mean_sentences``, ``over_refusal_rate``, ...). Keys starting with ``_`` are notes
+    (e.g. ``"_origin"``) and are not bounds.
+    """
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -72,12 +77,16 @@ def load_gate(path: str | Path) -> list[Bound]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: gate file is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: gate file must be a JSON object of metric -> minimum")
+        raise ConfigError(f"{path}: gate file must be a JSON object of metric -> bound")
+    known = METRICS | SIMULATED_METRICS
     bounds = []
     for metric, value in data.items():
+        if metric.startswith("_"):
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: minimum for {metric!r} must be a number, got {value!r}")
-        bounds.append(make_bound(metric, float(value), "min", where=str(path)))
+            raise ConfigError(f"{path}: bound for {metric!r} must be a number, got {value!r}")
+        kind = "max" if known.get(metric) is False else "min"
+        bounds.append(make_bound(metric, float(value), kind, where=str(path)))
     return bounds
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from assistant.errors import GoldError
 
-KNOWN_FIELDS = ("id", "question", "answerable", "relevant_ids", "must_include", "reference_answer")
-LIST_FIELDS = ("relevant_ids", "must_include")
+KNOWN_FIELDS = ("id", "question", "answerable", "relevant_ids", "must_include", "support", "reference_answer")
+LIST_FIELDS = ("relevant_ids", "must_include", "support")
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 TRUE_WORDS = {"true", "yes", "1", "y", "t"}
 FALSE_WORDS = {"false", "no", "0", "n", "f"}
@@ -31,6 +31,8 @@ class GoldQuestion:
     answerable: bool = True
     relevant_ids: tuple[str, ...] = ()
     must_include: tuple[str, ...] = ()
+    # Verbatim sentences that may rightly be quoted beside the asked facts (answer_precision).
+    support: tuple[str, ...] = ()
     reference_answer: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
     source: str = ""
@@ -103,6 +105,7 @@ def parse_row(row: dict[str, Any], *, source: str, line: int, csv_cells: bool = 
     answerable = _bool_field(row.get("answerable"), where, csv_cells)
     relevant = _list_field(row.get("relevant_ids"), "relevant_ids", where, csv_cells, ints=True)
     facts = _list_field(row.get("must_include"), "must_include", where, csv_cells)
+    support = _list_field(row.get("support"), "support", where, csv_cells)
     reference = text_field("reference_answer", required=False)
     metadata: dict[str, Any] = {}
     for key, value in row.items():
@@ -115,8 +118,8 @@ def parse_row(row: dict[str, Any], *, source: str, line: int, csv_cells: bool = 
         metadata[key] = value  # any JSON value (numbers, lists, objects): kept as given, never scored
     if answerable and not relevant and not facts:
         raise GoldError(f"{where}: answerable row {qid!r} has neither 'relevant_ids' nor 'must_include', so it cannot be scored")
-    if not answerable and (relevant or facts):
-        name = "relevant_ids" if relevant else "must_include"
+    if not answerable and (relevant or facts or support):
+        name = "relevant_ids" if relevant else "must_include" if facts else "support"
         raise GoldError(f"{where}: row {qid!r} is unanswerable (answerable: false) but lists {name!r}")
     return GoldQuestion(
         id=qid,
@@ -124,6 +127,7 @@ def parse_row(row: dict[str, Any], *, source: str, line: int, csv_cells: bool = 
         answerable=answerable,
         relevant_ids=relevant,
         must_include=facts,
+        support=support,
         reference_answer=reference,
         metadata=metadata,
         source=source,

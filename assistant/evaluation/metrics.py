@@ -83,6 +83,32 @@ def missing_facts(text: str, facts: Iterable[str]) -> list[str]:
     return [f for f in facts if normalize_text(f) not in norm]
 
 
+def lead_hit(sentences: Sequence[str], facts: Sequence[str]) -> float:
+    """1.0 when the first quoted sentence contains at least one of ``facts``, else 0.0.
+
+    NaN when there is nothing to judge: no sentence quoted, or no facts given.
+    """
+    if not sentences or not facts:
+        return math.nan
+    first = normalize_text(sentences[0])
+    return 1.0 if any(normalize_text(f) in first for f in facts) else 0.0
+
+
+def on_point_sentences(sentences: Sequence[str], facts: Sequence[str], support: Sequence[str] = ()) -> int:
+    """How many quoted sentences hold an asked fact (one of ``facts``) or one of the ``support``
+    texts (sentences that may rightly accompany the answer); matching as in :func:`contains_fact`."""
+    wanted = [normalize_text(x) for x in (*facts, *support)]
+    return sum(any(w in normalize_text(s) for w in wanted) for s in sentences)
+
+
+def sentence_precision(sentences: Sequence[str], facts: Sequence[str], support: Sequence[str] = ()) -> float:
+    """Share of quoted sentences that hold an asked fact or a ``support`` text; NaN when none quoted
+    or no facts are given (nothing to judge them by)."""
+    if not sentences or not facts:
+        return math.nan
+    return on_point_sentences(sentences, facts, support) / len(sentences)
+
+
 def passage_is_relevant(passage: Passage, relevant_ids: Iterable[str], must_include: Sequence[str] = ()) -> bool:
     """Gold relevance of one passage.
 

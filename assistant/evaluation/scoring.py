@@ -35,6 +35,9 @@ METRICS: dict[str, bool] = {
     "hit@5": True,
     "mrr@10": True,
     "citation_precision": True,
+    "lead_accuracy": True,
+    "answer_precision": True,
+    "mean_sentences": False,
     "latency_p50_ms": False,
     "latency_p95_ms": False,
 }
@@ -53,7 +56,8 @@ COLUMNS = [
     "id", "question", "category", "section", "answerable", "answered", "correct", "failure",
     "confidence", "refusal_reason", *[f"hit@{k}" for k in RANK_KS], f"mrr@{MRR_K}",
     "first_relevant_rank", "n_citations", "n_relevant_citations", "citation_precision",
-    "missing_facts", "cited_ids", "cited_section", "top_ids", "top_score", "relevant_ids",
+    "missing_facts", "n_sentences", "lead_correct", "n_on_point", "first_sentence", "cited_ids", "cited_section",
+    "top_ids", "top_score", "relevant_ids",
     "must_include", "expected", "got", "latency_ms",
 ]  # fmt: skip
 
@@ -204,6 +208,9 @@ def score_answer(q: GoldQuestion, answer: Answer, by_id: dict[str, Passage], *, 
     row[f"mrr@{MRR_K}"] = m.mrr_at_k(relevant, ranked, MRR_K) if q.answerable else math.nan
     rank = m.first_relevant_rank(relevant, ranked) if q.answerable else None
     scored_citations = ids_given and answer.answered
+    quoted = [s.text for s in answer.sentences] if answer.answered else []
+    # Sentence precision is judged on answered answerable rows that name their facts.
+    judged = answer.answered and q.answerable and bool(q.must_include) and bool(quoted)
     row.update(
         {
             "first_relevant_rank": float(rank) if rank is not None else math.nan,
@@ -211,6 +218,10 @@ def score_answer(q: GoldQuestion, answer: Answer, by_id: dict[str, Passage], *, 
             "n_relevant_citations": float(len(cited_relevant)) if scored_citations else math.nan,
             "citation_precision": m.citation_precision(cited_relevant, [p.id for p in cited]) if scored_citations else math.nan,
             "missing_facts": missing if answer.answered else [],
+            "n_sentences": float(len(quoted)) if answer.answered else math.nan,
+            "lead_correct": m.lead_hit(quoted, q.must_include) if judged else math.nan,
+            "n_on_point": float(m.on_point_sentences(quoted, q.must_include, q.support)) if judged else math.nan,
+            "first_sentence": " ".join(quoted[0].split()) if quoted else "",
             "cited_ids": [c.id for c in answer.citations],
             "cited_section": answer.citations[0].title if answer.citations else "",
             "top_ids": ranked[:TOP_SHOWN],
@@ -306,6 +317,7 @@ def summarize(results: pd.DataFrame) -> dict[str, float | int | None]:
     scored = results["n_relevant_citations"].notna()
     cited = float(results.loc[scored, "n_citations"].sum())
     out["citation_precision"] = float(results.loc[scored, "n_relevant_citations"].sum()) / cited if cited else None
+    out.update(precision_summary(results))
     lat = results["latency_ms"].dropna()
     out["latency_p50_ms"] = float(lat.quantile(0.5)) if len(lat) else None
     out["latency_p95_ms"] = float(lat.quantile(0.95)) if len(lat) else None
@@ -313,6 +325,28 @@ def summarize(results: pd.DataFrame) -> dict[str, float | int | None]:
     out["n_answerable"] = int(answerable.sum())
     out["n_unanswerable"] = int((~answerable).sum())
     return out
+
+
+def precision_summary(results: pd.DataFrame) -> dict[str, float | None]:
+    """lead_accuracy, answer_precision and mean_sentences (None where no row measures them,
+    e.g. a results.csv written before these columns existed).
+
+    ``lead_accuracy``: answered answerable rows with ``must_include`` whose first quoted
+    sentence holds one of the facts; ``answer_precision``: of all sentences quoted in those
+    answers, the share holding an asked fact or a ``support`` text (pooled);
+    ``mean_sentences``: quoted sentences per answered question.
+    """
+    nan = pd.Series(math.nan, index=results.index)
+    lead = results.get("lead_correct", nan)
+    on_point = results.get("n_on_point", nan)
+    n_sent = results.get("n_sentences", nan)
+    judged = on_point.notna()
+    total = float(n_sent[judged].sum())
+    return {
+        "lead_accuracy": _mean(lead),
+        "answer_precision": float(on_point[judged].sum()) / total if total else None,
+        "mean_sentences": _mean(n_sent),
+    }
 
 
 def breakdown(results: pd.DataFrame, by: str) -> pd.DataFrame:

@@ -179,6 +179,16 @@ class Verifier:
         """The questions' vectors, one encoder call for all of them."""
         return self.encoder.encode(list(questions))
 
+    def sentence_scores(self, qvec: np.ndarray, passage_id: str) -> list[tuple[int, int, float]]:
+        """(start, end, cosine) of each indexed sentence of one passage (empty for FAQ rows, whose
+        sentences are not indexed)."""
+        index = self.index
+        return [
+            (index.units[j].start, index.units[j].end, float(index.vectors[j] @ qvec))
+            for j in index.passage_units[index.by_id[passage_id]]
+            if index.units[j].kind == "sentence"
+        ]
+
     def passage_scores(self, qvec: np.ndarray, passages: Sequence[int]) -> np.ndarray:
         """Best unit cosine of each given passage (indices into the shared passage list)."""
         out = np.empty(len(passages), dtype=np.float32)
