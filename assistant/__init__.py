@@ -13,8 +13,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from assistant.errors import AssistantError, ConfigError, CorpusError, GoldError, QuestionError
-from assistant.schema import Answer, AnswerSentence, Citation, Draft, Hit, Passage, SupportContact
+from assistant.errors import (
+    AssistantError,
+    ConfigError,
+    CorpusError,
+    GoldError,
+    QuestionError,
+)
+from assistant.schema import (
+    Answer,
+    AnswerSentence,
+    Citation,
+    Draft,
+    Hit,
+    Passage,
+    SupportContact,
+)
 
 if TYPE_CHECKING:
     from assistant.core.pipeline import Assistant

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from assistant.errors import ConfigError
-from assistant.models.embeddings import BACKENDS
+from assistant.models.onnx import BACKENDS
 from assistant.models.verifier import resolve_verifier
 
 BUNDLED_CORPUS = Path(__file__).resolve().parents[1] / "corpus"

@@ -124,7 +124,7 @@ def base_of(n: int, m: int, seed: int = 1) -> np.ndarray:
 
 def scale_data(work: Path, stackfaq: Path, export: Path, n_max: int) -> dict:
     """Base embeddings (cached), the synthetic vectors for the largest scale, and embedded queries."""
-    from assistant.models.embeddings import OnnxEncoder
+    from assistant.models.onnx import OnnxEncoder
 
     rows, queries = load_stackfaq(stackfaq)
     frags = base_fragments(rows)

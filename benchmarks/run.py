@@ -24,7 +24,13 @@ import numpy as np
 from assistant.errors import ConfigError
 from assistant.server.process import free_port
 from assistant.settings import offline_env
-from benchmarks.data import SYNTHETIC_VERSION, load_stackfaq, make_faq_rows, scale_data, write_jsonl
+from benchmarks.data import (
+    SYNTHETIC_VERSION,
+    load_stackfaq,
+    make_faq_rows,
+    scale_data,
+    write_jsonl,
+)
 from benchmarks.load import serve_and_load
 from benchmarks.measure import log, machine_info
 
@@ -55,7 +61,7 @@ def _load() -> float:
 
 
 def _find_export(index_dir: Path) -> Path:
-    from assistant.models.embeddings import EXPORT_META, MODEL_CACHE
+    from assistant.models.onnx import EXPORT_META, MODEL_CACHE
 
     found = sorted((index_dir / MODEL_CACHE).glob(f"*/{EXPORT_META}"))
     if not found:

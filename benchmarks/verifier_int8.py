@@ -38,7 +38,7 @@ def measure(name: str, corpus: Path, gold_path: Path, work: Path, log) -> dict:
     import assistant.evaluation.scoring as ev
     from assistant.core.pipeline import Assistant
     from assistant.evaluation.gold import load_gold
-    from assistant.models.embeddings import MODEL_CACHE, open_encoder
+    from assistant.models.onnx import MODEL_CACHE, open_encoder
 
     gold = load_gold(gold_path)
     index_dir = work / name

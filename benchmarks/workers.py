@@ -37,8 +37,8 @@ def w_ours_warm(a: dict) -> dict:
 
 def w_ours_build(a: dict) -> dict:
     """Build a fresh index of a corpus with the ONNX encoder (the export is made beforehand, untimed)."""
-    from assistant.models.embeddings import OnnxEncoder, export_onnx
     from assistant.index.store import open_index
+    from assistant.models.onnx import OnnxEncoder, export_onnx
 
     if a.get("variant", "fp32") == "int8":
         encoder = OnnxEncoder(export_onnx(a.get("model"), a["models"], quantize=True, log=log), variant="int8")
@@ -66,8 +66,8 @@ def w_ours_build(a: dict) -> dict:
 
 def w_ours_reindex(a: dict) -> dict:
     """Open (building if needed) the index of a corpus, edit one entry, and time the refresh."""
-    from assistant.models.embeddings import OnnxEncoder
     from assistant.index.store import open_index
+    from assistant.models.onnx import OnnxEncoder
 
     encoder = OnnxEncoder(a["export"])
     t0 = time.perf_counter()
@@ -95,11 +95,12 @@ def w_quality(a: dict) -> dict:
     each encoder's lowest cosine to the reference over all unit texts and questions, and its
     single-question embedding latency.
     """
-    from assistant.models.embeddings import OnnxEncoder, SentenceTransformerEncoder, export_onnx
-    from assistant.evaluation.scoring import evaluate, summarize
-    from assistant.evaluation.gold import load_gold
-    from assistant.index.store import unit_text
     from assistant.core.pipeline import Assistant
+    from assistant.evaluation.gold import load_gold
+    from assistant.evaluation.scoring import evaluate, summarize
+    from assistant.index.store import unit_text
+    from assistant.models.embeddings import SentenceTransformerEncoder
+    from assistant.models.onnx import OnnxEncoder, export_onnx
 
     export = export_onnx(a.get("model"), a["models"], quantize=True, log=log)
     reference = SentenceTransformerEncoder(a.get("model"))

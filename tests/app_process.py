@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from assistant.models.embeddings import MODEL_CACHE
+from assistant.models.onnx import MODEL_CACHE
 from assistant.server.process import READY_RE, Lines, ServerProcess
 from assistant.server.process import child_env as _child_env
 

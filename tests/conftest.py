@@ -94,8 +94,8 @@ def fake_encoder():
 @pytest.fixture
 def fake_model(monkeypatch, fake_encoder):
     """The CLI opens its assistant (corpus, index folder from the flags) with a fresh fake encoder."""
-    from assistant.settings import resolve_corpus_args
     from assistant.core.pipeline import Assistant
+    from assistant.settings import resolve_corpus_args
 
     opened = []
 
@@ -161,7 +161,7 @@ def model_cache(tmp_path_factory) -> Path:
     """The packaged model's ONNX export, made once per session. Tests that start the real server
     or CLI as a child link their index folder's ``models/`` here (see tests/app_process.py), so
     each child skips the export (about 20 s) and loads the model as a user's second run does."""
-    from assistant.models.embeddings import open_encoder
+    from assistant.models.onnx import open_encoder
 
     folder = tmp_path_factory.mktemp("model-cache")
     open_encoder(None, folder)

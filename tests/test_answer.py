@@ -1,12 +1,17 @@
 import pytest
 
-from assistant.core.answer import AnswerConfig, compose, find_support_contact, split_question
+from assistant.core.answer import (
+    AnswerConfig,
+    compose,
+    find_support_contact,
+    split_question,
+)
+from assistant.core.corpus import load_corpus
+from assistant.core.pipeline import Assistant, clean_question
 from assistant.core.refusal import RefusalModel
 from assistant.core.stages import InstructionGuard, is_instruction_attack
-from assistant.evaluation.metrics import auroc
-from assistant.core.corpus import load_corpus
 from assistant.errors import ConfigError, QuestionError
-from assistant.core.pipeline import Assistant, clean_question
+from assistant.evaluation.metrics import auroc
 from assistant.schema import Hit, Passage, SupportContact
 
 P1 = Passage("f:pay-1", "f", "Payment", "We accept Visa. We also accept PayPal. We do not accept cash.", "f.txt", 3)
@@ -161,12 +166,14 @@ def test_pipeline_plumbing_with_fake_encoder(tiny_corpus, tmp_path, fake_encoder
 
 from assistant.core.answer import (
     SELECTOR_FEATURES,
-    AnswerConfig as _Cfg,
     SentenceSelector,
     content_terms,
     question_types,
     select_sentences,
     sentence_features,
+)
+from assistant.core.answer import (
+    AnswerConfig as _Cfg,
 )
 
 

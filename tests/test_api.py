@@ -16,12 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from assistant.server.feedback import FeedbackStore
 from assistant.schema import Answer, Draft
 from assistant.server.api import LoginThrottle, create_app
+from assistant.server.feedback import FeedbackStore
 
-from .conftest import BACKENDS, ROOT, new_database_url
 from .app_process import Lines
+from .conftest import BACKENDS, ROOT, new_database_url
 from .live_server import live_server
 
 pytestmark = pytest.mark.slow

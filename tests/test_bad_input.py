@@ -23,12 +23,12 @@ import httpx
 import pytest
 
 from assistant.cli.main import main as cli_main
-from assistant.core.corpus import load_corpus
-from assistant.errors import CorpusError, QuestionError
-from assistant.server.feedback import FeedbackStore, mask_pii
 from assistant.core.answer import split_question
+from assistant.core.corpus import load_corpus
 from assistant.core.pipeline import MAX_PARTS, Assistant, clean_question
+from assistant.errors import CorpusError, QuestionError
 from assistant.server.api import create_app
+from assistant.server.feedback import FeedbackStore, mask_pii
 
 from .app_process import ROOT, child_env, index_dir_with_model
 from .conftest import SEED_CORPUS

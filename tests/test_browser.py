@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.server.feedback import FeedbackStore
 from assistant.server.api import create_app
+from assistant.server.feedback import FeedbackStore
 
 from .conftest import ROOT, SEED_CORPUS
 from .live_server import live_server

@@ -9,8 +9,8 @@ import pytest
 
 from assistant.cli.evaluate import BUNDLED_GATE, BUNDLED_GOLD, _is_bundled
 from assistant.cli.main import main
-from assistant.settings import BUNDLED_CORPUS
 from assistant.evaluation.scoring import METRICS, SIMULATED_METRICS
+from assistant.settings import BUNDLED_CORPUS
 
 GOLD = [
     {"id": "pay", "question": "Do you accept PayPal?", "relevant_ids": ["tiny:payment-1"]},

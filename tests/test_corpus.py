@@ -3,9 +3,9 @@ import json
 import pytest
 
 from assistant.core.corpus import fingerprint_files, load_corpus, resolve_files
+from assistant.core.sentences import split_sentences
 from assistant.errors import CorpusError
 from assistant.schema import Passage
-from assistant.core.sentences import split_sentences
 
 from .conftest import SEED_CORPUS, STACKFAQ
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -16,7 +16,14 @@ import assistant.evaluation as ev
 from assistant.cli.main import main
 from assistant.errors import ConfigError, GoldError, QuestionError
 from assistant.evaluation.gold import GoldQuestion, load_gold
-from assistant.evaluation.report import ReportFigure, ReportSection, ReportTable, figure_png, new_figure, write_report
+from assistant.evaluation.report import (
+    ReportFigure,
+    ReportSection,
+    ReportTable,
+    figure_png,
+    new_figure,
+    write_report,
+)
 from assistant.schema import Answer, AnswerSentence, Citation, Hit, Passage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -372,9 +379,8 @@ def tiny_gold(tmp_path) -> Path:
 
 
 def test_tiny_corpus_end_to_end(tiny_corpus, tiny_gold, fake_encoder, tmp_path):
-    from assistant.core.pipeline import Assistant
-
     from assistant.core.answer import AnswerConfig
+    from assistant.core.pipeline import Assistant
     from assistant.core.refusal import RefusalModel
 
     # The bag-of-words fake encoder's cosines run lower than MiniLM's: a threshold for its scale.
@@ -490,11 +496,10 @@ def test_cli_other_corpus_needs_gold(tiny_corpus, tmp_path, fake_model, capsys):
 def test_default_eval_never_scores_the_held_out_set_with_a_calibration_fitted_on_it(fake_model, monkeypatch, tmp_path, capsys):
     """`assistant eval` with no --gold scores evals/test.jsonl; a calibration fitted on that file
     must not decide its refusals (before, the guard only looked at an explicit --gold)."""
+    from assistant.cli import common
     from assistant.cli.evaluate import BUNDLED_GOLD
     from assistant.core.refusal import RefusalModel
     from assistant.evaluation.gold import gold_digest
-
-    from assistant.cli import common
 
     opened = common.open_assistant  # the fake_model opener
 

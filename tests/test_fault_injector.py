@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-import assistant.models.embeddings as embeddings
+import assistant.models.onnx as onnx_models
 from assistant.core.pipeline import Assistant
 from assistant.errors import AssistantError
 from assistant.index.layout import IndexLayout
-from assistant.models.embeddings import EXPORT_META, OnnxEncoder, _usable_export, open_encoder
+from assistant.models.onnx import EXPORT_META, OnnxEncoder, _usable_export, open_encoder
 
 from .app_process import ROOT, child_env
 
@@ -136,7 +136,7 @@ def test_every_fault_in_every_export_file_ends_in_a_re_export_and_a_correct_answ
         restore()
         return export
 
-    monkeypatch.setattr(embeddings, "export_onnx", stand_in_export)
+    monkeypatch.setattr(onnx_models, "export_onnx", stand_in_export)
     for name in sorted(pristine):
         for fault, apply in FAULTS.items():
             case = f"{name} {fault}"

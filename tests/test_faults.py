@@ -21,14 +21,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.errors import IndexError_
-from assistant.server.feedback import DB_NAME, FeedbackStore
-from assistant.index.store import Index, open_index
 from assistant.core.pipeline import Assistant
+from assistant.errors import IndexError_
+from assistant.index.store import Index, open_index
 from assistant.server.api import create_app
+from assistant.server.feedback import DB_NAME, FeedbackStore
 from assistant.server.service import CorpusWatch
 
-from .app_process import ROOT, AppProcess, Lines, child_env, copy_seed_corpus, index_dir_with_model
+from .app_process import (
+    ROOT,
+    AppProcess,
+    Lines,
+    child_env,
+    copy_seed_corpus,
+    index_dir_with_model,
+)
 from .conftest import TINY_FAQ, FakeEncoder
 from .live_server import live_server
 

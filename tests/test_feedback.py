@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from assistant.errors import FeedbackError, RatingRefusedError
+from assistant.schema import Answer, Citation, SupportContact
 from assistant.server.feedback import (
     CSV_COLUMNS,
     DB_NAME,
@@ -22,7 +23,6 @@ from assistant.server.feedback import (
     mask_pii,
     new_rating_token,
 )
-from assistant.schema import Answer, Citation, SupportContact
 
 CONTACT = SupportContact(text="help@shop.example", kind="email", passage_id="faq:contact-1")
 

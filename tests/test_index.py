@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from assistant.core.pipeline import Assistant
 from assistant.errors import IndexError_
 from assistant.index.store import Index, open_index
-from assistant.core.pipeline import Assistant
 
 
 def test_build_then_reuse_then_rebuild_on_change(tiny_corpus, tmp_path, fake_encoder):
@@ -77,6 +77,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from assistant.core.corpus import load_corpus  # noqa: E402
+from assistant.core.retrieval import Retriever  # noqa: E402
 from assistant.errors import ConfigError  # noqa: E402
 from assistant.index.store import (  # noqa: E402
     FLAT_LIMIT,
@@ -85,7 +86,6 @@ from assistant.index.store import (  # noqa: E402
     make_units,
     unit_text,
 )
-from assistant.core.retrieval import Retriever  # noqa: E402
 
 from .conftest import FakeEncoder  # noqa: E402
 

@@ -21,7 +21,13 @@ import pytest
 
 from assistant.models.verifier import PART_PACKAGES
 
-from .app_process import READY_RE, Lines, child_env, copy_seed_corpus, index_dir_with_model
+from .app_process import (
+    READY_RE,
+    Lines,
+    child_env,
+    copy_seed_corpus,
+    index_dir_with_model,
+)
 from .conftest import ROOT
 
 # Everything the optional extras bring (pyproject.toml), by distribution name.

@@ -16,7 +16,7 @@ from assistant.core.pipeline import Assistant
 from assistant.errors import IndexError_, ModelError
 from assistant.index.layout import CHECKSUMS, IndexLayout
 from assistant.index.store import Index, open_index
-from assistant.models.embeddings import EXPORT_META, OnnxEncoder, _usable_export, open_encoder
+from assistant.models.onnx import EXPORT_META, OnnxEncoder, _usable_export, open_encoder
 
 from .conftest import FakeEncoder
 

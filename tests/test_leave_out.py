@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 import assistant.evaluation as ev
-from assistant.core.answer import AnswerConfig
 from assistant.cli.main import main
-from assistant.evaluation.gold import GoldQuestion, load_gold
+from assistant.core.answer import AnswerConfig
 from assistant.core.pipeline import Assistant
 from assistant.core.refusal import FEATURES, RefusalModel
 from assistant.evaluation.calibration import cross_validate, fit
+from assistant.evaluation.gold import GoldQuestion, load_gold
 
 # Two FAQ questions with two answers each (one "thread" per question), and one more.
 FAQ_ROWS = [

@@ -11,7 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from assistant.models.embeddings import (
+from assistant.errors import ModelError
+from assistant.index.store import open_index
+from assistant.models.onnx import (
     EXPORT_META,
     MODEL_CACHE,
     OnnxEncoder,
@@ -19,8 +21,6 @@ from assistant.models.embeddings import (
     export_onnx,
     open_encoder,
 )
-from assistant.errors import ModelError
-from assistant.index.store import open_index
 
 from .conftest import ROOT, SEED_CORPUS
 

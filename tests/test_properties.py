@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from assistant.core.answer import AnswerConfig, compose
 from assistant.core.corpus import CONTROL_RE, load_corpus, read_text
-from assistant.errors import CorpusError, QuestionError
 from assistant.core.pipeline import Assistant
-from assistant.schema import Hit, SupportContact
 from assistant.core.sentences import sentence_spans
+from assistant.errors import CorpusError, QuestionError
+from assistant.schema import Hit, SupportContact
 
 from .conftest import SEED_CORPUS, TINY_FAQ, FakeEncoder
 

@@ -53,6 +53,7 @@ def test_answer_to_dict_is_the_public_json_object():
         "refusal_reason": None,
         "latency_ms": 12.35,
         "evidence": {"dense": 0.8123, "p_answer": 0.9},
+        "related": [],
     }  # the retrieved hits stay out of the JSON
 
 

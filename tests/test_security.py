@@ -27,11 +27,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.errors import ConfigError
-from assistant.server.feedback import DB_NAME, FeedbackStore
+from assistant.cli.serve import (
+    DEFAULT_HOST,
+    parse_rate_limit,
+    resolve_allowed_hosts,
+    resolve_login,
+)
 from assistant.core.pipeline import Assistant
+from assistant.errors import ConfigError
 from assistant.server.api import LoginThrottle, RateLimit, create_app
-from assistant.cli.serve import DEFAULT_HOST, parse_rate_limit, resolve_allowed_hosts, resolve_login
+from assistant.server.feedback import DB_NAME, FeedbackStore
 
 from .live_server import live_server
 

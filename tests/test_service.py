@@ -13,8 +13,8 @@ from assistant.core.corpus import fingerprint_files
 from assistant.core.pipeline import Assistant
 from assistant.core.refusal import RefusalModel
 from assistant.errors import CorpusError, UnavailableError
-from assistant.server.feedback import FeedbackStore, Interaction
 from assistant.index.freshness import RACY_NS, CorpusWatch
+from assistant.server.feedback import FeedbackStore, Interaction
 from assistant.server.service import AssistantService
 
 from .conftest import TINY_FAQ

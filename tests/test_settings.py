@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.errors import ConfigError
 from assistant.settings import (
     BUNDLED_CORPUS,
     add_corpus_args,
@@ -18,7 +19,6 @@ from assistant.settings import (
     resolve_corpus_args,
     verifier_choice,
 )
-from assistant.errors import ConfigError
 
 ENV = ("ASSISTANT_CORPUS", "ASSISTANT_INDEX_DIR", "ASSISTANT_MODEL", "ASSISTANT_ENCODER", "ASSISTANT_VERIFIER")
 
@@ -134,13 +134,13 @@ def test_a_bad_encoder_variable_is_named(monkeypatch, value):
 def test_verifier_choice(monkeypatch, flag, env, choice):
     if env is not None:
         monkeypatch.setenv("ASSISTANT_VERIFIER", env)
-    assert verifier_choice(parse(*(["--verifier", flag] if flag else []))) == choice
+    assert verifier_choice(parse(*(["--verifier", flag] if flag else []))) == (choice, None)
 
 
 @pytest.mark.parametrize("value", ["bert", "yes"])
 def test_a_bad_verifier_variable_is_named(monkeypatch, value):
     monkeypatch.setenv("ASSISTANT_VERIFIER", value)
-    with pytest.raises(ConfigError, match=rf"^ASSISTANT_VERIFIER: verifier must be one of mpnet, none, got '{value}'$"):
+    with pytest.raises(ConfigError, match=rf"^ASSISTANT_VERIFIER: verifier must be one of mpnet, mpnet-int8, none, got '{value}'$"):
         verifier_choice(parse())
 
 

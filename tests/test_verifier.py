@@ -10,12 +10,12 @@ import zipfile
 import numpy as np
 import pytest
 
-from assistant.models import verifier as vf
-from assistant.core.answer import AnswerConfig
 from assistant.cli.main import main
-from assistant.errors import ConfigError, ModelError
+from assistant.core.answer import AnswerConfig
 from assistant.core.pipeline import VERIFY_CANDIDATES, Assistant
 from assistant.core.refusal import VERIFIER_FAQ_THRESHOLD, RefusalModel
+from assistant.errors import ConfigError, ModelError
+from assistant.models import verifier as vf
 
 from .conftest import FakeEncoder
 

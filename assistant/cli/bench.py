@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from assistant.settings import resolve_corpus_args
 from assistant.errors import ConfigError
 from assistant.extras import require_extra
+from assistant.settings import resolve_corpus_args
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STACKFAQ = ROOT.parent / "shared" / "benchmarks" / "stackfaq"

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from assistant.settings import encoder_backend, resolve_corpus_args, verifier_choice
 from assistant.core.pipeline import Assistant
 from assistant.evaluation.gold import gold_digest
+from assistant.settings import encoder_backend, resolve_corpus_args, verifier_choice
+
 
 def _log(quiet: bool):
     return None if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))

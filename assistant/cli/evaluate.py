@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from assistant.cli import common
-from assistant.settings import BUNDLED_CORPUS, resolve_corpus_args
 from assistant.errors import ConfigError
 from assistant.extras import require_extra
+from assistant.settings import BUNDLED_CORPUS, resolve_corpus_args
 
 BUNDLED_ROOT = Path(__file__).resolve().parents[2]
 # The held-out set for the bundled corpus: scored by default, gated in CI, never tuned on.
@@ -81,7 +81,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import assistant.evaluation as ev
-    from assistant.evaluation.console import format_comparison, format_failures, format_summary, format_table
+    from assistant.evaluation.console import (
+        format_comparison,
+        format_failures,
+        format_summary,
+        format_table,
+    )
     from assistant.evaluation.report import write_report, write_summary_json
     from assistant.evaluation.retrieval_report import (
         compare_retrievers,

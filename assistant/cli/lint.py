@@ -10,10 +10,15 @@ import argparse
 import json
 
 from assistant.cli.common import _log, _progress_factory
-from assistant.core.consistency import MAX_CHECKED, MIN_SIMILARITY, Conflict, find_conflicts
+from assistant.core.consistency import (
+    MAX_CHECKED,
+    MIN_SIMILARITY,
+    Conflict,
+    find_conflicts,
+)
 from assistant.index.layout import IndexLayout
 from assistant.index.store import open_index
-from assistant.models.embeddings import open_encoder
+from assistant.models.onnx import open_encoder
 from assistant.settings import encoder_backend, resolve_corpus_args
 
 

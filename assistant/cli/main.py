@@ -12,12 +12,10 @@ import sys
 
 from threadpoolctl import threadpool_limits
 
-
-from assistant.cli import bench, calibrate, evaluate, lint, serve
-from assistant.cli import common
-from assistant.settings import add_corpus_args, offline_env
+from assistant.cli import bench, calibrate, common, evaluate, lint, serve
 from assistant.core.stages import clean_question
 from assistant.errors import AssistantError, QuestionError
+from assistant.settings import add_corpus_args, offline_env
 
 # --- commands ------------------------------------------------------------------------------
 

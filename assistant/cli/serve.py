@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from assistant.cli import common
-from assistant.settings import resolve_corpus_args
 from assistant.errors import ConfigError
 from assistant.extras import require_extra
+from assistant.settings import resolve_corpus_args
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -168,8 +168,8 @@ def _url(sock: socket.socket) -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     require_extra("web", "the web app")  # before the imports below need fastapi and gradio
-    from assistant.server.feedback import FeedbackStore
     from assistant.server.api import STAFF_PATH, create_app
+    from assistant.server.feedback import FeedbackStore
 
     def say(msg: str) -> None:
         if not args.quiet:

@@ -6,8 +6,8 @@ import re
 import unicodedata
 
 from assistant.core.answer import refusal_message
-from assistant.schema import Answer, Draft
 from assistant.core.sentences import split_sentences
+from assistant.schema import Answer, Draft
 
 # Sentences in which the policy asks something of the customer.
 NEXT_STEP_RE = re.compile(

@@ -7,18 +7,23 @@ clean -> guard -> retrieve -> rerank (verifier) -> decide (refusal model) -> com
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Callable, Collection
 
 import numpy as np
 
-from assistant.core.answer import AnswerConfig, compose, find_support_contact, refuse, split_question
+from assistant.core.answer import (
+    AnswerConfig,
+    compose,
+    find_support_contact,
+    refuse,
+    split_question,
+)
 from assistant.core.corpus import resolve_files
 from assistant.core.draft import compose_draft
 from assistant.core.refusal import RefusalModel
-from assistant.index.layout import IndexLayout
 from assistant.core.retrieval import RetrievalConfig, Retriever
 from assistant.core.spelling import TypoCorrector, model_vocabulary
 from assistant.core.stages import (
@@ -30,10 +35,12 @@ from assistant.core.stages import (
     Reranker,
     clean_question,
 )
-from assistant.index.store import BuildStats, Index, open_index
-from assistant.models.embeddings import Encoder, open_encoder
-from assistant.models.verifier import Verifier, open_verifier
 from assistant.errors import QuestionError
+from assistant.index.layout import IndexLayout
+from assistant.index.store import BuildStats, Index, open_index
+from assistant.models.embeddings import Encoder
+from assistant.models.onnx import open_encoder
+from assistant.models.verifier import Verifier, open_verifier
 from assistant.schema import Answer, Draft, Hit
 
 __all__ = ["Assistant", "clean_question", "MAX_QUESTION_CHARS", "MAX_PARTS", "VERIFY_CANDIDATES"]

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from assistant.core.lexical import LexicalIndex
 from assistant.errors import ConfigError
-from assistant.schema import Hit
 from assistant.index.layout import CALIBRATION_FILE, IndexLayout  # noqa: F401 - CALIBRATION_FILE kept importable here
+from assistant.schema import Hit
 
 FEATURES = ("dense", "margin", "coverage", "coverage_top", "faq")
 DEFAULT_THRESHOLD = 0.41  # plain-text passages (question vs statement)

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.models.embeddings import Encoder
+from assistant.core.lexical import LexicalIndex
+from assistant.core.sentences import sentence_spans
 from assistant.errors import ConfigError
 from assistant.index.store import Index
-from assistant.core.lexical import LexicalIndex
+from assistant.models.embeddings import Encoder
 from assistant.schema import Hit
-from assistant.core.sentences import sentence_spans
 
 MODES = ("hybrid", "dense", "lexical")
 

@@ -75,7 +75,9 @@ def fit(
     answerable training rows is refused: the operating point a store chooses, instead of the
     balanced one.
     """
-    from sklearn.linear_model import LogisticRegression  # heavy, optional ([eval] extra): only when fitting
+    from sklearn.linear_model import (
+        LogisticRegression,  # heavy, optional ([eval] extra): only when fitting
+    )
 
     if len(set(y.tolist())) < 2:
         raise ConfigError("calibration needs both answerable and unanswerable questions in the gold set")
@@ -105,7 +107,10 @@ def cross_validate(
     ``groups`` keeps rows of one group in one fold (a question and its leave-out copy, or all
     paraphrases of one FAQ question), so no fold is scored by a model that saw its twin.
     """
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold  # heavy, optional: only when fitting
+    from sklearn.model_selection import (  # heavy, optional: only when fitting
+        StratifiedGroupKFold,
+        StratifiedKFold,
+    )
 
     folds = max(2, min(folds, int(min(np.bincount(y.astype(int))))))
     if groups is not None:

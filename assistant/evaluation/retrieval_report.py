@@ -9,10 +9,17 @@ import numpy as np
 import pandas as pd
 
 import assistant.evaluation.metrics as m
-from assistant.evaluation.metrics import RANK_KS, auroc, refusal_scores
-from assistant.evaluation.gold import GoldQuestion
-from assistant.evaluation.report import ReportFigure, ReportSection, ReportTable, figure_png, new_figure
 from assistant.core.retrieval import MODES, Retriever
+from assistant.evaluation.gold import GoldQuestion
+from assistant.evaluation.metrics import RANK_KS, auroc, refusal_scores
+from assistant.evaluation.report import (
+    ReportFigure,
+    ReportSection,
+    ReportTable,
+    figure_png,
+    new_figure,
+)
+
 
 def refusal_curve(results: pd.DataFrame) -> pd.DataFrame:
     """Share of unanswerable vs answerable questions refused as the threshold moves from 0 to 1."""

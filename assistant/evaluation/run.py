@@ -15,7 +15,12 @@ import pandas as pd
 from assistant.evaluation.baseline import Comparison, compare
 from assistant.evaluation.gate import Bound, GateFailure, check_gate
 from assistant.evaluation.gold import GoldQuestion
-from assistant.evaluation.scoring import evaluate, simulate_unanswerable, simulated_summary, summarize
+from assistant.evaluation.scoring import (
+    evaluate,
+    simulate_unanswerable,
+    simulated_summary,
+    summarize,
+)
 from assistant.schema import Answer
 
 if TYPE_CHECKING:

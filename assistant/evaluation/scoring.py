@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 import assistant.evaluation.metrics as m
-from assistant.evaluation.metrics import MRR_K, RANK_KS, auroc, refusal_scores
 from assistant.errors import GoldError, QuestionError
 from assistant.evaluation.gold import GoldQuestion
+from assistant.evaluation.metrics import MRR_K, RANK_KS, auroc, refusal_scores
 from assistant.schema import Answer, Passage
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ One object, :class:`IndexLayout`, names every path in an index folder::
         CURRENT            the name of the live version
         v-<time>-<sha256>/ one folder per version: manifest.json, units.npy, hashes.npy,
                            vectors.npy, ann.faiss (large corpora), checksums.json
-        models/            the encoder's ONNX exports (assistant.models.embeddings)
+        models/            the encoder's ONNX exports (assistant.models.onnx)
         verifier/          the verifier's own index folder, laid out the same way
         calibration.json   the fitted refusal model (assistant.core.refusal)
 

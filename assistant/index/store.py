@@ -27,7 +27,12 @@ from typing import Callable
 
 import numpy as np
 
-from assistant.core.corpus import DEFAULT_LIMITS, CorpusLimits, load_corpus, resolve_files
+from assistant.core.corpus import (
+    DEFAULT_LIMITS,
+    CorpusLimits,
+    load_corpus,
+    resolve_files,
+)
 from assistant.core.sentences import sentence_spans
 from assistant.errors import ConfigError, IndexError_
 from assistant.index.freshness import CorpusState, corpus_state

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.models.embeddings import Encoder
 from assistant.errors import ConfigError, ModelError
 from assistant.index.layout import VERIFIER_DIR, IndexLayout
 from assistant.index.store import Index, open_index
+from assistant.models.embeddings import Encoder
 
 VERIFIER_NAME = "all-mpnet-base-v2"
 VERIFIERS = ("mpnet", "mpnet-int8", "none")
@@ -155,7 +155,7 @@ def open_verifier_encoder(
     The export is kept in the shared model cache, next to the unpacked model, so every index
     folder on the machine uses one copy.
     """
-    from assistant.models.embeddings import open_encoder
+    from assistant.models.onnx import open_encoder
 
     variant = VARIANTS[kind][0]
     path = packaged_model_path(log=log)

@@ -32,8 +32,13 @@ from assistant.errors import (
     StoreUnavailableError,
     UnavailableError,
 )
-
-from assistant.server.guards import LOOPBACK_HOSTS, GradioGuard, HostCheck, LoginGuard, LoginThrottle
+from assistant.server.guards import (
+    LOOPBACK_HOSTS,
+    GradioGuard,
+    HostCheck,
+    LoginGuard,
+    LoginThrottle,
+)
 from assistant.server.http import API_PREFIX, STAFF_PATH, client_address, error_response
 from assistant.server.limits import (
     BODY_TIMEOUT_S,
@@ -48,8 +53,8 @@ from assistant.server.limits import (
 __all__ = ["LOOPBACK_HOSTS", "MAX_BODY_BYTES", "STAFF_PATH", "LoginThrottle", "RateLimit", "create_app"]
 
 if TYPE_CHECKING:
-    from assistant.server.feedback import FeedbackStore
     from assistant.core.pipeline import Assistant
+    from assistant.server.feedback import FeedbackStore
 
 log = logging.getLogger("assistant.server.api")
 

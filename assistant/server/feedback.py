@@ -22,7 +22,13 @@ from typing import IO
 
 from assistant.errors import FeedbackError, RatingRefusedError, StoreUnavailableError
 from assistant.schema import Answer
-from assistant.server.database import DB_NAME, Database, DatabaseURL, open_database, parse_database_url
+from assistant.server.database import (
+    DB_NAME,
+    Database,
+    DatabaseURL,
+    open_database,
+    parse_database_url,
+)
 from assistant.server.pii import mask_pii
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "FeedbackStore", "mask_pii", "new_rating_token"]

@@ -18,10 +18,8 @@ from assistant.core.stages import clean_question
 from assistant.errors import (
     QuestionError,
 )
-
 from assistant.server.http import STAFF_PATH, client_address, error_response
 from assistant.server.limits import MAX_RATE_CLIENTS
-
 
 # Names a browser on this machine uses for a loopback server; anything else in a Host header
 # means a DNS-rebinding page (or a proxy that must be named with --allowed-host).

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-
 from fastapi.responses import JSONResponse
-
-
-
 
 API_PREFIX = "/api/"
 STAFF_PATH = "/staff"

@@ -9,10 +9,7 @@ import re
 import time
 from collections import OrderedDict
 
-
-
 from assistant.server.http import API_PREFIX, client_address, error_response
-
 
 MAX_BODY_BYTES = 64 * 1024
 # Every other route (the Gradio UI's): the chat posts its whole history with each question, so

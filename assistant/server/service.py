@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from assistant.index.freshness import CorpusWatch  # noqa: F401 - the one freshness check, shared with the index
-from assistant.errors import AssistantError, CorpusError, UnavailableError
 from assistant.core.draft import compose_draft
-from assistant.server.feedback import FeedbackStore, new_rating_token
 from assistant.core.pipeline import Assistant
-from assistant.server.batching import QuestionBatcher
+from assistant.errors import AssistantError, CorpusError, UnavailableError
+from assistant.index.freshness import CorpusWatch  # noqa: F401 - the one freshness check, shared with the index
 from assistant.schema import Answer, Draft
+from assistant.server.batching import QuestionBatcher
+from assistant.server.feedback import FeedbackStore, new_rating_token
 
 log = logging.getLogger("assistant.server.service")
 
