@@ -72,9 +72,9 @@ def instrument(assistant: Assistant, clock: StageClock) -> None:
     lex = r.lexical  # built now, not inside the first question
     corrector = assistant.corrector
     corrector.correct = clock.wrap("typo correction", corrector.correct)
-    pipeline.clean_question = clock.wrap("clean", pipeline.clean_question)
+    assistant.cleaner.run = clock.wrap("clean", assistant.cleaner.run)
     pipeline.split_question = clock.wrap("split parts", pipeline.split_question)
-    answer_mod.compose = clock.wrap("compose", answer_mod.compose)
+    pipeline.compose = clock.wrap("compose", pipeline.compose)
     assistant.encoder.encode = clock.wrap(
         lambda caller: "encode sentences (MiniLM)" if caller.startswith("lazy") else "encode question (MiniLM)",
         assistant.encoder.encode,
@@ -87,14 +87,14 @@ def instrument(assistant: Assistant, clock: StageClock) -> None:
     r.sentence_scores = clock.wrap("sentence scores", r.sentence_scores)
     r._lazy_sentences = clock.wrap("lazy sentences (split)", r._lazy_sentences)
     assistant.passage_indices = clock.wrap("leave-out ids", assistant.passage_indices)
-    assistant.evidence = clock.wrap("evidence", assistant.evidence)
+    assistant.decider.features = clock.wrap("evidence", assistant.decider.features)
     # a frozen dataclass: set the instance attribute the way its own __init__ does
     object.__setattr__(assistant.refusal, "probability", clock.wrap("refusal model", assistant.refusal.probability))
     if assistant.verifier is not None:
         v = assistant.verifier
         v.encoder.encode = clock.wrap("encode (verifier)", v.encoder.encode)
         v.passage_scores = clock.wrap("verifier passage scores", v.passage_scores)
-        assistant.verify = clock.wrap("verify (rest)", assistant.verify)
+        assistant.reranker.run_many = clock.wrap("verify (rest)", assistant.reranker.run_many)
 
 
 def profile(assistant: Assistant, questions: list[str], clock: StageClock) -> list[dict]:

@@ -80,6 +80,8 @@ def test_eval_on_the_calibration_gold_set_uses_the_default_model(tiny_corpus, tm
     kept, _, _ = common.open_assistant(namespace(tiny_corpus, tmp_path, command="ask"))
     assert kept.refusal == model
     swapped, _, _ = common.open_assistant(namespace(tiny_corpus, tmp_path, command="eval", gold=str(gold), quiet=False))
+    assert swapped.refusal == model  # opening never swaps; `assistant eval` asks keep_gold_unseen for its gold file
+    common.keep_gold_unseen(swapped, gold, quiet=False)
     assert swapped.refusal == RefusalModel.default(0.3) == swapped.default_refusal()
     assert f"note: the stored calibration was fitted on {gold}; scoring it with the default refusal model" in capsys.readouterr().err
 
@@ -90,6 +92,7 @@ def test_eval_on_another_gold_set_keeps_the_calibration(tiny_corpus, tmp_path, g
     other = tmp_path / "other.jsonl"
     other.write_text(json.dumps({"id": "b", "question": "Can I return items?"}) + "\n", encoding="utf-8")
     assistant, _, _ = common.open_assistant(namespace(tiny_corpus, tmp_path, command="eval", gold=str(other)))
+    common.keep_gold_unseen(assistant, other, quiet=True)
     assert assistant.refusal == model
-    missing, _, _ = common.open_assistant(namespace(tiny_corpus, tmp_path, command="eval", gold=str(tmp_path / "nope.jsonl")))
-    assert missing.refusal == model
+    common.keep_gold_unseen(assistant, tmp_path / "nope.jsonl", quiet=True)
+    assert assistant.refusal == model

@@ -74,12 +74,11 @@ def test_load_gate(tmp_path):
         (None, r"gate\.json: gate file not found"),
         ("{not json", r"gate\.json: gate file is not valid JSON \(Expecting property name"),
         (b"\xff\xfe{", r"gate\.json: gate file is not valid JSON"),
-        ("[0.9]", r"gate\.json: gate file must be a JSON object of metric -> minimum"),
-        ('{"hit@1": "0.9"}', r"gate\.json: minimum for 'hit@1' must be a number, got '0\.9'"),
-        ('{"hit@1": true}', r"gate\.json: minimum for 'hit@1' must be a number, got True"),
-        ('{"hit@1": null}', r"minimum for 'hit@1' must be a number, got None"),
+        ("[0.9]", r"gate\.json: gate file must be a JSON object of metric -> bound"),
+        ('{"hit@1": "0.9"}', r"gate\.json: bound for 'hit@1' must be a number, got '0\.9'"),
+        ('{"hit@1": true}', r"gate\.json: bound for 'hit@1' must be a number, got True"),
+        ('{"hit@1": null}', r"bound for 'hit@1' must be a number, got None"),
         ('{"accuracy": 0.9}', r"gate\.json: unknown metric 'accuracy'"),
-        ('{"over_refusal_rate": 0.1}', r"gate\.json: over_refusal_rate is lower-is-better"),
         ('{"hit@1": NaN}', r"gate\.json: bound must be a finite number, got nan"),
     ],
 )
@@ -131,3 +130,9 @@ def test_check_gate(bounds, failures):
 )  # fmt: skip
 def test_gate_failure_text(failure, text):
     assert str(failure) == text
+
+
+def test_a_gate_file_bounds_a_lower_is_better_metric_from_above_and_skips_notes(tmp_path):
+    path = tmp_path / "gate.json"
+    path.write_text('{"_origin": "a note", "hit@1": 0.9, "mean_sentences": 2.5}')
+    assert load_gate(path) == [Bound("hit@1", 0.9, "min"), Bound("mean_sentences", 2.5, "max")]

@@ -133,6 +133,9 @@ def test_compare_retrievers_with_a_verifier_adds_the_reranked_row(assistant):
         def embed(self, text):
             return np.ones(2, dtype=np.float32)
 
+        def embed_many(self, texts):
+            return np.stack([self.embed(t) for t in texts])
+
         def passage_scores(self, qvec, indices):
             return np.linspace(0.9, 0.1, len(indices)).astype(np.float32)  # keeps the retriever's order
 

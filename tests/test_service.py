@@ -77,10 +77,11 @@ def test_payloads_carry_the_interaction_id(assistant, store):
     ask = service.ask_payload("Do you accept PayPal?", channel="api")
     draft = service.draft_payload("Do you accept PayPal?", customer_name="Ann", channel="api")
     expected = assistant.ask("Do you accept PayPal?").to_dict()
-    assert {k: v for k, v in ask.items() if k not in ("interaction_id", "latency_ms")} == {
+    assert {k: v for k, v in ask.items() if k not in ("interaction_id", "rating_token", "latency_ms")} == {
         k: v for k, v in expected.items() if k != "latency_ms"
     }
     assert (ask["interaction_id"], draft["interaction_id"]) == (1, 2)
+    assert len(ask["rating_token"]) >= 20 and ask["rating_token"] != draft["rating_token"]
     assert draft["draft"].startswith("Hi Ann,") and draft["escalate"] is False and "next_steps" in draft
     assert store.totals().interactions == 2
 
@@ -96,8 +97,12 @@ def test_health_of_an_unwatched_service(assistant, store):
             "passages": 5, "files": 1, "model": "fake-bow", "dimension": 64, "verifier": "none",
             "built_at": manifest["built_at"], "corpus_fingerprint": manifest["corpus_fingerprint"],
             "watching": False, "refresh": "idle", "refresh_error": None, "refreshes": 0,
+            "verifier_missing": None,
         },
-        "feedback": {"interactions": 1, "ratings": 0},
+        "feedback": {
+            "backend": "sqlite", "database": str(store.url), "schema_version": store.schema_version, "status": "ok",
+            "interactions": 1, "ratings": 0,
+        },
     }  # fmt: skip
 
 

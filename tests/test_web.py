@@ -83,8 +83,8 @@ def test_answer_messages_of_a_refusal(contact, answer_text, body):
 
 def test_sources_markdown():
     assert web.sources_markdown(ANSWERED) == (
-        "**\\[1\\] Returns \\*policy\\*** `s:ret-1`\n\n> Return within 30 days\\.\n> Keep the receipt\\.\n\n"
-        "**\\[2\\] Payment** `s:&lt;x&gt;`\n\n> We accept Visa\\."
+        "**\\[1\\] Returns \\*policy\\*** ` s:ret-1 `\n\n> Return within 30 days\\.\n> Keep the receipt\\.\n\n"
+        "**\\[2\\] Payment** ` s:<x> `\n\n> We accept Visa\\."
     )
     assert web.sources_markdown(REFUSED) == "*No policy passage covers this message.*"
 
