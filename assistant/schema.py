@@ -70,6 +70,11 @@ class SupportContact:
     text: str  # e.g. "support@coco-jewelry.com"
     kind: str  # "email", "phone" or "none"
     passage_id: str | None = None
+    # Every channel the corpus gives (None where it gives none), and the passages stating them.
+    email: str | None = None
+    phone: str | None = None
+    hours: str | None = None  # when the phone line (or the store) is open, verbatim, e.g. "Monday to Friday 9:00 to 17:00"
+    passage_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,9 @@ def test_confidence_is_monotone_and_bounded():
 
 def test_support_contact_comes_from_the_corpus(tiny_corpus):
     contact = find_support_contact(load_corpus([tiny_corpus]))
-    assert contact == SupportContact("help@tiny-shop.example", "email", "tiny:contact-1")
+    assert contact == SupportContact(
+        "help@tiny-shop.example", "email", "tiny:contact-1", email="help@tiny-shop.example", passage_ids=("tiny:contact-1",)
+    )
     none = find_support_contact([P2])
     assert none.kind == "none"
 

@@ -39,7 +39,7 @@ def open_assistant(args: argparse.Namespace):
     assistant, stats = Assistant.open(
         corpus, index_dir, model=model, rebuild=getattr(args, "rebuild", False),
         progress_factory=_progress_factory(args.quiet), log=_log(args.quiet), backend=encoder_backend(args),
-        verifier=verifier_choice(args),
+        verifier=verifier_choice(args), self_calibrate=True,
     )
     gold = getattr(args, "gold", None)
     if args.command == "eval" and gold and Path(gold).is_file() and assistant.refusal.source != "default":

@@ -11,14 +11,17 @@ from collections import Counter
 from dataclasses import dataclass
 
 from assistant.core.refusal import DEFAULT_THRESHOLD
+from assistant.core.sentences import sentence_spans, split_sentences
 from assistant.schema import Answer, AnswerSentence, Citation, Hit, Passage, SupportContact
 
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d ()./-]{7,}\d(?![\w.])")
+# A number may end a sentence ("call +49 30 6120 4455."): only a letter, digit or ".<digit>" after it stops it.
+PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d ()./-]{7,}\d(?!\w|\.\w)")
 # Sentences that lean on the one before them ("These fees ...") are quoted with it.
 ANAPHORA_RE = re.compile(r"^(?:these|this|that|those|it|they|such|however|and|but|also|otherwise)\b", re.I)
 REFUSAL_TEXT = "I couldn't find this in the store's policies, so I won't guess."
 INSTRUCTION_TEXT = "I can only answer questions about the store's policies, so I can't do that."
+CONTACT_CONFIDENCE = 0.9  # a contact question answered from the passage that states the contact details
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,46 @@ class AnswerConfig:
     min_sentence_score: float = 0.2
 
 
+_DAY = r"(?:mon|tue|tues|wed|wednes|thu|thur|thurs|fri|sat|satur|sun)(?:day)?s?"
+_TIME = r"\d{1,2}(?:[:.]\d{2})?(?:\s*(?:am|pm|a\.m\.|p\.m\.))?"
+# "Monday to Friday from 9:00 to 18:00", "Tuesday to Sunday, 11:00 to 22:00", "8 am to 6 pm", "24 hours a day"
+HOURS_RE = re.compile(
+    rf"\b(?:{_DAY}(?:\s*(?:to|-|–|through|and|&)\s*{_DAY})?,?\s*(?:from\s+)?)?{_TIME}\s*(?:to|-|–|until)\s*{_TIME}"
+    r"|\b24 hours a day\b|\b24/7\b",
+    re.I,
+)
+PHONE_WORDS_RE = re.compile(r"\b(?:call|phone|telephone|line|ring|hotline)\b", re.I)
+# Questions that ask how to reach the store rather than about a policy.
+CONTACT_QUESTION_RE = re.compile(
+    r"\b(?:phone|telephone|call (?:you|someone|the)|ring you|hotline|phone line|e-?mail (?:address|you)|your e-?mail"
+    r"|email you|reach (?:you|someone|a person|support|customer)|contact (?:you|support|the|customer|a person)"
+    r"|get in touch|speak to (?:someone|a person|support)|your address|where are you (?:located|based)"
+    r"|opening hours|open hours|business hours)\b",
+    re.I,
+)
+
+
+def _hours_in(text: str) -> str | None:
+    """The opening hours a passage states: from the first to the last time range of the sentence
+    that gives them (preferring one about the phone line), verbatim; None when it states none."""
+    found = []
+    for sentence in split_sentences(text):
+        spans = [m for m in HOURS_RE.finditer(sentence) if re.search(_DAY + r"|[:.]\d{2}|am|pm|24", m.group(0), re.I)]
+        if spans:
+            found.append((bool(PHONE_WORDS_RE.search(sentence) or PHONE_RE.search(sentence)), sentence[spans[0].start() : spans[-1].end()]))
+    if not found:
+        return None
+    return max(found, key=lambda x: x[0])[1].strip()
+
+
 def find_support_contact(passages: list[Passage]) -> SupportContact:
-    """The store's human support contact as the corpus states it: its most-cited email, else a phone."""
+    """The store's human support contact as the corpus states it.
+
+    ``text``/``kind`` are the main channel: the most-cited support email, else a phone. The
+    other fields hold every channel found: ``email``, ``phone`` (in the email's passage first,
+    else in a passage that speaks of calling or contact), ``hours`` (the times stated beside
+    the phone or email) and the ids of the passages stating them.
+    """
     emails: Counter[str] = Counter()
     first: dict[str, str] = {}
     for p in passages:
@@ -45,24 +86,95 @@ def find_support_contact(passages: list[Passage]) -> SupportContact:
             e = e.rstrip(".")
             emails[e] += 1
             first.setdefault(e, p.id)
+    by_id = {p.id: p for p in passages}
+    email = email_pid = None
     if emails:
         # Prefer addresses that look like support addresses, then the most frequent.
-        best = max(emails, key=lambda e: (any(w in e.lower() for w in ("support", "help", "service", "care")), emails[e]))
-        return SupportContact(text=best, kind="email", passage_id=first[best])
-    for p in passages:
-        if re.search(r"contact|call|phone|support", p.text, re.I):
+        email = max(emails, key=lambda e: (any(w in e.lower() for w in ("support", "help", "service", "care")), emails[e]))
+        email_pid = first[email]
+    phone = phone_pid = None
+    ordered = ([by_id[email_pid]] if email_pid else []) + [p for p in passages if p.id != email_pid]
+    for p in ordered:
+        if p.id == email_pid or re.search(r"contact|call|phone|support", p.text, re.I):
             m = PHONE_RE.search(p.text)
             if m:
-                return SupportContact(text=m.group(0).strip(), kind="phone", passage_id=p.id)
-    return SupportContact(text="the store's customer support team", kind="none", passage_id=None)
+                phone, phone_pid = m.group(0).strip(), p.id
+                break
+    hours = hours_pid = None
+    for pid in dict.fromkeys(x for x in (phone_pid, email_pid) if x):
+        hours = _hours_in(by_id[pid].text)
+        if hours:
+            hours_pid = pid
+            break
+    ids = tuple(dict.fromkeys(x for x in (email_pid, phone_pid, hours_pid) if x))
+    channels = dict(email=email, phone=phone, hours=hours, passage_ids=ids)
+    if email:
+        return SupportContact(text=email, kind="email", passage_id=email_pid, **channels)
+    if phone:
+        return SupportContact(text=phone, kind="phone", passage_id=phone_pid, **channels)
+    return SupportContact(text="the store's customer support team", kind="none", passage_id=None, **channels)
 
 
 def refusal_message(contact: SupportContact) -> str:
-    if contact.kind == "email":
-        return f"Please contact the store's support team at {contact.text}."
-    if contact.kind == "phone":
-        return f"Please contact the store's support team at {contact.text}."
-    return "Please contact the store's customer support team."
+    """Where to turn instead: every channel the corpus gives (email, phone and its hours)."""
+    if contact.kind == "none":
+        return "Please contact the store's customer support team."
+    email = contact.email or (contact.text if contact.kind == "email" else None)
+    phone = contact.phone or (contact.text if contact.kind == "phone" else None)
+    ways = []
+    if email:
+        ways.append(f"at {email}")
+    if phone:
+        ways.append(f"by phone on {phone}" + (f" ({contact.hours})" if contact.hours else ""))
+    return f"Please contact the store's support team {' or '.join(ways)}."
+
+
+def is_contact_question(question: str) -> bool:
+    """True when ``question`` asks how to reach the store (phone, email, hours, address)."""
+    return bool(CONTACT_QUESTION_RE.search(question))
+
+
+def answer_contact(
+    question: str, contact: SupportContact, passages: dict[str, Passage], hits: list[Hit], evidence: dict | None = None
+) -> Answer | None:
+    """Answer a contact question from the passages that state the store's contact details.
+
+    Quotes the sentences of those passages that give a channel (email, phone, hours), each with
+    its citation; None when the corpus states no channel or the question is not about contact.
+    """
+    if not contact.passage_ids or not is_contact_question(question):
+        return None
+    score_of = {h.passage.id: h.score for h in hits}
+    citations: list[Citation] = []
+    sentences: list[AnswerSentence] = []
+    for pid in contact.passage_ids:
+        p = passages.get(pid)
+        if p is None:
+            continue
+        quoted = [
+            p.text[s:e] for s, e in sentence_spans(p.text)
+            if EMAIL_RE.search(p.text[s:e]) or PHONE_RE.search(p.text[s:e])
+            or (contact.hours and contact.hours in p.text[s:e])
+        ]  # fmt: skip
+        if not quoted:
+            continue
+        n = len(citations) + 1
+        citations.append(Citation(id=p.id, doc_id=p.doc_id, title=p.title, text=p.text, score=round(float(score_of.get(p.id, 0.0)), 4)))
+        sentences += [AnswerSentence(text=t, passage_id=p.id, citation=n) for t in quoted]
+    if not sentences:
+        return None
+    evidence = {**(evidence or {}), "contact": 1.0}
+    return Answer(
+        question=question,
+        answered=True,
+        answer=" ".join(f"{_one_line(x.text)} [{x.citation}]" for x in sentences),
+        confidence=CONTACT_CONFIDENCE,
+        citations=citations,
+        sentences=sentences,
+        support_contact=contact,
+        retrieved=hits,
+        evidence=evidence,
+    )
 
 
 def refuse(

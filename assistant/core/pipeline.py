@@ -13,10 +13,12 @@ from typing import Callable, Collection
 
 import numpy as np
 
-from assistant.core.answer import AnswerConfig, compose, find_support_contact, refuse, split_question
+from assistant.core.answer import AnswerConfig, answer_contact, compose, find_support_contact, refuse, split_question
 from assistant.core.corpus import resolve_files
 from assistant.core.draft import compose_draft
+from assistant.core import self_calibration
 from assistant.core.refusal import RefusalModel
+from assistant.core.self_calibration import SelfCalibration
 from assistant.core.retrieval import RetrievalConfig, Retriever
 from assistant.core.spelling import TypoCorrector, model_vocabulary
 from assistant.core.stages import (
@@ -31,7 +33,7 @@ from assistant.core.stages import (
 from assistant.index.store import BuildStats, Index, open_index
 from assistant.models.embeddings import MODEL_CACHE, Encoder, open_encoder
 from assistant.models.verifier import Verifier, open_verifier
-from assistant.schema import Answer, Draft, Hit
+from assistant.schema import Answer, Draft, Hit, Passage
 
 __all__ = ["Assistant", "clean_question", "MAX_QUESTION_CHARS", "MAX_PARTS", "VERIFY_CANDIDATES"]
 
@@ -65,6 +67,7 @@ class Assistant:
         self._corrector: TypoCorrector | None = None
         self.verifier = verifier
         self._default_refusal = default_refusal
+        self.self_calibration: SelfCalibration | None = None  # set by ``open`` when it self-calibrated
         # The stages, in the order ``ask`` runs them.
         self.cleaner = Cleaner()
         self.guard = InstructionGuard()
@@ -105,6 +108,7 @@ class Assistant:
         default_refusal: RefusalModel | None = None,
         backend: str = "onnx",
         verifier: str | Encoder | None = None,
+        self_calibrate: bool = False,
     ) -> tuple["Assistant", BuildStats]:
         """Open (building or refreshing as needed) the index for ``corpus`` and wrap it.
 
@@ -116,6 +120,10 @@ class Assistant:
         ``verifier``: ``"mpnet"`` re-reads the candidates with the packaged all-mpnet-base-v2
         (assistant/verifier.py) for the answer-or-refuse decision; an Encoder does so with that
         model; None (the library default) or ``"none"`` decides on the retriever's cosines.
+
+        ``self_calibrate``: without a stored calibration or a ``default_refusal``, fit the
+        default thresholds to the corpus's own leave-outs (assistant/core/self_calibration.py;
+        stored with the index, fitted again when the corpus changes).
         """
         if encoder is None:
             resolve_files(corpus)  # a bad corpus path fails before any model export
@@ -138,6 +146,13 @@ class Assistant:
             index, encoder, retrieval=retrieval, answer=answer, refusal=refusal, verifier=checker,
             default_refusal=default_refusal,
         )  # fmt: skip
+        if self_calibrate and use_calibration and default_refusal is None:
+            # No gold set: the default thresholds, moved to fit the corpus's own leave-outs.
+            fitted = self_calibration.ensure(assistant, Path(index_dir), log=log)
+            assistant.self_calibration = fitted
+            assistant._default_refusal = fitted.model(RefusalModel.default_for(assistant.verifier_name))
+            if refusal is None:
+                assistant.refusal = assistant._default_refusal
         return assistant, stats
 
     @property
@@ -215,7 +230,15 @@ class Assistant:
             {h.passage.id: self.retriever.sentence_scores(pvec, h.passage.id) for h in candidates} for pvec in vecs[1:]
         ]
         result = compose(q, hits, candidates, scores, self.contact, self.answer_config, p_answer, part_scores, evidence)
+        if not result.answered and result.refusal_reason == "not_covered":
+            # "what's your phone number": answered from the passage that states the contact details
+            result = answer_contact(q, self.contact, self._contact_passages(leave_out), hits, result.evidence) or result
         return replace(result, latency_ms=(time.perf_counter() - t0) * 1000)
+
+    def _contact_passages(self, leave_out: Collection[str]) -> dict[str, Passage]:
+        gone = set(leave_out)
+        found = (self.index.passages[self.index.by_id[pid]] for pid in self.contact.passage_ids if pid in self.index.by_id)
+        return {p.id: p for p in found if p.id not in gone and p.doc_id not in gone}
 
     def _quotable(self, hits: list[Hit], parts: list[str], part_vecs: np.ndarray, exclude) -> list[Hit]:
         """The passages an answer may quote: the best few, plus each part's best passage."""

@@ -219,6 +219,7 @@ class AssistantService:
                 "model": manifest.get("model"),
                 "dimension": manifest.get("dimension"),
                 "verifier": self.assistant.verifier_name,
+                "refusal": self.assistant.refusal.source,
                 "built_at": manifest.get("built_at"),
                 "corpus_fingerprint": manifest.get("corpus_fingerprint"),
                 "watching": self.watch is not None,
