@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.core.answer import answer_contact, find_support_contact, is_contact_question, refusal_message
+from assistant.core.answer import answer_contact, contact_request, find_support_contact, is_contact_question, refusal_message
 from assistant.core.corpus import load_corpus
 from assistant.core.pipeline import Assistant
 from assistant.schema import Hit, Passage, SupportContact
@@ -60,11 +60,33 @@ def test_refusal_names_every_channel(contact, message):
     [
         ("what's your phone number", True), ("When is your phone line open?", True), ("how can I reach you?", True),
         ("what are the shop opening hours", True), ("What is your email address?", True), ("How can I contact support?", True),
+        ("Can I email you?", True), ("When can I call you?", True),
         ("Do you deliver on Saturdays?", False), ("Can I pay by card?", False), ("How long is the warranty?", False),
+        ("Can I subscribe to the list if my email address is not on gmail?", False), ("My phone app crashes", False),
     ],
 )  # fmt: skip
 def test_contact_questions_are_recognised(question, expected):
     assert is_contact_question(question) is expected
+
+
+@pytest.mark.parametrize(
+    "question, channel",
+    [("When can I call you?", "hours"), ("what are the shop opening hours", "hours"), ("what's your phone number", "phone"),
+     ("What is the email address for customer support?", "email"), ("how can I reach you?", "any")],
+)  # fmt: skip
+def test_contact_questions_name_the_channel_they_need(question, channel):
+    assert contact_request(question) == channel
+
+
+def test_a_channel_the_corpus_does_not_give_is_not_answered():
+    # The jewellery shop gives an email but no hours: "opening hours" stays a refusal, not an email quote.
+    passages = load_corpus([ROOT / "corpus"])
+    contact = find_support_contact(passages)
+    quotable = {pid: next(p for p in passages if p.id == pid) for pid in contact.passage_ids}
+    assert answer_contact("What are your store opening hours?", contact, quotable, []) is None
+    assert answer_contact("what's your phone number", contact, quotable, []) is None
+    ans = answer_contact("What is your email address?", contact, quotable, [])
+    assert ans.answered and "support@coco-jewelry.com" in ans.answer
 
 
 def test_contact_answer_quotes_the_contact_passage():

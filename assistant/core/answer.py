@@ -48,13 +48,17 @@ HOURS_RE = re.compile(
     re.I,
 )
 PHONE_WORDS_RE = re.compile(r"\b(?:call|phone|telephone|line|ring|hotline)\b", re.I)
-# Questions that ask how to reach the store rather than about a policy.
-CONTACT_QUESTION_RE = re.compile(
-    r"\b(?:phone|telephone|call (?:you|someone|the)|ring you|hotline|phone line|e-?mail (?:address|you)|your e-?mail"
-    r"|email you|reach (?:you|someone|a person|support|customer)|contact (?:you|support|the|customer|a person)"
-    r"|get in touch|speak to (?:someone|a person|support)|your address|where are you (?:located|based)"
-    r"|opening hours|open hours|business hours)\b",
-    re.I,
+# Questions that ask how to reach the store rather than about a policy, by the channel they need
+# (the first that matches): when to call, a phone number, an email address, or any way at all.
+CONTACT_QUESTIONS = (
+    ("hours", re.compile(r"\b(?:opening|open|business|office) hours\b|\bwhen (?:are you|is (?:the|your)(?: \w+){1,2}) open\b"
+                         r"|\bwhen can i (?:call|reach|phone|ring)\b|\bphone line open\b", re.I)),
+    ("phone", re.compile(r"\b(?:your|a|the) (?:tele)?phone(?: number)?\b|\b(?:tele)?phone (?:number|line)\b"
+                         r"|\bcall (?:you|us|someone|the (?:store|shop))\b|\bring you\b|\bhotline\b", re.I)),
+    ("email", re.compile(r"\byour e-?mail\b|\be-?mail (?:you|us|support)\b|\be-?mail address (?:for|of) (?:the )?(?:support|customer|you)", re.I)),
+    ("any", re.compile(r"\breach (?:you|someone|a person|support|customer service|the (?:store|shop))\b"
+                       r"|\bcontact (?:you|support|the (?:store|shop)|customer service|a person)\b|\bget in touch\b"
+                       r"|\b(?:speak|talk) (?:to|with) (?:someone|a person|a human|support)\b", re.I)),
 )
 
 
@@ -129,9 +133,14 @@ def refusal_message(contact: SupportContact) -> str:
     return f"Please contact the store's support team {' or '.join(ways)}."
 
 
+def contact_request(question: str) -> str | None:
+    """The channel a question asks for ("hours", "phone", "email" or "any"); None when it asks none."""
+    return next((channel for channel, pattern in CONTACT_QUESTIONS if pattern.search(question)), None)
+
+
 def is_contact_question(question: str) -> bool:
-    """True when ``question`` asks how to reach the store (phone, email, hours, address)."""
-    return bool(CONTACT_QUESTION_RE.search(question))
+    """True when ``question`` asks how to reach the store (phone, email, hours)."""
+    return contact_request(question) is not None
 
 
 def answer_contact(
@@ -140,10 +149,13 @@ def answer_contact(
     """Answer a contact question from the passages that state the store's contact details.
 
     Quotes the sentences of those passages that give a channel (email, phone, hours), each with
-    its citation; None when the corpus states no channel or the question is not about contact.
+    its citation; None when the question is not about contact or the corpus does not state the
+    channel it asks for.
     """
-    if not contact.passage_ids or not is_contact_question(question):
-        return None
+    wanted = contact_request(question)
+    given = {"hours": contact.hours, "phone": contact.phone, "email": contact.email}
+    if wanted is None or not (any(given.values()) if wanted == "any" else given[wanted]):
+        return None  # not about contact, or the corpus does not state what it asks ("opening hours" with none given)
     score_of = {h.passage.id: h.score for h in hits}
     citations: list[Citation] = []
     sentences: list[AnswerSentence] = []
