@@ -25,7 +25,7 @@ import argparse
 import itertools
 import json
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,7 @@ class Row:
     answerable: bool
     ok_answered: bool  # right when answered normally (answerable: facts and citation right)
     contact: bool | None  # None: no contact answer when refused; else whether that answer is right
+    question_title: bool = False  # the best passage's title is a question (FAQ row or "## Question?" heading)
 
 
 def discover(suite: Path) -> list[Corpus]:
@@ -95,13 +96,32 @@ def decision_rows(assistant: Assistant, gold: list[GoldQuestion]) -> list[Row]:
             a = assistant.ask(q.question)
             feats = {k: v for k, v in a.evidence.items() if k not in ("p_answer", "contact")}
             ok = bool(score_answer(q, a, by_id)["correct"])
+            qt = _question_title(a.retrieved)
             assistant.refusal = NEVER
             b = assistant.ask(q.question)
             contact = bool(score_answer(q, b, by_id)["correct"]) if b.answered else None
-            rows.append(Row(feats, q.answerable, ok, contact))
+            rows.append(Row(feats, q.answerable, ok, contact, qt))
     finally:
         assistant.refusal = kept
     return rows
+
+
+def _question_title(hits) -> bool:
+    if not hits:
+        return False
+    best = max(hits, key=lambda h: h.verified if h.verified is not None else h.dense)
+    return best.passage.title.rstrip().endswith("?")
+
+
+def probe_rows(assistant: Assistant) -> list[Row]:
+    """The self-calibration's leave-outs as rows (unanswerable), with the title flag."""
+    out = []
+    for p in sc.probes(assistant.index.passages):
+        query = assistant.corrector.correct(assistant.cleaner.run(p.query))
+        hits = assistant.verify(query, assistant.retriever.search(query, assistant.candidates,
+                                                                   exclude=assistant.passage_indices(p.left_out)))
+        out.append(Row(assistant.decider.features(query, hits), False, False, None, _question_title(hits)))
+    return out
 
 
 def replay(rows: list[Row], model: RefusalModel) -> dict[str, float]:
@@ -176,10 +196,16 @@ def main() -> int:
         run = run_eval(assistant, gold, simulate=True)
         summaries[c.name] = {**run.summary, "split": c.split, "refusal": assistant.refusal.source}
         if args.tune:
-            probes = sc.probe_features(assistant, sc.probes(assistant.index.passages))
-            data[c.name] = {"rows": decision_rows(assistant, gold), "probes": probes,
-                            "base": RefusalModel.default_for(assistant.verifier_name), "split": c.split}  # fmt: skip
+            prows = probe_rows(assistant)
+            data[c.name] = {"rows": decision_rows(assistant, gold), "probes": [r.features for r in prows],
+                            "probe_rows": prows, "base": RefusalModel.default_for(assistant.verifier_name),
+                            "split": c.split}  # fmt: skip
 
+    if args.out and data:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        dump = {n: {"split": d["split"], "rows": [asdict(r) for r in d["rows"]],
+                    "probe_rows": [asdict(r) for r in d["probe_rows"]]} for n, d in data.items()}  # fmt: skip
+        (Path(args.out) / "rows.json").write_text(json.dumps(dump))
     table = [[n, s["split"], s["n"], *[fmt(s.get(m)) for m in SHOWN]] for n, s in summaries.items()]
     print(tabulate(table, headers=["corpus", "split", "n", *SHOWN]))
     higher = {**METRICS, **SIMULATED_METRICS}

@@ -78,6 +78,7 @@ def test_healthz_reports_the_index(client, seed_assistant):
     assert body["index"]["model"] == seed_assistant.index.manifest["model"]
     assert body["index"]["dimension"] == 384
     assert body["index"]["verifier"] == "all-mpnet-base-v2"  # the shipped default re-reads the candidates
+    assert body["index"]["refusal"] == seed_assistant.refusal.source  # "default", "self-calibrated (...)" or a calibration
     assert set(body["feedback"]) == {"interactions", "ratings"}
 
 

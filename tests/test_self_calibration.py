@@ -80,27 +80,44 @@ def test_a_stored_self_calibration_survives_a_round_trip_and_junk_is_refitted(tm
     assert sc.SelfCalibration.load(tmp_path) is None
 
 
-def test_real_model_self_calibrates_at_index_time_and_gold_calibration_wins(real_encoder, real_verifier, tmp_path, monkeypatch):
+def test_the_shift_is_applied_only_when_switched_on():
+    s = sc.SelfCalibration(shift=0.04, probes=12, refused_before=0.5, refused_after=0.9, key="k", applied=False)
+    base = RefusalModel.default_for(VERIFIER_NAME)
+    assert s.model(base) == base and "not applied" in s.describe() and "50% of 12 FAQ entries" in s.describe()
+    on = sc.SelfCalibration(shift=0.04, probes=12, refused_before=0.5, refused_after=0.9, key="k", applied=True)
+    assert on.model(base) == sc.shifted(base, 0.04, source="self-calibrated (12 leave-outs, threshold +0.040)")
+    assert on.to_dict() == {"probes": 12, "refused": 0.9, "shift": 0.04, "applied": True}
+
+
+@pytest.mark.parametrize("apply", [False, True])
+def test_real_model_self_calibrates_at_index_time_and_gold_calibration_wins(
+    real_encoder, real_verifier, tmp_path, monkeypatch, apply
+):
+    monkeypatch.setattr(sc, "APPLY_SHIFT", apply)
     idx = tmp_path / "idx"
     a, _ = Assistant.open([BIKE], idx, encoder=real_encoder, verifier=real_verifier, self_calibrate=True)
     fitted = a.self_calibration
-    assert fitted is not None and fitted.probes == 12 and (idx / sc.SELF_CALIBRATION_FILE).is_file()
-    assert a.refusal.source.startswith("self-calibrated (12 leave-outs")
+    assert fitted is not None and fitted.probes == 12 and fitted.applied is apply
+    assert (idx / sc.SELF_CALIBRATION_FILE).is_file()
     assert sc.MIN_SHIFT <= fitted.shift <= sc.MAX_SHIFT and fitted.refused_after >= fitted.refused_before
-    # the leave-outs it was fitted on: the shifted model refuses the share it reports
+    base = RefusalModel.default_for(VERIFIER_NAME)
+    assert a.refusal == (sc.shifted(base, fitted.shift, source=a.refusal.source) if apply else base)
+    # the leave-outs it was fitted on: the default and the shifted model refuse the shares it reports
     rows = sc.probe_features(a, sc.probes(a.index.passages))
-    assert sum(a.refusal.probability(r) < 0.5 for r in rows) / len(rows) == pytest.approx(fitted.refused_after)
+    assert sum(base.probability(r) < 0.5 for r in rows) / len(rows) == pytest.approx(fitted.refused_before)
+    moved = sc.shifted(base, fitted.shift)
+    assert sum(moved.probability(r) < 0.5 for r in rows) / len(rows) == pytest.approx(fitted.refused_after)
 
     # reopened unchanged: the stored fit is used, not fitted again
     monkeypatch.setattr(sc, "self_calibrate", lambda *a, **k: pytest.fail("fitted again"))
     b, _ = Assistant.open([BIKE], idx, encoder=real_encoder, verifier=real_verifier, self_calibrate=True)
     assert b.self_calibration == fitted and b.refusal == a.refusal
 
-    # `assistant calibrate --gold` stores calibration.json: it decides; the self-calibration stays the default
+    # `assistant calibrate --gold` stores calibration.json: it decides
     RefusalModel(weights={"dense": 10.0}, bias=-5.0, source="calibrated on g", verifier=VERIFIER_NAME).save(idx)
     c, _ = Assistant.open([BIKE], idx, encoder=real_encoder, verifier=real_verifier, self_calibrate=True)
     assert c.refusal.source == "calibrated on g" and c.default_refusal() == a.refusal
 
-    # the library default stays the plain default model
+    # the library default does not self-calibrate
     d, _ = Assistant.open([BIKE], tmp_path / "plain", encoder=real_encoder, verifier=real_verifier)
-    assert d.self_calibration is None and d.refusal == RefusalModel.default_for(VERIFIER_NAME)
+    assert d.self_calibration is None and d.refusal == base

@@ -30,10 +30,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         + (f"; verifier {assistant.verifier_name}" if assistant.verifier is not None else "") + "]"
         + (f" ({stats.reason})" if stats.rebuilt else "")
     )
-    if assistant.self_calibration is not None and assistant.refusal.source.startswith("self-calibrated"):
+    if assistant.refusal.source.startswith("calibrated"):
+        print(f"refusal: {assistant.refusal.source} (calibration.json)")
+    elif assistant.self_calibration is not None:
         print(assistant.self_calibration.describe())
     elif assistant.refusal.source != "default":
-        print(f"refusal: {assistant.refusal.source} (calibration.json; it overrides the self-calibration)")
+        print(f"refusal: {assistant.refusal.source}")
     return 0
 
 

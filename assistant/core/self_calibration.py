@@ -1,14 +1,17 @@
-"""Self-calibration without labels: the refusal threshold moved to fit the corpus's own leave-outs.
+"""Self-calibration without labels: what the corpus's own leave-outs say about the refusal threshold.
 
 A store's FAQ is the only data a new install has. Each of its entries, asked (as its FAQ
 question, or its first sentence) with that entry left out of the corpus, is a question on the
 store's own topics that the rest of the FAQ does not answer: the nearest thing to the near-topic
-questions a customer asks. Where such questions score above the default cut (a FAQ whose
-entries all resemble each other), the cut moves up by the score that refuses ``quantile`` of
-them, within [``min_shift``, ``max_shift``]; the result is stored beside the index as
-``self_calibration.json`` and recomputed when the corpus, model or verifier changes.
-``assistant calibrate --gold`` (calibration.json) still takes precedence. docs/retrieval.md,
-section 7, has the leave-one-corpus-out runs behind the constants.
+questions a customer asks. The share of them the refusal model refuses, and the threshold shift
+that would refuse ``quantile`` of them (within [``min_shift``, ``max_shift``]), are fitted at
+index time, stored beside the index as ``self_calibration.json`` (fitted again when the corpus,
+model or verifier changes) and reported by ``assistant index`` and ``/healthz``.
+
+The shift is applied only when ``APPLY_SHIFT`` is true. Leave-one-corpus-out over the tuning
+corpora (docs/retrieval.md, section 7) found that it did not pay on the worst corpus without
+costing the bundled corpus answerable questions, so it is measured and reported, not applied;
+``assistant calibrate --gold`` (calibration.json) remains the way to move the threshold.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ if TYPE_CHECKING:
 SELF_CALIBRATION_FILE = "self_calibration.json"
 MAX_PROBES = 120  # entries simulated (evenly spread over the corpus); ~35 ms each with the verifier
 MAX_QUERY_WORDS = 20
-# Chosen by leave-one-corpus-out over the tuning corpora, for the worst corpus (docs/retrieval.md, 7).
-QUANTILE = 0.8
-MIN_SHIFT = 0.0
-MAX_SHIFT = 0.08
+# The leave-one-corpus-out choice over the tuning corpora, for the worst corpus (docs/retrieval.md, 7).
+QUANTILE = 1.0
+MIN_SHIFT = -0.02
+MAX_SHIFT = 0.15
+APPLY_SHIFT = False  # it did not pay there without losing bundled-corpus answers: reported, not applied
 
 
 @dataclass(frozen=True)
@@ -57,16 +61,31 @@ class SelfCalibration:
     refused_after: float  # share of them the shifted model refuses
     key: str  # corpus fingerprint, model and verifier it was fitted for
     quantile: float = QUANTILE
+    applied: bool = APPLY_SHIFT  # whether the answer-or-refuse decision uses the shift
 
     def model(self, base: RefusalModel) -> RefusalModel:
-        """``base`` with its thresholds raised by ``shift`` (it must weigh ``dense``)."""
+        """``base`` with its thresholds raised by ``shift`` when it is applied, else ``base``."""
+        if not self.applied:
+            return base
         return shifted(base, self.shift, source=f"self-calibrated ({self.probes} leave-outs, threshold {self.shift:+.3f})")
 
     def describe(self) -> str:
+        """One line for ``assistant index``."""
+        if self.applied:
+            return (
+                f"refusal self-calibrated on {self.probes} leave-outs of the corpus's own entries: threshold "
+                f"{self.shift:+.3f} (refuses {self.refused_after:.0%} of them; the default {self.refused_before:.0%})"
+            )
         return (
-            f"refusal self-calibrated on {self.probes} leave-outs of the corpus's own entries: threshold "
-            f"{self.shift:+.3f} (refuses {self.refused_after:.0%} of them; the default {self.refused_before:.0%})"
+            f"refusal: default thresholds; asked with their own entry left out, {self.refused_before:.0%} of "
+            f"{self.probes} FAQ entries are refused (a threshold {self.shift:+.3f} would refuse {self.refused_after:.0%}; "
+            "not applied, see docs/retrieval.md section 7; `assistant calibrate --gold` fits your own)"
         )
+
+    def to_dict(self) -> dict:
+        """The ``/healthz`` object."""
+        return {"probes": self.probes, "refused": round(self.refused_before if not self.applied else self.refused_after, 4),
+                "shift": self.shift, "applied": self.applied}  # fmt: skip
 
     def save(self, index_dir: Path) -> Path:
         path = Path(index_dir) / SELF_CALIBRATION_FILE
@@ -167,7 +186,7 @@ def self_calibrate(
     refused = lambda m: float(np.mean([m.probability(r) < 0.5 for r in rows])) if rows else math.nan  # noqa: E731
     return SelfCalibration(
         shift=round(shift, 6), probes=len(rows), refused_before=refused(base), refused_after=refused(after),
-        key=key, quantile=quantile,
+        key=key, quantile=quantile, applied=APPLY_SHIFT,
     )  # fmt: skip
 
 
@@ -178,7 +197,7 @@ def ensure(
     m = assistant.index.manifest
     key = f"{m.get('corpus_fingerprint')}|{m.get('model')}|{assistant.verifier_name}"
     stored = SelfCalibration.load(index_dir)
-    if stored is not None and stored.key == key:
+    if stored is not None and stored.key == key and stored.applied == APPLY_SHIFT:
         return stored
     fitted = self_calibrate(assistant, key)
     try:

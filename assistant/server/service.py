@@ -211,6 +211,7 @@ class AssistantService:
             refresh = "running" if self._refreshing is not None else ("failed" if self._failed else "idle")
             refresh_error = self._failed[1] if self._failed else None
         status = {"idle": "ok", "running": "refreshing", "failed": "corpus_error"}[refresh]
+        fitted = getattr(self.assistant, "self_calibration", None)  # what the corpus's own leave-outs say
         return {
             "status": status,
             "index": {
@@ -220,6 +221,7 @@ class AssistantService:
                 "dimension": manifest.get("dimension"),
                 "verifier": self.assistant.verifier_name,
                 "refusal": self.assistant.refusal.source,
+                "self_calibration": fitted.to_dict() if fitted is not None else None,
                 "built_at": manifest.get("built_at"),
                 "corpus_fingerprint": manifest.get("corpus_fingerprint"),
                 "watching": self.watch is not None,
