@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +30,8 @@ from assistant.core.sentences import split_sentences
 from assistant.errors import ConfigError
 from assistant.schema import Passage
 
-if TYPE_CHECKING:
-    from assistant.core.pipeline import Assistant
+# The assistant is typed ``Any`` here: importing core.pipeline (which opens this module) would be a cycle.
+Assistant = Any
 
 SELF_CALIBRATION_FILE = "self_calibration.json"
 MAX_PROBES = 120  # entries simulated (evenly spread over the corpus); ~35 ms each with the verifier
@@ -139,7 +139,7 @@ def probes(passages: Sequence[Passage], *, max_probes: int = MAX_PROBES) -> list
     return out
 
 
-def probe_features(assistant: "Assistant", items: Sequence[Probe]) -> list[dict[str, float]]:
+def probe_features(assistant: Assistant, items: Sequence[Probe]) -> list[dict[str, float]]:
     """The refusal features of each probe, asked with its entry left out."""
     return [assistant.features_for(p.query, leave_out=p.left_out) for p in items]
 
@@ -170,7 +170,7 @@ def fit_shift(
 
 
 def self_calibrate(
-    assistant: "Assistant",
+    assistant: Assistant,
     key: str,
     *,
     quantile: float = QUANTILE,
@@ -191,7 +191,7 @@ def self_calibrate(
 
 
 def ensure(
-    assistant: "Assistant", index_dir: Path, *, log: Callable[[str], None] | None = None
+    assistant: Assistant, index_dir: Path, *, log: Callable[[str], None] | None = None
 ) -> SelfCalibration:
     """The stored self-calibration when it fits this index, else a fresh one (saved)."""
     m = assistant.index.manifest
