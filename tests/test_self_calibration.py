@@ -121,3 +121,17 @@ def test_real_model_self_calibrates_at_index_time_and_gold_calibration_wins(
     # the library default does not self-calibrate
     d, _ = Assistant.open([BIKE], tmp_path / "plain", encoder=real_encoder, verifier=real_verifier)
     assert d.self_calibration is None and d.refusal == base
+
+
+def test_assistant_index_reports_the_self_calibration(tiny_corpus, tmp_path, monkeypatch, capsys, fake_encoder):
+    from assistant.cli.main import main
+
+    def open_assistant(args):
+        a, stats = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=fake_encoder, self_calibrate=True)
+        return a, stats, tmp_path / "idx"
+
+    monkeypatch.setattr("assistant.cli.common.open_assistant", open_assistant)
+    assert main(["index", "--corpus", str(tiny_corpus)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("index built:")
+    assert out[1].startswith("refusal: default thresholds; asked with their own entry left out,") and "of 4 FAQ entries" in out[1]
