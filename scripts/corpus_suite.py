@@ -32,14 +32,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.core import self_calibration as sc  # noqa: E402
-from assistant.core.pipeline import Assistant  # noqa: E402
-from assistant.core.refusal import RefusalModel  # noqa: E402
-from assistant.errors import ConfigError  # noqa: E402
-from assistant.evaluation.gold import GoldQuestion, load_gold  # noqa: E402
-from assistant.evaluation.run import run_eval  # noqa: E402
-from assistant.models.embeddings import MODEL_CACHE, open_encoder  # noqa: E402
-from assistant.evaluation.scoring import METRICS, SIMULATED_METRICS, score_answer  # noqa: E402
+from assistant.core import self_calibration as sc
+from assistant.core.pipeline import Assistant
+from assistant.core.refusal import RefusalModel
+from assistant.errors import ConfigError
+from assistant.evaluation.gold import GoldQuestion, load_gold
+from assistant.evaluation.run import run_eval
+from assistant.evaluation.scoring import METRICS, SIMULATED_METRICS, score_answer
+from assistant.models.embeddings import MODEL_CACHE, open_encoder
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = ROOT / "evals" / "corpora"
@@ -246,7 +246,7 @@ def main() -> int:
         for kind in ("default", "shift", "self"):
             s = choose(kind, data, tuning)
             row = [f"{kind} {s[1] if s[1] is not None else ''}"]
-            for n, d in data.items():
+            for d in data.values():
                 m = model_for(d["base"], d["probes"], s)
                 r = replay(d["rows"], m)
                 row.append(f"{r['answerable']:.3f} / {r['unanswerable']:.3f}")

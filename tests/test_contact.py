@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from assistant.core.answer import answer_contact, contact_request, find_support_contact, is_contact_question, refusal_message
+from assistant.core.answer import (
+    answer_contact,
+    contact_request,
+    find_support_contact,
+    is_contact_question,
+    refusal_message,
+)
 from assistant.core.corpus import load_corpus
 from assistant.core.pipeline import Assistant
 from assistant.schema import Hit, Passage, SupportContact

@@ -111,7 +111,7 @@ def find_support_contact(passages: list[Passage]) -> SupportContact:
             hours_pid = pid
             break
     ids = tuple(dict.fromkeys(x for x in (email_pid, phone_pid, hours_pid) if x))
-    channels = dict(email=email, phone=phone, hours=hours, passage_ids=ids)
+    channels = {"email": email, "phone": phone, "hours": hours, "passage_ids": ids}
     if email:
         return SupportContact(text=email, kind="email", passage_id=email_pid, **channels)
     if phone:

@@ -95,7 +95,7 @@ class SelfCalibration:
         return path
 
     @classmethod
-    def load(cls, index_dir: Path) -> "SelfCalibration | None":
+    def load(cls, index_dir: Path) -> SelfCalibration | None:
         path = Path(index_dir) / SELF_CALIBRATION_FILE
         if not path.is_file():
             return None
@@ -183,7 +183,10 @@ def self_calibrate(
     rows = probe_features(assistant, probes(assistant.index.passages, max_probes=max_probes))
     shift = fit_shift(base, rows, quantile=quantile, min_shift=min_shift, max_shift=max_shift)
     after = shifted(base, shift)
-    refused = lambda m: float(np.mean([m.probability(r) < 0.5 for r in rows])) if rows else math.nan  # noqa: E731
+
+    def refused(model: RefusalModel) -> float:
+        return float(np.mean([model.probability(r) < 0.5 for r in rows])) if rows else math.nan
+
     return SelfCalibration(
         shift=round(shift, 6), probes=len(rows), refused_before=refused(base), refused_after=refused(after),
         key=key, quantile=quantile, applied=APPLY_SHIFT,
