@@ -175,7 +175,7 @@ def main() -> int:
     ap.add_argument("--suite", default=str(SUITE), help="folder of corpora with suite.json (default evals/corpora)")
     ap.add_argument("--index-root", default=str(ROOT / ".index" / "suite"), help="one index folder per corpus under this")
     ap.add_argument("--verifier", default="mpnet", choices=("mpnet", "none"))
-    ap.add_argument("--no-self-calibration", action="store_true", help="evaluate with the plain default refusal model")
+    ap.add_argument("--no-self-calibration", action="store_true", help="open each corpus without the index-time self-calibration (it changes decisions only when self_calibration.APPLY_SHIFT is on)")
     ap.add_argument("--tune", action="store_true", help="also choose the refusal threshold leave-one-corpus-out")
     ap.add_argument("--only", nargs="*", help="evaluate only these corpora (names)")
     ap.add_argument("--out", metavar="DIR", help="write suite.json (every metric per corpus) and tuning.json here")
