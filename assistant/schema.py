@@ -70,6 +70,11 @@ class SupportContact:
     text: str  # e.g. "support@coco-jewelry.com"
     kind: str  # "email", "phone" or "none"
     passage_id: str | None = None
+    # Every channel the corpus gives (None where it gives none), and the passages stating them.
+    email: str | None = None
+    phone: str | None = None
+    hours: str | None = None  # when the phone line (or the store) is open, verbatim, e.g. "Monday to Friday 9:00 to 17:00"
+    passage_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,10 @@ class Answer:
             "confidence": round(float(self.confidence), 4),
             "citations": [asdict(c) for c in self.citations],
             "sentences": [asdict(s) for s in self.sentences],
-            "support_contact": asdict(self.support_contact) if self.support_contact else None,
+            "support_contact": (
+                {**asdict(self.support_contact), "passage_ids": list(self.support_contact.passage_ids)}
+                if self.support_contact else None
+            ),
             "refusal_reason": self.refusal_reason,
             "latency_ms": round(float(self.latency_ms), 2),
             "evidence": {k: round(float(v), 4) for k, v in self.evidence.items()},

@@ -1,11 +1,7 @@
 import pytest
 
-from assistant.core.answer import (
-    AnswerConfig,
-    compose,
-    find_support_contact,
-    split_question,
-)
+from assistant.core.answer import AnswerConfig, compose, split_question
+from assistant.core.contact import find_support_contact
 from assistant.core.corpus import load_corpus
 from assistant.core.pipeline import Assistant, clean_question
 from assistant.core.refusal import RefusalModel
@@ -133,7 +129,9 @@ def test_confidence_is_monotone_and_bounded():
 
 def test_support_contact_comes_from_the_corpus(tiny_corpus):
     contact = find_support_contact(load_corpus([tiny_corpus]))
-    assert contact == SupportContact("help@tiny-shop.example", "email", "tiny:contact-1")
+    assert contact == SupportContact(
+        "help@tiny-shop.example", "email", "tiny:contact-1", email="help@tiny-shop.example", passage_ids=("tiny:contact-1",)
+    )
     none = find_support_contact([P2])
     assert none.kind == "none"
 
@@ -172,9 +170,7 @@ from assistant.core.answer import (
     select_sentences,
     sentence_features,
 )
-from assistant.core.answer import (
-    AnswerConfig as _Cfg,
-)
+from assistant.core.answer import AnswerConfig as _Cfg
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,7 @@ def test_healthz_reports_the_index(client, seed_assistant, store):
     if store.backend == "postgresql":
         assert ":***@127.0.0.1:" in feedback["database"]  # the password is never shown
         assert store.db.url.conninfo.split(":")[2].split("@")[0] not in r.text
+    assert body["index"]["refusal"] == seed_assistant.refusal.source  # "default", "self-calibrated (...)" or a calibration
 
 
 def test_ask_returns_the_cli_json_object(client, seed_assistant, store):

@@ -9,13 +9,13 @@ import re
 import pytest
 
 from assistant.cli.main import main as cli_main
-from assistant.core.consistency import (
+from assistant.core.pipeline import Assistant
+from assistant.index.consistency import (
     conflict_between,
     disagreement,
     find_conflicts,
     overlap,
 )
-from assistant.core.pipeline import Assistant
 from assistant.index.store import open_index
 from assistant.schema import Passage
 

@@ -43,7 +43,7 @@ def open_assistant(args: argparse.Namespace):
     assistant, stats = Assistant.open(
         corpus, index_dir, model=model, rebuild=getattr(args, "rebuild", False),
         progress_factory=_progress_factory(args.quiet), log=_log(args.quiet), backend=encoder_backend(args),
-        verifier=verifier,
+        verifier=verifier, self_calibrate=True,
     )
     assistant.verifier_missing = verifier_missing
     return assistant, stats, index_dir

@@ -10,7 +10,7 @@ import argparse
 import json
 
 from assistant.cli.common import _log, _progress_factory
-from assistant.core.consistency import (
+from assistant.index.consistency import (
     MAX_CHECKED,
     MIN_SIMILARITY,
     Conflict,

@@ -33,6 +33,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     for line in lint.index_report(assistant.index):  # entries that contradict each other
         print(line)
+    if assistant.refusal.source.startswith("calibrated"):
+        print(f"refusal: {assistant.refusal.source} (calibration.json)")
+    elif assistant.self_calibration is not None:
+        print(assistant.self_calibration.describe())
+    elif assistant.refusal.source != "default":
+        print(f"refusal: {assistant.refusal.source}")
     return 0
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from assistant.core.consistency import conflict_between
+from assistant.core.contact import refusal_message
 from assistant.core.refusal import DEFAULT_THRESHOLD
+from assistant.core.sentences import one_line
+from assistant.index.consistency import conflict_between
 from assistant.schema import (
     Answer,
     AnswerSentence,
@@ -24,8 +25,6 @@ from assistant.schema import (
     SupportContact,
 )
 
-EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d ()./-]{7,}\d(?![\w.])")
 # Sentences that lean on the one before them ("These fees ...") are quoted with it.
 ANAPHORA_RE = re.compile(r"^(?:these|this|that|those|it|they|such|however|and|but|also|otherwise)\b", re.IGNORECASE)
 REFUSAL_TEXT = "I couldn't find this in the store's policies, so I won't guess."
@@ -65,35 +64,6 @@ class AnswerConfig:
     extra_min: float = 0.0
     part_min: float = 0.2
     selector: SentenceSelector = field(default_factory=lambda: SentenceSelector())
-
-
-def find_support_contact(passages: list[Passage]) -> SupportContact:
-    """The store's human support contact as the corpus states it: its most-cited email, else a phone."""
-    emails: Counter[str] = Counter()
-    first: dict[str, str] = {}
-    for p in passages:
-        for e in EMAIL_RE.findall(p.text):
-            e = e.rstrip(".")
-            emails[e] += 1
-            first.setdefault(e, p.id)
-    if emails:
-        # Prefer addresses that look like support addresses, then the most frequent.
-        best = max(emails, key=lambda e: (any(w in e.lower() for w in ("support", "help", "service", "care")), emails[e]))
-        return SupportContact(text=best, kind="email", passage_id=first[best])
-    for p in passages:
-        if re.search(r"contact|call|phone|support", p.text, re.IGNORECASE):
-            m = PHONE_RE.search(p.text)
-            if m:
-                return SupportContact(text=m.group(0).strip(), kind="phone", passage_id=p.id)
-    return SupportContact(text="the store's customer support team", kind="none", passage_id=None)
-
-
-def refusal_message(contact: SupportContact) -> str:
-    if contact.kind == "email":
-        return f"Please contact the store's support team at {contact.text}."
-    if contact.kind == "phone":
-        return f"Please contact the store's support team at {contact.text}."
-    return "Please contact the store's customer support team."
 
 
 def refuse(
@@ -242,7 +212,6 @@ class SentenceSelector:
     def probability(self, features: Mapping[str, float]) -> float:
         z = self.bias + sum(w * features[f] for f, w in self.weights.items())
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
-
 
 
 def score_sentences(
@@ -413,7 +382,7 @@ def compose(
             numbers[pid] = len(numbers) + 1
             citations.append(Citation.from_hit(hit))
         sentences.append(AnswerSentence(text=hit.passage.text[s:e], passage_id=pid, citation=numbers[pid]))
-    text = " ".join(f"{_one_line(x.text)} [{x.citation}]" for x in sentences)
+    text = " ".join(f"{one_line(x.text)} [{x.citation}]" for x in sentences)
     text += contradiction_note([hit.passage for hit, _, _ in chosen], contact)
     return Answer(
         question=question,
@@ -437,8 +406,3 @@ def contradiction_note(quoted: list[Passage], contact: SupportContact) -> str:
                 return (f" Note: the store's policies state this differently in two places ([{i + 1}] and [{j + 1}]). "
                         f"{refusal_message(contact)}")
     return ""
-
-
-def _one_line(text: str) -> str:
-    # Sentences are verbatim; inside the joined answer line, line breaks become spaces.
-    return " ".join(text.split())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from assistant.core.answer import refusal_message
+from assistant.core.contact import refusal_message
 from assistant.core.sentences import split_sentences
 from assistant.schema import Answer, Draft
 

@@ -14,17 +14,14 @@ from typing import Callable, Collection
 
 import numpy as np
 
-from assistant.core.answer import (
-    AnswerConfig,
-    compose,
-    find_support_contact,
-    refuse,
-    split_question,
-)
+from assistant.core import self_calibration
+from assistant.core.answer import AnswerConfig, compose, refuse, split_question
+from assistant.core.contact import answer_contact, find_support_contact
 from assistant.core.corpus import resolve_files
 from assistant.core.draft import compose_draft
 from assistant.core.refusal import RefusalModel
 from assistant.core.retrieval import RetrievalConfig, Retriever
+from assistant.core.self_calibration import SelfCalibration
 from assistant.core.spelling import TypoCorrector, model_vocabulary
 from assistant.core.stages import (
     MAX_QUESTION_CHARS,
@@ -41,7 +38,7 @@ from assistant.index.store import BuildStats, Index, open_index
 from assistant.models.embeddings import Encoder
 from assistant.models.onnx import open_encoder
 from assistant.models.verifier import Verifier, open_verifier
-from assistant.schema import Answer, Draft, Hit
+from assistant.schema import Answer, Draft, Hit, Passage
 
 __all__ = ["Assistant", "clean_question", "MAX_QUESTION_CHARS", "MAX_PARTS", "VERIFY_CANDIDATES"]
 
@@ -76,6 +73,7 @@ class Assistant:
         self.verifier = verifier
         self._default_refusal = default_refusal
         self.verifier_missing: str | None = None  # why the default verifier is off (not installed), set by the CLI
+        self.self_calibration: SelfCalibration | None = None  # set by ``open`` when it self-calibrated
         # The stages, in the order ``ask`` runs them.
         self.cleaner = Cleaner()
         self.guard = InstructionGuard()
@@ -116,6 +114,7 @@ class Assistant:
         default_refusal: RefusalModel | None = None,
         backend: str = "onnx",
         verifier: str | Encoder | None = None,
+        self_calibrate: bool = False,
     ) -> tuple["Assistant", BuildStats]:
         """Open (building or refreshing as needed) the index for ``corpus`` and wrap it.
 
@@ -127,6 +126,10 @@ class Assistant:
         ``verifier``: ``"mpnet"`` re-reads the candidates with the packaged all-mpnet-base-v2
         (assistant/verifier.py) for the answer-or-refuse decision; an Encoder does so with that
         model; None (the library default) or ``"none"`` decides on the retriever's cosines.
+
+        ``self_calibrate``: without a stored calibration or a ``default_refusal``, fit the
+        default thresholds to the corpus's own leave-outs (assistant/core/self_calibration.py;
+        stored with the index, fitted again when the corpus changes).
         """
         if encoder is None:
             resolve_files(corpus)  # a bad corpus path fails before any model export
@@ -149,6 +152,13 @@ class Assistant:
             index, encoder, retrieval=retrieval, answer=answer, refusal=refusal, verifier=checker,
             default_refusal=default_refusal,
         )  # fmt: skip
+        if self_calibrate and use_calibration and default_refusal is None:
+            # No gold set: the default thresholds, moved to fit the corpus's own leave-outs.
+            fitted = self_calibration.ensure(assistant, Path(index_dir), log=log)
+            assistant.self_calibration = fitted
+            assistant._default_refusal = fitted.model(RefusalModel.default_for(assistant.verifier_name))
+            if refusal is None:
+                assistant.refusal = assistant._default_refusal
         return assistant, stats
 
     @property
@@ -271,10 +281,20 @@ class Assistant:
             {h.passage.id: self.retriever.sentence_scores(pvec, h.passage.id) for h in candidates} for pvec in vecs[1:]
         ]
         verified = {h.passage.id: self.verified_sentences(vq, h.passage.id) for h in candidates} if vq is not None else None
-        return compose(
+        result = compose(
             q, hits, candidates, scores, self.contact, self.answer_config, p_answer, part_scores, evidence,
             parts=parts, verified=verified, query=query,
         )  # fmt: skip
+        if not result.answered and result.refusal_reason == "not_covered":
+            # "what's your phone number": answered from the passage that states the contact details
+            result = answer_contact(q, self.contact, self._contact_passages(exclude), hits, result.evidence) or result
+        return result
+
+    def _contact_passages(self, exclude: np.ndarray | None) -> dict[str, Passage]:
+        """The passages that state the store's contact details, less those left out (``exclude``: indices)."""
+        gone = set() if exclude is None else {int(i) for i in exclude}
+        found = (self.index.by_id[pid] for pid in self.contact.passage_ids if pid in self.index.by_id)
+        return {self.index.passages[i].id: self.index.passages[i] for i in found if i not in gone}
 
     def _quotable(self, hits: list[Hit], parts: list[str], part_vecs: np.ndarray, exclude) -> list[Hit]:
         """The passages an answer may quote: the best few, plus each part's best passage."""

@@ -63,3 +63,8 @@ def _add(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
 
 def split_sentences(text: str) -> list[str]:
     return [text[s:e] for s, e in sentence_spans(text)]
+
+
+def one_line(text: str) -> str:
+    """A quoted sentence inside the joined answer line: verbatim, its line breaks become spaces."""
+    return " ".join(text.split())

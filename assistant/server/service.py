@@ -195,6 +195,7 @@ class AssistantService:
         status = {"idle": "ok", "running": "refreshing", "failed": "corpus_error"}[refresh]
         if feedback["status"] != "ok":
             status = "feedback_error"  # answers cannot be logged: /healthz answers 503
+        fitted = getattr(self.assistant, "self_calibration", None)  # what the corpus's own leave-outs say
         return {
             "status": status,
             "index": {
@@ -204,6 +205,8 @@ class AssistantService:
                 "dimension": manifest.get("dimension"),
                 "verifier": self.assistant.verifier_name,
                 "verifier_missing": self.assistant.verifier_missing,  # why the default verifier is off, or null
+                "refusal": self.assistant.refusal.source,
+                "self_calibration": fitted.to_dict() if fitted is not None else None,
                 "built_at": manifest.get("built_at"),
                 "corpus_fingerprint": manifest.get("corpus_fingerprint"),
                 "watching": self.watch is not None,

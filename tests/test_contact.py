@@ -1,0 +1,140 @@
+"""Contact questions and refusals: every channel the corpus gives (email, phone, hours), quoted from it."""
+
+from pathlib import Path
+
+import pytest
+
+from assistant.core.contact import (
+    answer_contact,
+    contact_request,
+    find_support_contact,
+    is_contact_question,
+    refusal_message,
+)
+from assistant.core.corpus import load_corpus
+from assistant.core.pipeline import Assistant
+from assistant.schema import Hit, Passage, SupportContact
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE = ROOT / "evals" / "corpora"
+BIKE = SUITE / "bike-shop" / "speichenwerk-faq.md"
+BIKE_CONTACT = "speichenwerk-faq:how-can-i-reach-you-1"
+
+
+@pytest.mark.parametrize(
+    "corpus, email, phone, hours",
+    [
+        ("bike-shop/speichenwerk-faq.md", "service@speichenwerk.de", "+49 30 6120 4455",
+         "Monday to Friday from 9:00 to 18:00 and Saturday from 10:00 to 14:00"),
+        ("software-subscription/terms.txt", "support@notelyst.io", "+1 415 555 0172", "Monday to Friday, 8 am to 6 pm"),
+        ("restaurant/helpdesk-export.csv", "bookings@trattorialupo.co.uk", "020 7946 0381", "Tuesday to Sunday, 11:00 to 22:00"),
+        ("travel-agency/help-centre.html", "hello@nordlicht-reisen.de", "+49 40 3861 2290", "Monday to Friday 9:00 to 17:00"),
+        ("pharmacy/faq.jsonl", "info@apotheke-am-markt-freiburg.de", "0761 4587 220", None),
+        ("../../corpus/coco-jewelry-faq.txt", "support@coco-jewelry.com", None, None),
+    ],
+)  # fmt: skip
+def test_every_channel_the_corpus_gives_is_found(corpus, email, phone, hours):
+    c = find_support_contact(load_corpus([SUITE / corpus]))
+    assert (c.text, c.kind, c.email, c.phone, c.hours) == (email, "email", email, phone, hours)
+    assert c.passage_ids and c.passage_id == c.passage_ids[0]
+
+
+def test_a_phone_number_ending_a_sentence_is_read_whole():
+    # Before: the trailing "." stopped the match three digits early ("+49 30 6120").
+    p = Passage("f:contact-1", "f", "Contact", "Questions? Call us on +49 30 6120 4455.", "f.txt", 1)
+    c = find_support_contact([p])
+    assert c == SupportContact("+49 30 6120 4455", "phone", "f:contact-1", phone="+49 30 6120 4455", passage_ids=("f:contact-1",))
+
+
+@pytest.mark.parametrize(
+    "contact, message",
+    [
+        (SupportContact("a@b.example", "email", "f:c-1", email="a@b.example"), "Please contact the store's support team at a@b.example."),
+        (SupportContact("a@b.example", "email", "f:c-1"), "Please contact the store's support team at a@b.example."),
+        (SupportContact("a@b.example", "email", "f:c-1", email="a@b.example", phone="030 1234 5678", hours="Monday to Friday 9:00 to 17:00"),
+         "Please contact the store's support team at a@b.example or by phone on 030 1234 5678 (Monday to Friday 9:00 to 17:00)."),
+        (SupportContact("030 1234 5678", "phone", "f:c-1", phone="030 1234 5678"), "Please contact the store's support team by phone on 030 1234 5678."),
+        (SupportContact("the store's customer support team", "none"), "Please contact the store's customer support team."),
+    ],
+)  # fmt: skip
+def test_refusal_names_every_channel(contact, message):
+    assert refusal_message(contact) == message
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("what's your phone number", True), ("When is your phone line open?", True), ("how can I reach you?", True),
+        ("what are the shop opening hours", True), ("What is your email address?", True), ("How can I contact support?", True),
+        ("Can I email you?", True), ("When can I call you?", True),
+        ("Do you deliver on Saturdays?", False), ("Can I pay by card?", False), ("How long is the warranty?", False),
+        ("Can I subscribe to the list if my email address is not on gmail?", False), ("My phone app crashes", False),
+    ],
+)  # fmt: skip
+def test_contact_questions_are_recognised(question, expected):
+    assert is_contact_question(question) is expected
+
+
+@pytest.mark.parametrize(
+    "question, channel",
+    [("When can I call you?", "hours"), ("what are the shop opening hours", "hours"), ("what's your phone number", "phone"),
+     ("What is the email address for customer support?", "email"), ("how can I reach you?", "any")],
+)  # fmt: skip
+def test_contact_questions_name_the_channel_they_need(question, channel):
+    assert contact_request(question) == channel
+
+
+def test_a_channel_the_corpus_does_not_give_is_not_answered():
+    # The jewellery shop gives an email but no hours: "opening hours" stays a refusal, not an email quote.
+    passages = load_corpus([ROOT / "corpus"])
+    contact = find_support_contact(passages)
+    quotable = {pid: next(p for p in passages if p.id == pid) for pid in contact.passage_ids}
+    assert answer_contact("What are your store opening hours?", contact, quotable, []) is None
+    assert answer_contact("what's your phone number", contact, quotable, []) is None
+    ans = answer_contact("What is your email address?", contact, quotable, [])
+    assert ans.answered and "support@coco-jewelry.com" in ans.answer
+
+
+def test_contact_answer_quotes_the_contact_passage():
+    passages = load_corpus([BIKE])
+    contact = find_support_contact(passages)
+    by_id = {p.id: p for p in passages}
+    hits = [Hit(by_id[BIKE_CONTACT], 0.31)]
+    ans = answer_contact("what's your phone number", contact, {BIKE_CONTACT: by_id[BIKE_CONTACT]}, hits)
+    assert ans.answered and [c.id for c in ans.citations] == [BIKE_CONTACT] and ans.citations[0].score == 0.31
+    assert "+49 30 6120 4455" in ans.answer and "9:00 to 18:00" in ans.answer
+    assert all(s.text in by_id[BIKE_CONTACT].text for s in ans.sentences) and ans.evidence["contact"] == 1.0
+    assert answer_contact("Do you rent bikes?", contact, {BIKE_CONTACT: by_id[BIKE_CONTACT]}, hits) is None
+    assert answer_contact("what's your phone number", contact, {}, hits) is None  # the passage is left out
+
+
+@pytest.fixture(scope="module")
+def bike_assistant(real_encoder, real_verifier, tmp_path_factory):
+    """The real pipeline (MiniLM, mpnet verifier, FAISS) on the bike shop's Markdown FAQ."""
+    a, _ = Assistant.open([BIKE], tmp_path_factory.mktemp("bike"), encoder=real_encoder, verifier=real_verifier)
+    return a
+
+
+@pytest.mark.parametrize(
+    "question, fact",
+    [("what's your phone number", "+49 30 6120 4455"), ("When is your phone line open?", "9:00 to 18:00"),
+     ("how can I reach you?", "service@speichenwerk.de")],
+)  # fmt: skip
+def test_real_model_answers_contact_questions_from_the_contact_passage(bike_assistant, question, fact):
+    ans = bike_assistant.ask(question)
+    assert ans.answered and fact in ans.answer
+    assert BIKE_CONTACT in [c.id for c in ans.citations]
+
+
+def test_real_model_refusal_names_email_phone_and_hours(bike_assistant):
+    ans = bike_assistant.ask("What's the weather in London tomorrow?")
+    assert not ans.answered
+    for channel in ("service@speichenwerk.de", "+49 30 6120 4455", "Monday to Friday from 9:00 to 18:00"):
+        assert channel in ans.answer
+    assert ans.to_dict()["support_contact"]["phone"] == "+49 30 6120 4455"
+
+
+def test_real_model_never_quotes_a_left_out_contact_passage(bike_assistant):
+    ans = bike_assistant.ask("what's your phone number", leave_out=[BIKE_CONTACT])
+    assert BIKE_CONTACT not in [c.id for c in ans.citations]
+    assert not ans.answered or "+49 30 6120 4455" not in ans.answer

@@ -1,0 +1,53 @@
+"""The FAQ corpus suite (evals/corpora/) and the replay behind scripts/corpus_suite.py."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.core.corpus import load_corpus
+from assistant.core.refusal import RefusalModel
+from assistant.evaluation.gold import load_gold
+from assistant.evaluation.metrics import passage_is_relevant
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def suite():
+    spec = importlib.util.spec_from_file_location("corpus_suite", ROOT / "scripts" / "corpus_suite.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_suite_has_tuning_and_test_corpora_of_different_shapes(suite):
+    corpora = suite.discover(ROOT / "evals" / "corpora")
+    assert [c.split for c in corpora].count("tuning") == 4 and [c.split for c in corpora].count("test") == 2
+    shapes = {f.suffix for c in corpora for f in c.files if c.name != "bundled"}
+    assert shapes == {".md", ".txt", ".csv", ".html", ".jsonl"}
+
+
+@pytest.mark.parametrize("name", ["bike-shop", "software-subscription", "restaurant", "travel-agency", "pharmacy"])
+def test_every_gold_row_is_scorable_on_its_corpus(suite, name):
+    corpus = next(c for c in suite.discover(ROOT / "evals" / "corpora") if c.name == name)
+    passages = load_corpus(list(corpus.files))
+    gold = load_gold(corpus.gold)
+    answerable = [q for q in gold if q.answerable]
+    assert len(gold) >= 20 and len(answerable) >= 14 and len(gold) - len(answerable) >= 8
+    for q in answerable:  # each fact set is stated by some passage, so the row can be answered right
+        assert any(passage_is_relevant(p, (), q.must_include) for p in passages), q.id
+
+
+def test_replay_decides_as_the_model_would(suite):
+    model = RefusalModel.default(0.5)
+    rows = [
+        suite.Row({"dense": 0.7}, True, True, None),  # answered, right
+        suite.Row({"dense": 0.3}, True, True, True),  # refused, but the contact answer is right
+        suite.Row({"dense": 0.3}, False, False, None),  # refused: right
+        suite.Row({"dense": 0.6}, False, False, None),  # answered an unanswerable one: wrong
+    ]
+    assert suite.replay(rows, model) == {"answerable": 1.0, "unanswerable": 0.5}
+    assert suite.worst([{"answerable": 1.0, "unanswerable": 0.5}, {"answerable": 0.5, "unanswerable": 0.5}]) == (0.5, 0.625)
