@@ -43,8 +43,17 @@ postgresql:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
 
-test: $(VENV)/.test chromium postgresql
-	$(PY) -m pytest
+# The verifier unpacked and exported to ONNX once, into a folder of this checkout (ignored by git;
+# nothing is written under ~): the tests reuse it instead of paying the export inside the run.
+TEST_MODEL_CACHE := $(CURDIR)/.cache/models
+
+$(TEST_MODEL_CACHE)/.ready: $(VENV)/.runtime requirements/models.txt
+	ASSISTANT_MODEL_CACHE=$(TEST_MODEL_CACHE) $(VENV)/bin/assistant index --corpus corpus --index-dir .cache/seed-index -q
+	touch $@
+
+# Two workers (pytest-xdist): the suite waits on child servers and browsers as much as it computes.
+test: $(VENV)/.test chromium postgresql $(TEST_MODEL_CACHE)/.ready
+	ASSISTANT_MODEL_CACHE=$(TEST_MODEL_CACHE) $(PY) -m pytest -n 2
 
 eval: $(VENV)/.runtime
 	$(VENV)/bin/assistant eval --out eval-out
@@ -53,4 +62,4 @@ bench: $(VENV)/.test
 	$(VENV)/bin/assistant bench
 
 clean:
-	rm -rf .index .data eval-out bench-out test-artifacts
+	rm -rf .index .data .cache eval-out bench-out test-artifacts

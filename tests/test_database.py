@@ -131,7 +131,9 @@ ASK = {"question": "how many days do I have to return items for a refund"}
 def test_a_dropped_postgresql_database_is_unhealthy_and_asks_are_not_acknowledged(tiny_assistant, pg_cluster, pg_url):
     import psycopg
 
-    with FeedbackStore(pg_url) as store, live_server(create_app(tiny_assistant, store, ui=False)) as url:
+    # A short wait for a pooled connection (the default is 10 s), so the dropped database is
+    # reported quickly; the client waits longer than that.
+    with FeedbackStore(pg_url, wait_timeout_s=2.0) as store, live_server(create_app(tiny_assistant, store, ui=False)) as url:
         with httpx.Client(base_url=url, timeout=30) as c:
             assert c.post("/api/ask", json=ASK).status_code == 200
             assert c.get("/healthz").status_code == 200

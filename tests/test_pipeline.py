@@ -16,7 +16,8 @@ from assistant.schema import AnswerSentence, Citation, SupportContact
 
 from .conftest import TINY_FAQ, FakeEncoder
 
-CONTACT = SupportContact("help@tiny-shop.example", "email", "tiny:contact-1")
+CONTACT = SupportContact("help@tiny-shop.example", "email", "tiny:contact-1", email="help@tiny-shop.example",
+                         passage_ids=("tiny:contact-1",))
 IDS = ["tiny:shipping-1", "tiny:returns-1", "tiny:payment-1", "tiny:payment-2", "tiny:contact-1"]
 THRESHOLD = RefusalModel.default(0.3)  # the bag-of-words encoder's cosines run lower than MiniLM's
 
