@@ -207,3 +207,16 @@ def new_database_url(request, backend: str, folder: Path) -> str:
 def database_url(request, tmp_path) -> str:
     """A fresh feedback database on each backend: a SQLite file URL, then a PostgreSQL database URL."""
     return new_database_url(request, request.param, tmp_path / "data")
+
+
+@pytest.fixture
+def fake_assistant(tiny_corpus, tmp_path, fake_encoder):
+    """The pipeline over the tiny FAQ with the fake encoder (its cosines run lower than MiniLM's:
+    refusal and part thresholds for its scale), indexed in ``tmp_path / "idx"``."""
+    from assistant.core.answer import AnswerConfig
+    from assistant.core.pipeline import Assistant
+    from assistant.core.refusal import RefusalModel
+
+    a, _ = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=fake_encoder, answer=AnswerConfig(part_min_dense=0.3),
+                          default_refusal=RefusalModel.default(0.3))  # fmt: skip
+    return a

@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from assistant.core.answer import AnswerConfig
 from assistant.core.pipeline import Assistant
-from assistant.core.refusal import FEATURES, RefusalModel
+from assistant.core.refusal import FEATURES
 from assistant.errors import ConfigError
 from assistant.evaluation.calibration import (
     CalibrationSet,
@@ -28,10 +27,8 @@ GOLD = [
 
 
 @pytest.fixture
-def assistant(tiny_corpus, tmp_path, fake_encoder) -> Assistant:
-    a, _ = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=fake_encoder, answer=AnswerConfig(part_min_dense=0.3),
-                          default_refusal=RefusalModel.default(0.3))  # fmt: skip
-    return a
+def assistant(fake_assistant) -> Assistant:
+    return fake_assistant
 
 
 def test_collect_features_one_row_per_question(assistant):

@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assistant.core.answer import AnswerConfig
 from assistant.core.pipeline import Assistant
-from assistant.core.refusal import RefusalModel
 from assistant.evaluation.gold import GoldQuestion
 from assistant.evaluation.retrieval_report import (
     compare_retrievers,
@@ -102,10 +100,8 @@ GOLD = [
 
 
 @pytest.fixture
-def assistant(tiny_corpus, tmp_path, fake_encoder) -> Assistant:
-    a, _ = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=fake_encoder, answer=AnswerConfig(part_min_dense=0.3),
-                          default_refusal=RefusalModel.default(0.3))  # fmt: skip
-    return a
+def assistant(fake_assistant) -> Assistant:
+    return fake_assistant
 
 
 def test_compare_retrievers_scores_each_mode_on_answerable_questions(assistant):

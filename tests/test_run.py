@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.core.answer import AnswerConfig
 from assistant.core.pipeline import Assistant
-from assistant.core.refusal import RefusalModel
 from assistant.evaluation.gate import Bound, GateFailure
 from assistant.evaluation.gold import GoldQuestion
 from assistant.evaluation.run import EvalRun, run_eval
@@ -20,10 +18,8 @@ GOLD = [
 
 
 @pytest.fixture
-def assistant(tiny_corpus, tmp_path, fake_encoder) -> Assistant:
-    a, _ = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=fake_encoder, answer=AnswerConfig(part_min_dense=0.3),
-                          default_refusal=RefusalModel.default(0.3))  # fmt: skip
-    return a
+def assistant(fake_assistant) -> Assistant:
+    return fake_assistant
 
 
 def test_run_eval_scores_and_checks_the_gate(assistant):

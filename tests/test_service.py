@@ -8,10 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from assistant.core.answer import AnswerConfig
 from assistant.core.corpus import fingerprint_files
 from assistant.core.pipeline import Assistant
-from assistant.core.refusal import RefusalModel
 from assistant.errors import CorpusError, UnavailableError
 from assistant.index.freshness import RACY_NS, CorpusWatch
 from assistant.server.feedback import FeedbackStore, Interaction
@@ -21,10 +19,8 @@ from .conftest import TINY_FAQ
 
 
 @pytest.fixture
-def assistant(tiny_corpus, tmp_path, fake_encoder) -> Assistant:
-    a, _ = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=fake_encoder, answer=AnswerConfig(part_min_dense=0.3),
-                          default_refusal=RefusalModel.default(0.3))  # fmt: skip
-    return a
+def assistant(fake_assistant) -> Assistant:
+    return fake_assistant
 
 
 @pytest.fixture
