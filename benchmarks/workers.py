@@ -27,8 +27,9 @@ from benchmarks.measure import latencies, log, memory_mb
 def w_ours_warm(a: dict) -> dict:
     from assistant.core.pipeline import Assistant
 
+    extra = {"skip_verifier_at": None} if a.get("always_verify") else {}
     assistant, _ = Assistant.open(
-        a["corpus"], a["index_dir"], backend=a.get("backend", "onnx"), verifier=a.get("verifier", "mpnet")
+        a["corpus"], a["index_dir"], backend=a.get("backend", "onnx"), verifier=a.get("verifier", "mpnet"), **extra
     )
     out = latencies(assistant.ask, a["questions"], a["rounds"])
     out["torch_loaded"] = "torch" in sys.modules

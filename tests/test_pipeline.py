@@ -234,3 +234,63 @@ def test_refreshed_embeds_only_the_edit_and_keeps_the_settings(tiny_corpus, tmp_
     assert fresh._corrector is not None  # built before the first question
     assert fresh.ask("Do gift cards expire?").citations[0].id == "tiny:gift-cards-1"
     assert len(a.index.passages) == 5  # the old assistant is unchanged
+
+
+class CountingVerifier:
+    """A Verifier stand-in that counts the questions it is asked to encode."""
+
+    def __init__(self, verifier):
+        self.inner, self.asked = verifier, []
+        self.name, self.index = verifier.name, verifier.index
+
+    def embed_many(self, questions):
+        self.asked.extend(questions)
+        return self.inner.embed_many(questions)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+SKIP_QUESTIONS = ["Do you take PayPal?", "How long does shipping to the UK take?", "Do you sell gift cards?",
+                  "can i pay in bitcoin", "What is your return policy?"]  # fmt: skip
+
+
+def test_decisive_questions_skip_the_verifier_and_are_answered_as_without_it(seed_assistant):
+    index, encoder = seed_assistant.index, seed_assistant.encoder
+    counting = CountingVerifier(seed_assistant.verifier)
+    always = Assistant(index, encoder, verifier=counting, skip_verifier_at=None)
+    full = always.ask_many(SKIP_QUESTIONS)
+    assert counting.asked == SKIP_QUESTIONS
+
+    plain = Assistant(index, encoder).ask_many(SKIP_QUESTIONS)  # what `--verifier none` answers
+    counting.asked.clear()
+    skipping = Assistant(index, encoder, verifier=counting, skip_verifier_at=0.0).ask_many(SKIP_QUESTIONS)
+    assert counting.asked == []
+    assert [(a.answer, a.citations, a.confidence) for a in skipping] == [(a.answer, a.citations, a.confidence) for a in plain]
+
+    # at the shipped cut only the questions the retriever alone is sure of skip it; the rest are
+    # answered exactly as when it is always asked
+    counting.asked.clear()
+    cut = Assistant(index, encoder, verifier=counting, skip_verifier_at=0.99)
+    mixed = cut.ask_many(SKIP_QUESTIONS)
+    skipped = [q for q in SKIP_QUESTIONS if q not in counting.asked]
+    assert 0 < len(skipped) < len(SKIP_QUESTIONS)
+    assert all(p.confidence >= 0.99 for q, p in zip(SKIP_QUESTIONS, plain) if q in skipped)
+    assert all(p.confidence < 0.99 for q, p in zip(SKIP_QUESTIONS, plain) if q not in skipped)
+    for q, a, f, p in zip(SKIP_QUESTIONS, mixed, full, plain):
+        assert (a.answer, a.citations) == ((p if q in skipped else f).answer, (p if q in skipped else f).citations)
+
+    # a refusal model set after opening (a calibration) always hears the verifier
+    cut.refusal = RefusalModel.default_for(seed_assistant.verifier_name)
+    counting.asked.clear()
+    cut.ask_many(SKIP_QUESTIONS)
+    assert counting.asked == SKIP_QUESTIONS
+    with pytest.raises(ValueError, match="skip_verifier_at"):
+        Assistant(index, encoder, verifier=counting, skip_verifier_at=1.5)
+
+
+def test_the_opened_assistant_skips_only_with_the_default_refusal_model(seed_assistant, seed_index_dir):
+    from assistant.core.pipeline import SKIP_VERIFIER_AT
+
+    assert seed_assistant.skip_verifier_at == SKIP_VERIFIER_AT
+    assert Assistant(seed_assistant.index, seed_assistant.encoder, skip_verifier_at=0.5).skip_verifier_at is None

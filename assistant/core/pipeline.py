@@ -43,6 +43,10 @@ from assistant.schema import Answer, Draft, Hit, Passage
 __all__ = ["Assistant", "clean_question", "MAX_QUESTION_CHARS", "MAX_PARTS", "VERIFY_CANDIDATES"]
 
 MAX_PARTS = 6  # parts of a multi-part question answered separately
+# p(answerable) from the retriever alone at or above which the verifier is not asked: on every
+# tuning set no question changes outcome at this cut, and 18-26% of questions skip the verifier
+# (scripts/verifier_skip.py; docs/performance.md, "Skipping the verifier").
+SKIP_VERIFIER_AT = 0.99
 
 
 class Assistant:
@@ -59,9 +63,17 @@ class Assistant:
         refusal: RefusalModel | None = None,
         verifier: Verifier | None = None,
         default_refusal: RefusalModel | None = None,
+        skip_verifier_at: float | None = None,
     ) -> None:
         """``refusal`` decides answer or refuse; without it, ``default_refusal`` does, or else
-        the default model for the verifier (RefusalModel.default_for)."""
+        the default model for the verifier (RefusalModel.default_for).
+
+        ``skip_verifier_at``: with a verifier, a question whose retriever-only evidence already
+        gives p(answerable) >= this (under the ``--verifier none`` default model) is answered
+        without asking the verifier, as ``--verifier none`` would answer it. None: always ask it.
+        """
+        if skip_verifier_at is not None and not 0.0 <= skip_verifier_at <= 1.0:
+            raise ValueError(f"skip_verifier_at must be in [0, 1] or None, got {skip_verifier_at}")
         if top_k <= 0:
             raise ValueError(f"top_k must be > 0, got {top_k}")
         self.index = index
@@ -80,6 +92,9 @@ class Assistant:
         self.retriever = Retriever(index, encoder, retrieval)
         self.reranker = Reranker(verifier, index.by_id) if verifier is not None else None
         self.decider = Decider(refusal or self.default_refusal(), self.retriever, index.by_id)
+        self.skip_verifier_at = skip_verifier_at if verifier is not None else None
+        # The decision without the verifier, for the questions it is not asked about.
+        self.fast_decider = Decider(RefusalModel.default_for("none"), self.retriever, index.by_id)
 
     @property
     def refusal(self) -> RefusalModel:
@@ -87,7 +102,9 @@ class Assistant:
 
     @refusal.setter
     def refusal(self, model: RefusalModel) -> None:
+        """A refusal model set after opening (a calibration, a replay) always hears the verifier."""
         self.decider = Decider(model, self.retriever, self.index.by_id)
+        self.skip_verifier_at = None
 
     def default_refusal(self) -> RefusalModel:
         """The refusal model used without a calibration: the one given, else the default for this verifier."""
@@ -115,6 +132,7 @@ class Assistant:
         backend: str = "onnx",
         verifier: str | Encoder | None = None,
         self_calibrate: bool = False,
+        skip_verifier_at: float | None = SKIP_VERIFIER_AT,
     ) -> tuple["Assistant", BuildStats]:
         """Open (building or refreshing as needed) the index for ``corpus`` and wrap it.
 
@@ -130,6 +148,9 @@ class Assistant:
         ``self_calibrate``: without a stored calibration or a ``default_refusal``, fit the
         default thresholds to the corpus's own leave-outs (assistant/core/self_calibration.py;
         stored with the index, fitted again when the corpus changes).
+
+        ``skip_verifier_at``: see ``Assistant``; it applies only to the default refusal model
+        (a stored calibration or a ``default_refusal`` always hears the verifier).
         """
         if encoder is None:
             resolve_files(corpus)  # a bad corpus path fails before any model export
@@ -151,13 +172,14 @@ class Assistant:
         assistant = cls(
             index, encoder, retrieval=retrieval, answer=answer, refusal=refusal, verifier=checker,
             default_refusal=default_refusal,
+            skip_verifier_at=skip_verifier_at if refusal is None and default_refusal is None else None,
         )  # fmt: skip
         if self_calibrate and use_calibration and default_refusal is None:
             # No gold set: the default thresholds, moved to fit the corpus's own leave-outs.
             fitted = self_calibration.ensure(assistant, Path(index_dir), log=log)
             assistant.self_calibration = fitted
             assistant._default_refusal = fitted.model(RefusalModel.default_for(assistant.verifier_name))
-            if refusal is None:
+            if refusal is None and fitted.applied:
                 assistant.refusal = assistant._default_refusal
         return assistant, stats
 
@@ -177,6 +199,7 @@ class Assistant:
         fresh = Assistant(
             index, self.encoder, retrieval=self.retriever.config, answer=self.answer_config,
             top_k=self.top_k, refusal=self.refusal, verifier=verifier, default_refusal=self._default_refusal,
+            skip_verifier_at=self.skip_verifier_at,
         )  # fmt: skip
         fresh.verifier_missing = self.verifier_missing
         fresh.corrector  # built now, not by the first question after the refresh
@@ -260,20 +283,40 @@ class Assistant:
                 for (_, _, query, _), start in zip(asked, starts)
             ]  # fmt: skip
             queries = [query for _, _, query, _ in asked]
-            # The verifier's vectors of the questions: they re-rank the hits and score the sentences.
-            vqs = self.verifier.embed_many(queries) if self.verifier is not None else [None] * len(asked)
-            ranked = self.reranker.run_many(queries, found, vqs) if self.reranker is not None else found
-            for (slot, q, query, parts), start, hits, vq in zip(asked, starts, ranked, vqs):
-                out[slot] = self._answer(q, query, parts, vecs[start : start + 1 + len(parts)], hits, exclude, vq)
+            # Decisive without the verifier: answered as `--verifier none` answers (Decider.run
+            # of the retriever's hits), the verifier not asked. Everything else is re-read by it.
+            fast: list[tuple[float, dict[str, float]] | None] = [None] * len(asked)
+            if self.skip_verifier_at is not None:
+                for i, (hits, query) in enumerate(zip(found, queries)):
+                    decided = self.fast_decider.run(query, hits[: self.top_k])
+                    if decided[0] >= self.skip_verifier_at:
+                        fast[i] = decided
+            slow = [i for i, f in enumerate(fast) if f is None]
+            ranked: list[list[Hit]] = [hits[: self.top_k] for hits in found]
+            vqs: list[np.ndarray | None] = [None] * len(asked)
+            if self.verifier is not None and slow:
+                # The verifier's vectors of the questions: they re-rank the hits and score the sentences.
+                slow_vqs = self.verifier.embed_many([queries[i] for i in slow])
+                reranked = self.reranker.run_many([queries[i] for i in slow], [found[i] for i in slow], slow_vqs)
+                for i, vq, hits in zip(slow, slow_vqs, reranked):
+                    vqs[i], ranked[i] = vq, hits
+            elif self.verifier is None:
+                ranked = found
+            for (slot, q, query, parts), start, hits, vq, decided in zip(asked, starts, ranked, vqs, fast):
+                out[slot] = self._answer(
+                    q, query, parts, vecs[start : start + 1 + len(parts)], hits, exclude, vq, decided
+                )  # fmt: skip
         elapsed = (time.perf_counter() - t0) * 1000 / max(1, len(questions))
         return [a if isinstance(a, QuestionError) else replace(a, latency_ms=elapsed) for a in out]
 
     def _answer(
-        self, q: str, query: str, parts: list[str], vecs: np.ndarray, ranked: list[Hit], exclude, vq: np.ndarray | None
+        self, q: str, query: str, parts: list[str], vecs: np.ndarray, ranked: list[Hit], exclude,
+        vq: np.ndarray | None, decided: tuple[float, dict[str, float]] | None = None,
     ) -> Answer:
         """Decide and compose for one question whose hits are ranked (``vecs``: the query's, then each
-        part's; ``vq``: the verifier's vector of the query, None without a verifier)."""
-        p_answer, evidence = self.decider.run(query, ranked)
+        part's; ``vq``: the verifier's vector of the query, None without a verifier or when it was
+        skipped; ``decided``: (p_answer, evidence) already made without the verifier)."""
+        p_answer, evidence = decided if decided is not None else self.decider.run(query, ranked)
         hits = ranked[: self.top_k]
         candidates = self._quotable(hits, parts, vecs[1:], exclude)
         scores = {h.passage.id: self.retriever.sentence_scores(vecs[0], h.passage.id) for h in candidates}
