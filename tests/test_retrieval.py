@@ -221,3 +221,36 @@ def test_config_is_kept_and_replace_changes_the_mode(index):
     r = Retriever(index, FakeEncoder(), replace(base, mode="dense"))
     assert r.config == RetrievalConfig(mode="dense", lexical_weight=0.3)
     assert Retriever(index, FakeEncoder()).config == RetrievalConfig()
+
+
+def test_encoder_text_keeps_the_first_words_only_of_a_long_question():
+    from assistant.core.retrieval import ENCODED_WORDS, encoder_text
+
+    short = "Do you  ship to\nthe UK?"
+    assert encoder_text(short) == short and encoder_text("") == ""
+    long = " ".join(f"w{i}" for i in range(300))
+    assert encoder_text(long) == " ".join(f"w{i}" for i in range(ENCODED_WORDS))
+    assert encoder_text("a b c d", max_words=2) == "a b"
+    with pytest.raises(ValueError, match="max_words"):
+        encoder_text("a", max_words=0)
+
+
+def test_a_long_question_costs_the_encoder_at_most_the_encoded_words(tiny_corpus, tmp_path):
+    from assistant.core.pipeline import Assistant
+    from assistant.core.retrieval import ENCODED_WORDS
+
+    from .conftest import FakeEncoder
+
+    class Recording(FakeEncoder):
+        seen: list[str] = []
+
+        def encode(self, texts, **kw):
+            self.seen.extend(texts)
+            return super().encode(texts, **kw)
+
+    enc = Recording()
+    a, _ = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=enc)
+    enc.seen.clear()
+    question = ("My order has not arrived and I would like to know when it ships " * 30).strip() + ". When?"
+    a.ask(question)
+    assert enc.seen and max(len(t.split()) for t in enc.seen) <= ENCODED_WORDS

@@ -20,7 +20,7 @@ from assistant.core.contact import answer_contact, find_support_contact
 from assistant.core.corpus import resolve_files
 from assistant.core.draft import compose_draft
 from assistant.core.refusal import RefusalModel
-from assistant.core.retrieval import RetrievalConfig, Retriever
+from assistant.core.retrieval import RetrievalConfig, Retriever, encoder_text
 from assistant.core.self_calibration import SelfCalibration
 from assistant.core.spelling import TypoCorrector, model_vocabulary
 from assistant.core.stages import (
@@ -275,7 +275,7 @@ class Assistant:
             parts = split_question(query)[:MAX_PARTS]
             asked.append((slot, q, query, parts if len(parts) > 1 else []))
         if asked:
-            texts = [t for _, _, query, parts in asked for t in (query, *parts)]
+            texts = [encoder_text(t) for _, _, query, parts in asked for t in (query, *parts)]
             vecs = self.encoder.encode(texts)
             starts = np.cumsum([0] + [1 + len(parts) for _, _, _, parts in asked])
             found = [
@@ -296,7 +296,7 @@ class Assistant:
             vqs: list[np.ndarray | None] = [None] * len(asked)
             if self.verifier is not None and slow:
                 # The verifier's vectors of the questions: they re-rank the hits and score the sentences.
-                slow_vqs = self.verifier.embed_many([queries[i] for i in slow])
+                slow_vqs = self.verifier.embed_many([encoder_text(queries[i]) for i in slow])
                 reranked = self.reranker.run_many([queries[i] for i in slow], [found[i] for i in slow], slow_vqs)
                 for i, vq, hits in zip(slow, slow_vqs, reranked):
                     vqs[i], ranked[i] = vq, hits

@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from assistant.core.refusal import RefusalModel, features
-from assistant.core.retrieval import Retriever
+from assistant.core.retrieval import Retriever, encoder_text
 from assistant.errors import ConfigError, QuestionError
 from assistant.models.verifier import Verifier
 from assistant.schema import Hit
@@ -155,7 +155,7 @@ class Reranker:
         if not todo:
             return out
         if qvecs is None:
-            qvecs = dict(zip(todo, self.verifier.embed_many([queries[i] for i in todo])))
+            qvecs = dict(zip(todo, self.verifier.embed_many([encoder_text(queries[i]) for i in todo])))
         for i in todo:
             scores = self.verifier.passage_scores(qvecs[i], [self.passage_index[h.passage.id] for h in hits[i]])
             verified = [replace(h, verified=float(v), score=float(v) + h.lexical_term) for h, v in zip(hits[i], scores)]
