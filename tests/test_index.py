@@ -135,7 +135,37 @@ def test_identical_unit_texts_are_encoded_once(tmp_path):
     index, stats = open_index([folder], tmp_path / "i", enc)
     distinct = set(_unit_texts(index.passages))
     assert len(index.units) == 3 * len(distinct) and len(distinct) == 2
-    assert stats.embedded == len(enc.seen) == 2 and set(enc.seen) == distinct
+    # the two unit texts and the answer's one sentence (a quote), each once
+    assert len(index.quotes[0]) == 3
+    assert stats.embedded == len(enc.seen) == 3 and set(enc.seen) == distinct | {"Yes, we ship worldwide."}
+
+
+def test_faq_answer_sentences_are_embedded_at_index_time_and_only_changed_ones_again(tmp_path):
+    from assistant.core.sentences import sentence_spans
+
+    faq = tmp_path / "faq.jsonl"
+    answer = "Yes, we ship worldwide. Delivery takes 5 days. Customs fees are yours."
+    faq.write_text(json.dumps({"id": "q1", "question": "Do you ship abroad?", "answer": answer}) + "\n")
+    index, _ = open_index([faq], tmp_path / "i", FakeEncoder())
+    spans, hashes, vectors = index.quotes
+    assert [(int(a), int(b)) for _, a, b in spans] == sentence_spans(answer) and len(hashes) == len(vectors) == 3
+    qvec = FakeEncoder().encode(["how long is delivery"])[0]
+    want = FakeEncoder().encode([answer[a:b] for a, b in sentence_spans(answer)]) @ qvec
+    assert [c for _, _, c in index.quote_scores(qvec, 0)] == pytest.approx(want.tolist(), abs=1e-6)
+    again = Index.load(tmp_path / "i")  # saved with the version, sealed like the rest
+    np.testing.assert_array_equal(again.quotes[2], vectors)
+    faq.write_text(json.dumps({"id": "q1", "question": "Do you ship abroad?", "answer": answer.replace("5", "7")}) + "\n")
+    enc = RecordingEncoder()
+    _, stats = open_index([faq], tmp_path / "i", enc)
+    assert sorted(enc.seen) == ["Delivery takes 7 days.", "Do you ship abroad?\nYes, we ship worldwide. Delivery takes 7 days. Customs fees are yours."]
+    # the verifier's index (quotes=False) holds none, and an index from before quotes gets them
+    # on its next open, its unit vectors reused
+    bare, _ = open_index([faq], tmp_path / "v", FakeEncoder(), quotes=False)
+    assert bare.quotes is None and bare.quote_scores(qvec, 0) is None
+    enc = RecordingEncoder()
+    upgraded, stats = open_index([faq], tmp_path / "v", enc)
+    assert stats.reason == "FAQ answer sentences not embedded yet" and len(upgraded.quotes[0]) == 3
+    assert sorted(enc.seen) == sorted(answer.replace("5", "7")[a:b] for a, b in sentence_spans(answer))
 
 
 @pytest.mark.parametrize(
@@ -196,7 +226,8 @@ def test_large_index_is_ivf_searchable_after_reload_and_refresh_reuses_centroids
     f = big_corpus / "faq.jsonl"
     f.write_text(f.read_text().replace("Answer 3:", "Updated answer 3:"))
     refreshed, stats = open_index([big_corpus], idx_dir, FakeEncoder(), flat_limit=100)
-    assert stats.rebuilt and stats.embedded == 1 and refreshed.index_type == "ivf"  # its question + answer unit
+    # its question + answer unit and its answer's sentence
+    assert stats.rebuilt and stats.embedded == 2 and refreshed.index_type == "ivf"
     np.testing.assert_array_equal(centroids_of(refreshed), centroids)
     assert refreshed.ann.faiss.ntotal == len(refreshed.units)
 

@@ -184,7 +184,7 @@ def test_sentence_scores_of_faq_rows_are_embedded_once_and_cached(tmp_path):
     faq.write_text(json.dumps({"id": "q1", "question": "Do you ship abroad?", "answer": answer}) + "\n"
                    + json.dumps({"id": "q2", "question": "Can I pay by card?", "answer": "We take Visa."}) + "\n")  # fmt: skip
     enc = FakeEncoder()
-    index, _ = open_index([faq], tmp_path / "idx", enc)
+    index, _ = open_index([faq], tmp_path / "idx", enc, quotes=False)  # an index without quote vectors
     r = Retriever(index, enc)
     qvec = FakeEncoder().encode(["how long is delivery"])[0]
     before = enc.calls
@@ -199,7 +199,7 @@ def test_sentence_scores_of_faq_rows_are_embedded_once_and_cached(tmp_path):
 def test_sentence_cache_is_bounded(tmp_path):
     faq = tmp_path / "faq.jsonl"
     faq.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Question {i}?", "answer": f"Answer number {i}."}) + "\n" for i in range(4)))
-    index, _ = open_index([faq], tmp_path / "idx", FakeEncoder())
+    index, _ = open_index([faq], tmp_path / "idx", FakeEncoder(), quotes=False)
     r = Retriever(index, FakeEncoder())
     r.SENTENCE_CACHE = 2
     qvec = FakeEncoder().encode(["answer"])[0]

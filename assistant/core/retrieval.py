@@ -155,8 +155,8 @@ class Retriever:
     def sentence_scores(self, qvec: np.ndarray, passage_id: str) -> list[tuple[int, int, float]]:
         """(start, end, cosine) of every sentence of one passage, in text order.
 
-        Sentences indexed as units are read from the index; otherwise they are embedded on
-        first use and cached (FAQ answers, which are quoted far less often than searched).
+        Sentences indexed as units, and FAQ answers' sentences embedded at index time (quotes),
+        are read from the index; an index built without quotes embeds them on first use (cached).
         """
         pi = self.index.by_id[passage_id]
         out = []
@@ -166,6 +166,9 @@ class Retriever:
                 out.append((u.start, u.end, float(self.index.vectors[j] @ qvec)))
         if out:
             return out
+        quoted = self.index.quote_scores(qvec, pi)
+        if quoted is not None:
+            return quoted
         spans, vecs = self._lazy_sentences(pi)
         return [(s, e, float(v @ qvec)) for (s, e), v in zip(spans, vecs)]
 

@@ -2,14 +2,17 @@
 corpus or model change.
 
 Each passage is embedded as several *units*: for FAQ rows its question and question + answer
-(their answers' sentences are embedded lazily by the retriever when quoted); for plain-text
+(their answers' sentences are embedded too, as *quotes*: never searched, read by the answer
+builder to choose what to quote); for plain-text
 sections the section title + passage and every sentence (title-prefixed), which both lets a
 passage that mixes topics match on its best sentence and lets the answer builder pick the
 sentences that answer the question.
 
 A version folder holds ``manifest.json`` (metadata and passages), ``units.npy`` (passage,
 kind, span of every unit), ``hashes.npy`` (a content hash per unit, the embedding cache key),
-``vectors.npy`` (float32, one L2-normalised row per unit) and, for large corpora only,
+``vectors.npy`` (float32, one L2-normalised row per unit), for the retriever's index
+``quotes.npy``, ``quote_hashes.npy`` and ``quote_vectors.npy`` (the same for every sentence of the
+passages whose sentences are not units) and, for large corpora only,
 ``ann.faiss`` (assistant/index/vectors.py); where versions live and how they are sealed with
 SHA-256 is assistant/index/layout.py.
 """
@@ -53,6 +56,7 @@ FORMAT_VERSION = 4  # 4: SHA-256 checksums of every file, the manifest included 
 UNIT_KINDS = ("title", "full", "sentence")
 HASH_BYTES = 16
 DATA_FILES = ("units.npy", "hashes.npy", "vectors.npy")
+QUOTE_FILES = ("quotes.npy", "quote_hashes.npy", "quote_vectors.npy")
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,13 @@ def make_units(passages: list[Passage]) -> list[Unit]:
     return units
 
 
+def make_quotes(passages: list[Passage]) -> np.ndarray:
+    """(passage, start, end) of every sentence of the passages whose sentences are not units
+    (FAQ answers), in passage order: what the answer builder may quote from them."""
+    rows = [(i, s, e) for i, p in enumerate(passages) if p.kind != "section" for s, e in sentence_spans(p.text)]
+    return np.array(rows, dtype=np.int32).reshape(-1, 3)
+
+
 def text_hash(text: str) -> bytes:
     """The embedding-cache key of a unit text."""
     return hashlib.blake2b(text.encode("utf-8"), digest_size=HASH_BYTES).digest()
@@ -137,7 +148,10 @@ class Index:
         *,
         hashes: np.ndarray | None = None,
         ann: VectorIndex | None = None,
+        quotes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> None:
+        """``quotes``: (spans, hashes, vectors) of the sentences made by ``make_quotes``, or None
+        (an index built without them: the retriever then embeds them on first use)."""
         self.passages = passages
         self.units = units if isinstance(units, UnitTable) else UnitTable.from_units(units)
         if isinstance(vectors, np.memmap):
@@ -154,6 +168,20 @@ class Index:
         # Units are stored grouped by passage, in passage order.
         bounds = np.searchsorted(self.unit_passage, np.arange(len(passages) + 1))
         self.passage_units: list[range] = [range(a, b) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+        self.quotes = quotes
+        self.passage_quotes: list[range] | None = None
+        if quotes is not None:
+            qb = np.searchsorted(quotes[0][:, 0], np.arange(len(passages) + 1))
+            self.passage_quotes = [range(a, b) for a, b in zip(qb[:-1].tolist(), qb[1:].tolist())]
+
+    def quote_scores(self, qvec: np.ndarray, pi: int) -> list[tuple[int, int, float]] | None:
+        """(start, end, cosine) of each quote sentence of passage ``pi``; None when not embedded."""
+        if self.passage_quotes is None:
+            return None
+        rows = self.passage_quotes[pi]
+        spans, _, vectors = self.quotes
+        scores = vectors[rows.start : rows.stop] @ qvec.astype(np.float32)
+        return [(int(spans[j, 1]), int(spans[j, 2]), float(c)) for j, c in zip(rows, scores)]
 
     @property
     def index_type(self) -> str:
@@ -187,6 +215,9 @@ class Index:
             np.save(build / "vectors.npy", self.vectors)
             if self.ann is not None:
                 self.ann.save(build / "ann.faiss")
+            if self.quotes is not None:
+                for name, array in zip(QUOTE_FILES, self.quotes):
+                    np.save(build / name, array)
             manifest = dict(self.manifest)
             manifest["index_type"] = self.index_type
             manifest.pop("checksums", None)  # format 3's CRC-32s; checksums.json replaces them
@@ -238,6 +269,9 @@ class Index:
             vpath = folder / "vectors.npy"
             vectors = np.load(vpath, mmap_mode="r" if vpath.stat().st_size > MMAP_BYTES else None)
             ann = VectorIndex.load(folder / "ann.faiss", vectors) if manifest.get("index_type") == "ivf" else None
+            quotes = None
+            if (folder / QUOTE_FILES[0]).exists():
+                quotes = tuple(np.load(folder / name) for name in QUOTE_FILES)
         except Exception as exc:  # numpy raises ValueError/OSError, faiss RuntimeError with C++ text
             raise IndexError_(f"index files in {folder} cannot be read: {exc}") from None
         if not (len(units) == len(vectors) == len(hashes)) or (len(units) and units.table[-1, 0] >= len(passages)):
@@ -245,40 +279,30 @@ class Index:
                 f"index in {folder} is inconsistent: {len(units)} units, {len(vectors)} vectors, "
                 f"{len(hashes)} hashes, {len(passages)} passages"
             )
-        return cls(passages, units, vectors, manifest, hashes=hashes, ann=ann)
+        if quotes is not None and not (
+            len(quotes[0]) == len(quotes[1]) == len(quotes[2]) and (not len(quotes[0]) or quotes[0][-1, 0] < len(passages))
+        ):
+            raise IndexError_(f"index in {folder} is inconsistent: its quote files do not match")
+        return cls(passages, units, vectors, manifest, hashes=hashes, ann=ann, quotes=quotes)
 
 
-def build_index(
-    passages: list[Passage],
+def _embed(
+    texts: list[str],
     encoder: Encoder,
+    old: tuple[np.ndarray, np.ndarray] | None,
     *,
-    corpus_fingerprint: str,
-    previous: Index | None = None,
     progress: Callable[[int], None] | None = None,
     batch_size: int | None = None,
-    flat_limit: int = FLAT_LIMIT,
-    log: Callable[[str], None] | None = None,
-) -> tuple[Index, int]:
-    """Embed every unit (reusing vectors of unchanged texts from ``previous``) and build an Index.
-
-    Only texts whose content hash is not in ``previous`` (built with the same model) are run
-    through the encoder, and each distinct text only once.
-
-    Returns the index and the number of texts that had to be embedded.
-    """
-    units = make_units(passages)
-    texts = [unit_text(passages[u.passage], u) for u in units]
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(hashes, vectors, texts embedded) of ``texts``, reusing ``old`` (hashes, vectors) rows of
+    unchanged texts and embedding each distinct new text once."""
     digests = [text_hash(t) for t in texts]
-    hashes = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(units), HASH_BYTES)
-    vectors = np.zeros((len(units), encoder.dim), dtype=np.float32)
-    known: dict[bytes, int] = {}  # hash -> row in previous.vectors
-    if (
-        previous is not None
-        and previous.hashes is not None
-        and previous.manifest.get("model_fingerprint") == encoder.fingerprint
-    ):
-        blob = previous.hashes.tobytes()
-        known = {blob[i * HASH_BYTES : (i + 1) * HASH_BYTES]: i for i in range(len(previous.hashes))}
+    hashes = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(texts), HASH_BYTES)
+    vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    known: dict[bytes, int] = {}  # hash -> row in old vectors
+    if old is not None:
+        blob = old[0].tobytes()
+        known = {blob[i * HASH_BYTES : (i + 1) * HASH_BYTES]: i for i in range(len(old[0]))}
     reuse_new, reuse_old = [], []
     todo: dict[bytes, list[int]] = {}  # distinct new texts -> the rows that carry them
     for j, h in enumerate(digests):
@@ -290,7 +314,7 @@ def build_index(
     if reuse_new:
         old_rows = np.asarray(reuse_old)
         order = np.argsort(old_rows, kind="stable")  # read a memory-mapped previous index in order
-        vectors[np.asarray(reuse_new)[order]] = previous.vectors[old_rows[order]]
+        vectors[np.asarray(reuse_new)[order]] = old[1][old_rows[order]]
     pending = list(todo.values())
     step = 256  # texts per encode call (progress granularity); the encoder batches within it
     for start in range(0, len(pending), step):
@@ -303,6 +327,43 @@ def build_index(
             progress(sum(len(rows) for rows in group))
     if progress and reuse_new:
         progress(len(reuse_new))
+    return hashes, vectors, len(pending)
+
+
+def build_index(
+    passages: list[Passage],
+    encoder: Encoder,
+    *,
+    corpus_fingerprint: str,
+    previous: Index | None = None,
+    progress: Callable[[int], None] | None = None,
+    batch_size: int | None = None,
+    flat_limit: int = FLAT_LIMIT,
+    log: Callable[[str], None] | None = None,
+    quotes: bool = True,
+) -> tuple[Index, int]:
+    """Embed every unit (reusing vectors of unchanged texts from ``previous``) and build an Index.
+
+    Only texts whose content hash is not in ``previous`` (built with the same model) are run
+    through the encoder, and each distinct text only once. ``quotes``: also embed the sentences
+    of the passages whose sentences are not units (make_quotes), so that no question pays for
+    them (the retriever's index has them; the verifier's does not need them).
+
+    Returns the index and the number of texts that had to be embedded.
+    """
+    units = make_units(passages)
+    same_model = previous is not None and previous.manifest.get("model_fingerprint") == encoder.fingerprint
+    old = (previous.hashes, previous.vectors) if same_model and previous.hashes is not None else None
+    texts = [unit_text(passages[u.passage], u) for u in units]
+    hashes, vectors, embedded = _embed(texts, encoder, old, progress=progress, batch_size=batch_size)
+    quote_data = None
+    if quotes:
+        spans = make_quotes(passages)
+        old_quotes = previous.quotes[1:] if same_model and previous.quotes is not None else None
+        q_texts = [passages[i].text[a:b] for i, a, b in spans.tolist()]
+        q_hashes, q_vectors, q_embedded = _embed(q_texts, encoder, old_quotes, progress=progress, batch_size=batch_size)
+        quote_data = (spans, q_hashes, q_vectors)
+        embedded += q_embedded
     index_type = choose_index_type(len(units), flat_limit=flat_limit)
     ann = None
     if index_type == "ivf":
@@ -319,8 +380,8 @@ def build_index(
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "passages": [asdict(p) for p in passages],
     }
-    index = Index(passages, UnitTable.from_units(units), vectors, manifest, hashes=hashes, ann=ann)
-    return index, len(pending)
+    index = Index(passages, UnitTable.from_units(units), vectors, manifest, hashes=hashes, ann=ann, quotes=quote_data)
+    return index, embedded
 
 
 def open_index(
@@ -334,6 +395,7 @@ def open_index(
     flat_limit: int = FLAT_LIMIT,
     source: Index | None = None,
     limits: CorpusLimits = DEFAULT_LIMITS,
+    quotes: bool = True,
 ) -> tuple[Index, BuildStats]:
     """Load the index for ``corpus`` from ``index_dir``, (re)building it if it is stale.
 
@@ -344,6 +406,8 @@ def open_index(
     ``source``: an index of the same corpus just opened (the verifier's index is built next
     to the main one): its passages and corpus state are used, so the files are not read and
     parsed a second time, and both indexes hold the same passages.
+
+    ``quotes``: embed the FAQ answers' sentences too (build_index).
     """
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
@@ -372,6 +436,8 @@ def open_index(
             reason = f"model changed ({m.get('model')} -> {encoder.name})"
         elif m.get("corpus_fingerprint") != state.fingerprint:
             reason = "corpus changed"
+        elif quotes and previous.quotes is None:
+            reason = "FAQ answer sentences not embedded yet"  # an index from before quotes: only they are embedded
         else:
             stats = BuildStats(len(previous.passages), len(previous.units), 0, time.perf_counter() - t0, False, "up to date")
             return previous, stats
@@ -379,11 +445,11 @@ def open_index(
     if log:
         n_files = len({p.source for p in passages}) if source is not None else len(files)
         log(f"index: building ({reason}) for {len(passages)} passages from {n_files} file(s)")
-    n_units = len(make_units(passages))
+    n_units = len(make_units(passages)) + (len(make_quotes(passages)) if quotes else 0)
     progress = progress_factory(n_units) if progress_factory else None
     index, embedded = build_index(
         passages, encoder, corpus_fingerprint=state.fingerprint, previous=previous or cache,
-        progress=progress, flat_limit=flat_limit, log=log,
+        progress=progress, flat_limit=flat_limit, log=log, quotes=quotes,
     )
     index.manifest.update(state.to_manifest())
     index.save(index_dir)

@@ -204,7 +204,7 @@ class Verifier:
 
         ``source``: the main index just refreshed, whose passages are reused (no second parse).
         """
-        index, _ = open_index(corpus, self.index_dir, self.encoder, rebuild=True, log=log, source=source)
+        index, _ = open_index(corpus, self.index_dir, self.encoder, rebuild=True, log=log, source=source, quotes=False)
         return Verifier(self.encoder, index, self.index_dir, self.name)
 
 
@@ -239,12 +239,12 @@ def open_verifier(
     vdir = IndexLayout(index_dir).verifier_folder(subdir)
     # main's passages: the corpus is read and parsed once per build
     index, stats = open_index(
-        corpus, vdir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log, source=main
+        corpus, vdir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log, source=main, quotes=False
     )
     if [p.id for p in index.passages] != [p.id for p in main.passages]:
         # Both were built from the same files; a mismatch means one of them is stale: rebuild it.
         index, stats = open_index(
-            corpus, vdir, encoder, rebuild=True, progress_factory=progress_factory, log=log, source=main
+            corpus, vdir, encoder, rebuild=True, progress_factory=progress_factory, log=log, source=main, quotes=False
         )
         if [p.id for p in index.passages] != [p.id for p in main.passages]:
             raise ConfigError(f"verifier index in {vdir} does not match the main index; delete {vdir} and retry")
