@@ -5,7 +5,9 @@ Each passage is embedded as several *units*: for FAQ rows its question and quest
 (their answers' sentences are embedded lazily by the retriever when quoted); for plain-text
 sections the section title + passage and every sentence (title-prefixed), which both lets a
 passage that mixes topics match on its best sentence and lets the answer builder pick the
-sentences that answer the question.
+sentences that answer the question. Each confirmed customer question linked to a passage
+(assistant/learning/links.py) is one more unit of that passage, of kind ``learned``: a way into
+the passage, never text to quote (its questions are listed in the manifest's ``learned``).
 
 A version folder holds ``manifest.json`` (metadata and passages), ``units.npy`` (passage,
 kind, span of every unit), ``hashes.npy`` (a content hash per unit, the embedding cache key),
@@ -46,11 +48,12 @@ from assistant.index.vectors import (  # noqa: F401 - re-exported: the index's p
     exact_search,
     ivf_nlist,
 )
+from assistant.learning.links import Link, link_keys
 from assistant.models.embeddings import Encoder
 from assistant.schema import Passage
 
 FORMAT_VERSION = 4  # 4: SHA-256 checksums of every file, the manifest included (layout.py)
-UNIT_KINDS = ("title", "full", "sentence")
+UNIT_KINDS = ("title", "full", "sentence", "learned")
 HASH_BYTES = 16
 DATA_FILES = ("units.npy", "hashes.npy", "vectors.npy")
 
@@ -60,8 +63,8 @@ class Unit:
     """One embedded piece of a passage: its kind and character span inside passage.text."""
 
     passage: int  # index into Index.passages
-    kind: str  # "title" | "full" | "sentence"
-    start: int = 0
+    kind: str  # "title" | "full" | "sentence" | "learned"
+    start: int = 0  # for "learned": the key's position in the manifest's ``learned`` list
     end: int = 0
 
 
@@ -86,7 +89,10 @@ class UnitTable(Sequence):
         return Unit(p, UNIT_KINDS[k], s, e)
 
 
-def unit_text(p: Passage, u: Unit) -> str:
+def unit_text(p: Passage, u: Unit, learned: Sequence[Sequence[str]] = ()) -> str:
+    """The text a unit embeds; ``learned``: the index's (passage id, question) keys."""
+    if u.kind == "learned":
+        return learned[u.start][1]
     if u.kind == "title":
         return p.title
     if u.kind == "full":
@@ -95,7 +101,12 @@ def unit_text(p: Passage, u: Unit) -> str:
     return f"{p.title}: {sentence}" if p.kind == "section" and p.title != p.doc_id else sentence
 
 
-def make_units(passages: list[Passage]) -> list[Unit]:
+def make_units(passages: list[Passage], learned: Sequence[Sequence[str]] = ()) -> list[Unit]:
+    """Every unit, grouped by passage in passage order; ``learned`` keys ((passage id, question),
+    ordered by passage) come after their passage's own units."""
+    by_passage: dict[str, list[int]] = {}
+    for k, (pid, _) in enumerate(learned):
+        by_passage.setdefault(pid, []).append(k)
     units: list[Unit] = []
     for i, p in enumerate(passages):
         if p.kind == "faq" and p.title:
@@ -107,6 +118,7 @@ def make_units(passages: list[Passage]) -> list[Unit]:
         if p.kind == "section":
             for s, e in sentence_spans(p.text):
                 units.append(Unit(i, "sentence", s, e))
+        units.extend(Unit(i, "learned", k, k) for k in by_passage.get(p.id, ()))
     return units
 
 
@@ -151,6 +163,8 @@ class Index:
         self.unit_passage = table[:, 0].astype(np.int64)
         self.unit_kind = table[:, 1].astype(np.int8)
         self.by_id = {p.id: i for i, p in enumerate(passages)}
+        # The confirmed questions embedded as extra keys: (passage id, question), by passage.
+        self.learned: list[tuple[str, str]] = [tuple(k) for k in manifest.get("learned", ())]
         # Units are stored grouped by passage, in passage order.
         bounds = np.searchsorted(self.unit_passage, np.arange(len(passages) + 1))
         self.passage_units: list[range] = [range(a, b) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
@@ -258,16 +272,19 @@ def build_index(
     batch_size: int | None = None,
     flat_limit: int = FLAT_LIMIT,
     log: Callable[[str], None] | None = None,
+    learned: Sequence[tuple[str, str]] = (),
 ) -> tuple[Index, int]:
     """Embed every unit (reusing vectors of unchanged texts from ``previous``) and build an Index.
 
     Only texts whose content hash is not in ``previous`` (built with the same model) are run
-    through the encoder, and each distinct text only once.
+    through the encoder, and each distinct text only once. ``learned``: confirmed questions as
+    (passage id, question) keys, ordered by passage (assistant.learning.links.link_keys).
 
     Returns the index and the number of texts that had to be embedded.
     """
-    units = make_units(passages)
-    texts = [unit_text(passages[u.passage], u) for u in units]
+    learned = [tuple(k) for k in learned]
+    units = make_units(passages, learned)
+    texts = [unit_text(passages[u.passage], u, learned) for u in units]
     digests = [text_hash(t) for t in texts]
     hashes = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(units), HASH_BYTES)
     vectors = np.zeros((len(units), encoder.dim), dtype=np.float32)
@@ -318,6 +335,7 @@ def build_index(
         "corpus_fingerprint": corpus_fingerprint,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "passages": [asdict(p) for p in passages],
+        "learned": [list(k) for k in learned],
     }
     index = Index(passages, UnitTable.from_units(units), vectors, manifest, hashes=hashes, ann=ann)
     return index, len(pending)
@@ -334,6 +352,7 @@ def open_index(
     flat_limit: int = FLAT_LIMIT,
     source: Index | None = None,
     limits: CorpusLimits = DEFAULT_LIMITS,
+    links: Sequence[Link] = (),
 ) -> tuple[Index, BuildStats]:
     """Load the index for ``corpus`` from ``index_dir``, (re)building it if it is stale.
 
@@ -343,7 +362,11 @@ def open_index(
 
     ``source``: an index of the same corpus just opened (the verifier's index is built next
     to the main one): its passages and corpus state are used, so the files are not read and
-    parsed a second time, and both indexes hold the same passages.
+    parsed a second time, and both indexes hold the same passages, and the same learned keys.
+
+    ``links``: confirmed questions (assistant/learning/links.py); each usable one becomes an
+    extra key of its passage; stale ones (passage gone or changed) are left out. A change in
+    the usable links refreshes the index like a corpus change (only new keys are embedded).
     """
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
@@ -372,20 +395,34 @@ def open_index(
             reason = f"model changed ({m.get('model')} -> {encoder.name})"
         elif m.get("corpus_fingerprint") != state.fingerprint:
             reason = "corpus changed"
+        elif _learned_keys(source, links, previous.passages) != previous.learned:
+            reason = "learned links changed"
         else:
             stats = BuildStats(len(previous.passages), len(previous.units), 0, time.perf_counter() - t0, False, "up to date")
             return previous, stats
-    passages = list(source.passages) if source is not None else load_corpus(files, limits=limits)
+    if source is not None:
+        passages = list(source.passages)
+    elif reason == "learned links changed":  # the corpus itself is unchanged: no need to parse it again
+        passages = list(previous.passages)
+    else:
+        passages = load_corpus(files, limits=limits)
+    learned = _learned_keys(source, links, passages)
     if log:
         n_files = len({p.source for p in passages}) if source is not None else len(files)
         log(f"index: building ({reason}) for {len(passages)} passages from {n_files} file(s)")
-    n_units = len(make_units(passages))
+    n_units = len(make_units(passages, learned))
     progress = progress_factory(n_units) if progress_factory else None
     index, embedded = build_index(
         passages, encoder, corpus_fingerprint=state.fingerprint, previous=previous or cache,
-        progress=progress, flat_limit=flat_limit, log=log,
+        progress=progress, flat_limit=flat_limit, log=log, learned=learned,
     )
     index.manifest.update(state.to_manifest())
     index.save(index_dir)
     stats = BuildStats(len(passages), len(index.units), embedded, time.perf_counter() - t0, True, reason)
     return index, stats
+
+
+def _learned_keys(source: Index | None, links: Sequence[Link], passages: list[Passage]) -> list[tuple[str, str]]:
+    """The learned keys an index of ``passages`` should hold: ``source``'s (the verifier follows the
+    main index), else those of the usable ``links``."""
+    return list(source.learned) if source is not None else link_keys(links, passages)
