@@ -81,7 +81,10 @@ class Assistant:
         self.cleaner = Cleaner()
         self.guard = InstructionGuard()
         self.retriever = Retriever(index, encoder, retrieval)
-        self.reranker = Reranker(verifier, index.by_id) if verifier is not None else None
+        self.reranker = (
+            Reranker(verifier, index.by_id, learned_offset=self.retriever.config.learned_offset)
+            if verifier is not None else None
+        )  # fmt: skip
         self.decider = Decider(refusal or self.default_refusal(), self.retriever, index.by_id)
 
     @property

@@ -9,11 +9,12 @@ import numpy as np
 from assistant.core.lexical import LexicalIndex
 from assistant.core.sentences import sentence_spans
 from assistant.errors import ConfigError
-from assistant.index.store import Index
+from assistant.index.store import LEARNED_KIND, Index
 from assistant.models.embeddings import Encoder
 from assistant.schema import Hit
 
 MODES = ("hybrid", "dense", "lexical")
+LEARNED_OFFSET = 0.1
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,18 @@ class RetrievalConfig:
     sentence_weight: float = 1.0  # multiplier on sentence-unit cosines before the max
     candidates: int = 50  # units fetched from FAISS on large indexes
     adaptive: bool = True  # scale the lexical weight by the query's lexical evidence strength
+    # Subtracted from the cosine of a confirmed question (a learned key): customers' questions are
+    # closer to each other than to policy text or FAQ titles, so a learned key must match more
+    # closely to count as much (docs/learning.md: the value that keeps unanswerable refusals).
+    learned_offset: float = LEARNED_OFFSET
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"retrieval mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if not 0 <= self.lexical_weight <= 10:
             raise ConfigError(f"lexical_weight must be in [0, 10], got {self.lexical_weight}")
+        if not 0 <= self.learned_offset <= 2:
+            raise ConfigError(f"learned_offset must be in [0, 2], got {self.learned_offset}")
 
 
 class Retriever:
@@ -53,6 +60,7 @@ class Retriever:
         n = len(index.units)
         self._weights = np.ones(n, dtype=np.float32)
         self._weights[index.unit_kind == 2] = self.config.sentence_weight
+        self._offsets = np.where(index.unit_kind == LEARNED_KIND, np.float32(self.config.learned_offset), np.float32(0.0))
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -68,13 +76,13 @@ class Retriever:
         n_pass = len(self.index.passages)
         out = np.full(n_pass, -1.0, dtype=np.float32)
         if self.index.ann is None:  # flat index: every unit is scored exactly (index.FLAT_LIMIT)
-            scores = self.index.unit_scores(qvec) * self._weights
+            scores = self.index.unit_scores(qvec) * self._weights - self._offsets
             np.maximum.at(out, self.index.unit_passage, scores)
         else:
             scores, ids = self.index.search_units(qvec, self.config.candidates)
             keep = ids >= 0
             ids = ids[keep]
-            np.maximum.at(out, self.index.unit_passage[ids], scores[keep] * self._weights[ids])
+            np.maximum.at(out, self.index.unit_passage[ids], scores[keep] * self._weights[ids] - self._offsets[ids])
         return out
 
     def search(

@@ -54,6 +54,7 @@ from assistant.schema import Passage
 
 FORMAT_VERSION = 4  # 4: SHA-256 checksums of every file, the manifest included (layout.py)
 UNIT_KINDS = ("title", "full", "sentence", "learned")
+LEARNED_KIND = UNIT_KINDS.index("learned")
 HASH_BYTES = 16
 DATA_FILES = ("units.npy", "hashes.npy", "vectors.npy")
 

@@ -4,7 +4,7 @@
 Questions that share their relevant passages form a *group* (one FAQ entry's paraphrases).
 Within each group the questions, in id order, are dealt into ``FOLDS`` folds by position: the
 last fold is always the test set; the history is the first 0, 1, 2 or 3 folds (0%, 25%, 50%,
-75% of each group's questions). ``halves`` links the even positions and scores the odd ones.
+75% of each group's questions). ``halves`` scores the odd positions without links, then with the even ones linked.
 Unanswerable questions are never linked and are scored at every point: links must not make
 them look answerable.
 """
@@ -103,9 +103,10 @@ def simulate_learning(
             raise ValueError(f"history must be between 0 and {FOLDS - 1} folds, got {h}")
         runs.append((f"{100 * h // FOLDS}%", [q for q in gold if fold.get(q.id, -1) < h and q.id in fold],
                      [q for q in gold if fold.get(q.id) == FOLDS - 1]))  # fmt: skip
-    if halves:
-        runs.append(("halves", [q for q in gold if fold.get(q.id, 1) % 2 == 0 and q.id in fold],
-                     [q for q in gold if fold.get(q.id, 0) % 2 == 1]))  # fmt: skip
+    if halves:  # the odd positions scored without links, then with the even ones linked
+        odd = [q for q in gold if fold.get(q.id, 0) % 2 == 1]
+        runs.append(("halves, no links", [], odd))
+        runs.append(("halves", [q for q in gold if fold.get(q.id, 1) % 2 == 0 and q.id in fold], odd))
     points = []
     passages: list[Passage] | None = None
     with tempfile.TemporaryDirectory(prefix="learning-") as tmp:
@@ -114,7 +115,7 @@ def simulate_learning(
             if linked:
                 if passages is None:
                     passages = list(open_with(None).index.passages)
-                path = Path(tmp) / f"{label.rstrip('%')}.jsonl"
+                path = Path(tmp) / f"links-{len(points)}.jsonl"
                 save_links(path, history_links(linked, passages))
             assistant = open_with(path)
             passages = list(assistant.index.passages)

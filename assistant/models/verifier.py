@@ -34,7 +34,7 @@ import numpy as np
 
 from assistant.errors import ConfigError, ModelError
 from assistant.index.layout import VERIFIER_DIR, IndexLayout
-from assistant.index.store import Index, open_index
+from assistant.index.store import LEARNED_KIND, Index, open_index
 from assistant.models.embeddings import Encoder
 
 VERIFIER_NAME = "all-mpnet-base-v2"
@@ -189,12 +189,20 @@ class Verifier:
             if index.units[j].kind == "sentence"
         ]
 
-    def passage_scores(self, qvec: np.ndarray, passages: Sequence[int]) -> np.ndarray:
-        """Best unit cosine of each given passage (indices into the shared passage list)."""
+    def passage_scores(self, qvec: np.ndarray, passages: Sequence[int], *, learned_offset: float = 0.0) -> np.ndarray:
+        """Best unit cosine of each given passage (indices into the shared passage list); a learned
+        key's (a confirmed question's) cosine counts ``learned_offset`` less."""
         out = np.empty(len(passages), dtype=np.float32)
+        kinds = self.index.unit_kind
         for i, pi in enumerate(passages):
             rows = self.index.passage_units[pi]
-            out[i] = float(np.max(self.index.vectors[rows.start : rows.stop] @ qvec)) if len(rows) else -1.0
+            if not len(rows):
+                out[i] = -1.0
+                continue
+            cos = self.index.vectors[rows.start : rows.stop] @ qvec
+            if learned_offset:
+                cos = cos - learned_offset * (kinds[rows.start : rows.stop] == LEARNED_KIND)
+            out[i] = float(np.max(cos))
         return out
 
     def refreshed(
