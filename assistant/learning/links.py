@@ -149,9 +149,9 @@ def append_link(path: str | Path, link: Link) -> Link:
     """
     path = Path(path)
     existing = load_links(path)
-    key = (link.question.casefold(), link.passage_id)
+    key = (normalise_question(link.question).casefold(), link.passage_id)
     for old in existing:
-        if (old.question.casefold(), old.passage_id) == key:
+        if (normalise_question(old.question).casefold(), old.passage_id) == key:
             return old
     path.parent.mkdir(parents=True, exist_ok=True)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
