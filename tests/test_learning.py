@@ -150,6 +150,16 @@ def test_cli_learn_add_list_remove_and_index_reports_stale_links(shop, tmp_path,
     assert [k.passage_id for k in load_links(shop / "learned.jsonl")] == ["tiny:packaging-1"]
     assert main(["ask", *base, "--learned", str(tmp_path / "missing.jsonl"), "hello?"]) == 2
     assert "links file not found" in capsys.readouterr().err
+    gold = tmp_path / "gold.jsonl"
+    rows = [("Do you take cash?", "tiny:payment-2"), ("cash accepted?", "tiny:payment-2"), ("paying with cash", "tiny:payment-2"),
+            ("cash ok", "tiny:payment-2"), ("weather in Paris?", None)]
+    gold.write_text("".join(json.dumps({"id": f"g{i}", "question": q, "answerable": p is not None,
+                                        **({"relevant_ids": [p]} if p else {})}) + "\n" for i, (q, p) in enumerate(rows)))
+    assert main(["eval", *base, "--gold", str(gold), "--simulate-learning", "--json", str(tmp_path / "curve.json")]) == 0
+    curve = json.loads((tmp_path / "curve.json").read_text())["learning_curve"]
+    assert [(p["history"], p["links"], p["test_questions"], p["unanswerable_questions"]) for p in curve] == [
+        ("0%", 0, 1, 1), ("25%", 1, 1, 1), ("50%", 2, 1, 1), ("75%", 3, 1, 1), ("halves, no links", 0, 2, 1), ("halves", 2, 2, 1),
+    ]  # fmt: skip
 
 
 # --- grouping and the simulation split -------------------------------------------------------
