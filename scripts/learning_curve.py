@@ -103,7 +103,8 @@ def offset_sweep(name: str, corpus: Path, gold, index_dir: Path, *, verifier: st
     linked, _ = Assistant.open([str(corpus)], index_dir, encoder=encoder, verifier=verifier, use_calibration=False,
                                learned=links, log=log)  # fmt: skip
     for offset in offsets:
-        a = Assistant(linked.index, encoder, retrieval=RetrievalConfig(learned_offset=offset), verifier=linked.verifier)
+        a = Assistant(linked.index, encoder, retrieval=RetrievalConfig(learned_offset=offset, learned_section_offset=offset),
+                      verifier=linked.verifier)
         rows.append({"set": name, **score_point(a, "halves", len(even), test).to_dict(), "learned_offset": offset})
         log(f"{name}: {rows[-1]}")
     return rows

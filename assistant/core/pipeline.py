@@ -82,7 +82,7 @@ class Assistant:
         self.guard = InstructionGuard()
         self.retriever = Retriever(index, encoder, retrieval)
         self.reranker = (
-            Reranker(verifier, index.by_id, learned_offset=self.retriever.config.learned_offset)
+            Reranker(verifier, index.by_id, learned_offsets=self.retriever.config.offsets)
             if verifier is not None else None
         )  # fmt: skip
         self.decider = Decider(refusal or self.default_refusal(), self.retriever, index.by_id)

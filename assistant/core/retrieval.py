@@ -9,12 +9,13 @@ import numpy as np
 from assistant.core.lexical import LexicalIndex
 from assistant.core.sentences import sentence_spans
 from assistant.errors import ConfigError
-from assistant.index.store import LEARNED_KIND, Index
+from assistant.index.store import Index, learned_offsets
 from assistant.models.embeddings import Encoder
 from assistant.schema import Hit
 
 MODES = ("hybrid", "dense", "lexical")
-LEARNED_OFFSET = 0.1
+LEARNED_OFFSET = 0.15
+LEARNED_SECTION_OFFSET = 0.2
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,24 @@ class RetrievalConfig:
     adaptive: bool = True  # scale the lexical weight by the query's lexical evidence strength
     # Subtracted from the cosine of a confirmed question (a learned key): customers' questions are
     # closer to each other than to policy text or FAQ titles, so a learned key must match more
-    # closely to count as much (docs/learning.md: the value that keeps unanswerable refusals).
-    learned_offset: float = LEARNED_OFFSET
+    # closely to count as much: more on plain-text passages, whose refusal threshold is set for
+    # questions against statements (docs/learning.md: the values that keep unanswerable refusals).
+    learned_offset: float = LEARNED_OFFSET  # learned keys of FAQ rows
+    learned_section_offset: float = LEARNED_SECTION_OFFSET  # learned keys of plain-text passages
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"retrieval mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if not 0 <= self.lexical_weight <= 10:
             raise ConfigError(f"lexical_weight must be in [0, 10], got {self.lexical_weight}")
-        if not 0 <= self.learned_offset <= 2:
-            raise ConfigError(f"learned_offset must be in [0, 2], got {self.learned_offset}")
+        for name in ("learned_offset", "learned_section_offset"):
+            if not 0 <= getattr(self, name) <= 2:
+                raise ConfigError(f"{name} must be in [0, 2], got {getattr(self, name)}")
+
+    @property
+    def offsets(self) -> tuple[float, float]:
+        """(FAQ rows, plain-text passages): what a learned key's cosine counts less."""
+        return self.learned_offset, self.learned_section_offset
 
 
 class Retriever:
@@ -60,7 +69,7 @@ class Retriever:
         n = len(index.units)
         self._weights = np.ones(n, dtype=np.float32)
         self._weights[index.unit_kind == 2] = self.config.sentence_weight
-        self._offsets = np.where(index.unit_kind == LEARNED_KIND, np.float32(self.config.learned_offset), np.float32(0.0))
+        self._offsets = learned_offsets(index, *self.config.offsets)
 
     @property
     def lexical(self) -> LexicalIndex:

@@ -135,14 +135,14 @@ class Reranker:
 
     def __init__(
         self, verifier: Verifier, passage_index: Mapping[str, int], *, candidates: int = VERIFY_CANDIDATES,
-        learned_offset: float = 0.0,
+        learned_offsets: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         if candidates <= 0:
             raise ConfigError(f"candidates must be > 0, got {candidates}")
         self.verifier = verifier
         self.passage_index = passage_index
         self.candidates = candidates
-        self.learned_offset = learned_offset  # as the retriever's (RetrievalConfig.learned_offset)
+        self.learned_offsets = learned_offsets  # as the retriever's (RetrievalConfig.offsets)
 
     def run(self, query: str, hits: list[Hit], qvec: np.ndarray | None = None) -> list[Hit]:
         """The hits re-ranked; ``qvec``: the verifier's vector of ``query`` when the caller has it."""
@@ -162,7 +162,7 @@ class Reranker:
             qvecs = dict(zip(todo, self.verifier.embed_many([queries[i] for i in todo])))
         for i in todo:
             ids = [self.passage_index[h.passage.id] for h in hits[i]]
-            scores = self.verifier.passage_scores(qvecs[i], ids, learned_offset=self.learned_offset)
+            scores = self.verifier.passage_scores(qvecs[i], ids, learned_offsets=self.learned_offsets)
             verified = [replace(h, verified=float(v), score=float(v) + h.lexical_term) for h, v in zip(hits[i], scores)]
             out[i] = sorted(verified, key=lambda h: -h.score)
         return out

@@ -123,6 +123,18 @@ def make_units(passages: list[Passage], learned: Sequence[Sequence[str]] = ()) -
     return units
 
 
+def learned_offsets(index: "Index", faq: float, section: float) -> np.ndarray:
+    """Per unit, what a learned key's cosine counts less (``faq`` on FAQ rows, ``section`` on
+    plain-text passages; 0 for every other unit)."""
+    kinds = np.array([p.kind == "faq" for p in index.passages], dtype=bool)
+    per_passage = np.where(kinds, np.float32(faq), np.float32(section)).astype(np.float32)
+    learned = index.unit_kind == LEARNED_KIND
+    out = np.zeros(len(index.units), dtype=np.float32)
+    if learned.any():
+        out[learned] = per_passage[index.unit_passage[learned]]
+    return out
+
+
 def text_hash(text: str) -> bytes:
     """The embedding-cache key of a unit text."""
     return hashlib.blake2b(text.encode("utf-8"), digest_size=HASH_BYTES).digest()
