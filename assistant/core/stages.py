@@ -143,6 +143,7 @@ class Reranker:
         self.passage_index = passage_index
         self.candidates = candidates
         self.learned_offsets = learned_offsets  # as the retriever's (RetrievalConfig.offsets)
+        self._learned = bool(getattr(getattr(verifier, "index", None), "learned", ()))  # its index holds learned keys
 
     def run(self, query: str, hits: list[Hit], qvec: np.ndarray | None = None) -> list[Hit]:
         """The hits re-ranked; ``qvec``: the verifier's vector of ``query`` when the caller has it."""
@@ -162,7 +163,10 @@ class Reranker:
             qvecs = dict(zip(todo, self.verifier.embed_many([queries[i] for i in todo])))
         for i in todo:
             ids = [self.passage_index[h.passage.id] for h in hits[i]]
-            scores = self.verifier.passage_scores(qvecs[i], ids, learned_offsets=self.learned_offsets)
+            scores = (
+                self.verifier.passage_scores(qvecs[i], ids, learned_offsets=self.learned_offsets)
+                if self._learned else self.verifier.passage_scores(qvecs[i], ids)
+            )  # fmt: skip
             verified = [replace(h, verified=float(v), score=float(v) + h.lexical_term) for h, v in zip(hits[i], scores)]
             out[i] = sorted(verified, key=lambda h: -h.score)
         return out
