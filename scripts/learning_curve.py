@@ -137,8 +137,8 @@ def cluster_scores(folder: Path, thresholds) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| set | history | links | test questions | hit@1 | answerable answered right | answerable refused "
-        "| unanswerable | unanswerable refused |",
+        "| set | history | links | test questions | hit@1 | answerable answered right | answerable refused"
+        + " | unanswerable | unanswerable refused |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
 

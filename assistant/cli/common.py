@@ -9,9 +9,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from assistant.core.pipeline import Assistant
-from assistant.evaluation.gold import gold_digest
 from assistant.errors import LinkError
-from assistant.settings import encoder_backend, learned_path, resolve_corpus_args, verifier_choice
+from assistant.evaluation.gold import gold_digest
+from assistant.settings import (
+    encoder_backend,
+    learned_path,
+    resolve_corpus_args,
+    verifier_choice,
+)
 
 
 def _log(quiet: bool):

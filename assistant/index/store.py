@@ -123,7 +123,7 @@ def make_units(passages: list[Passage], learned: Sequence[Sequence[str]] = ()) -
     return units
 
 
-def learned_offsets(index: "Index", faq: float, section: float) -> np.ndarray:
+def learned_offsets(index: Index, faq: float, section: float) -> np.ndarray:
     """Per unit, what a learned key's cosine counts less (``faq`` on FAQ rows, ``section`` on
     plain-text passages; 0 for every other unit)."""
     kinds = np.array([p.kind == "faq" for p in index.passages], dtype=bool)

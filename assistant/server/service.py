@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from assistant.core.draft import compose_draft
 from assistant.core.pipeline import Assistant
 from assistant.errors import AssistantError, CorpusError, LinkError, UnavailableError
@@ -69,6 +71,7 @@ class AssistantService:
         path = assistant.learned_path
         self.links_watch = FileWatch(path) if path is not None and self.watch is not None else None
         self._links_lock = threading.Lock()  # one writer of the links file at a time
+        self._group_vectors: dict[str, np.ndarray] = {}  # refused question -> its vector, for the grouping
         self.refresh_wait_s = refresh_wait_s
         self.retry_after_s = retry_after_s
         self._log = log
@@ -222,8 +225,15 @@ class AssistantService:
         if not refused:
             return []
         pairs = [(r.question, r.count) for r in refused]
-        with self._lock:  # the encoder is the one answering questions
-            vectors = self.assistant.encoder.encode([q for q, _ in pairs])
+        # Each question is embedded once (insights are read again and again; answers share the model).
+        new = [q for q, _ in pairs if q not in self._group_vectors]
+        if new:
+            with self._lock:  # the encoder is the one answering questions
+                encoded = self.assistant.encoder.encode(new)
+            if len(self._group_vectors) + len(new) > 4 * MAX_QUESTIONS:
+                self._group_vectors.clear()
+            self._group_vectors.update(zip(new, encoded))
+        vectors = np.stack([self._group_vectors[q] for q, _ in pairs])
         kwargs = {} if threshold is None else {"threshold": threshold}
         return group_questions(pairs, vectors, **kwargs)[:limit]
 
