@@ -61,8 +61,11 @@ def bundled():
     return ROOT / "corpus", gold
 
 
-def run_curve(name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, history, halves: bool) -> list[dict]:
+def run_curve(
+    name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, history, halves: bool, offsets=None
+) -> list[dict]:
     from assistant.core.pipeline import Assistant
+    from assistant.core.retrieval import RetrievalConfig
     from assistant.learning.simulate import simulate_learning
     from assistant.models.onnx import MODEL_CACHE, open_encoder
 
@@ -70,7 +73,8 @@ def run_curve(name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, 
 
     def open_with(links: Path | None):
         t0 = time.perf_counter()
-        assistant, stats = Assistant.open([str(corpus)], index_dir, encoder=encoder, verifier=verifier,
+        retrieval = RetrievalConfig(learned_offset=offsets[0], learned_section_offset=offsets[1]) if offsets else None
+        assistant, stats = Assistant.open([str(corpus)], index_dir, encoder=encoder, verifier=verifier, retrieval=retrieval,
                                           use_calibration=False, learned=links, log=log)  # fmt: skip
         log(f"{name}: opened with {len(assistant.index.learned)} learned keys in {time.perf_counter() - t0:.1f}s ({stats.reason})")
         return assistant
@@ -162,11 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verifier", default="mpnet", choices=("mpnet", "none"))
     ap.add_argument("--clusters", action="store_true", help="also score the grouping of refused questions")
     ap.add_argument("--offsets", help="comma-separated learned_offset values: score the halves split at each instead of the curve")
+    ap.add_argument("--learned-offsets", metavar="FAQ,SECTION", help="the curve with these offsets instead of the defaults")
     ap.add_argument("--json", type=Path, help="write every figure here")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    curve_offsets = [float(x) for x in args.learned_offsets.split(",")] if args.learned_offsets else None
     for name in sets:
         suffix = "" if args.verifier == "mpnet" else f"-{args.verifier}"
         if args.offsets:
@@ -176,18 +182,18 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "stackfaq":
             corpus, gold = stackfaq(args.stackfaq, args.work, hold_out=True)
             rows += run_curve(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
-                              history=(0, 1, 2, 3), halves=True)  # fmt: skip
+                              history=(0, 1, 2, 3), halves=True, offsets=curve_offsets)  # fmt: skip
         elif name == "stackfaq-full":
             corpus, gold = stackfaq(args.stackfaq, args.work, hold_out=False)
             rows += run_curve(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
-                              history=(), halves=True)  # fmt: skip
+                              history=(), halves=True, offsets=curve_offsets)  # fmt: skip
         elif name == "bundled":
             corpus, gold = bundled()
             rows += run_curve(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
-                              history=(0, 1, 2, 3), halves=True)  # fmt: skip
+                              history=(0, 1, 2, 3), halves=True, offsets=curve_offsets)  # fmt: skip
         else:
             ap.error(f"unknown set {name!r}")
-    result = {"verifier": args.verifier, "curve": rows}
+    result = {"verifier": args.verifier, "learned_offsets": curve_offsets or "defaults", "curve": rows}
     print(table(rows))
     if args.clusters:
         result["clusters"] = cluster_scores(args.stackfaq, (0.5, 0.55, 0.6, 0.65, 0.7, 0.75))
