@@ -15,7 +15,7 @@ from assistant.schema import Hit
 
 MODES = ("hybrid", "dense", "lexical")
 LEARNED_OFFSET = 0.15
-LEARNED_SECTION_OFFSET = 0.2
+LEARNED_SECTION_OFFSET = 0.25
 
 
 @dataclass(frozen=True)
