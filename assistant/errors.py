@@ -29,6 +29,10 @@ class ConfigError(AssistantError):
     """A bad option value (message names the option and the value)."""
 
 
+class LinkError(AssistantError):
+    """A confirmed-links file is malformed (message names file and line), or a link names no passage."""
+
+
 class FeedbackError(AssistantError):
     """The feedback database cannot be opened, or a rating names an unknown answer."""
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from assistant.errors import ConfigError
+from assistant.learning.links import default_links_path
 from assistant.models.onnx import BACKENDS
 from assistant.models.verifier import resolve_verifier
 
@@ -57,6 +58,11 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
         help="model that re-reads the candidates to decide answer or refuse (env ASSISTANT_VERIFIER): mpnet "
         "(default; all-mpnet-base-v2, about 30 ms a question), mpnet-int8 (the same model quantised to int8: "
         "faster, its own index) or none (the retriever's cosines alone, fastest)",
+    )
+    p.add_argument(
+        "--learned", metavar="FILE",
+        help="confirmed question -> passage links, JSONL (env ASSISTANT_LEARNED; default: learned.jsonl in the "
+        "corpus folder, or beside the corpus file; a missing default file holds no links)",
     )
     p.add_argument("--rebuild", action="store_true", help="rebuild the index even if it is up to date")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or log lines on stderr")
@@ -105,3 +111,12 @@ def offline_env() -> dict[str, str]:
         "TOKENIZERS_PARALLELISM": "false",
         "TRANSFORMERS_VERBOSITY": "error",
     }
+
+
+def learned_path(args: argparse.Namespace, corpus: list[str]) -> tuple[Path, bool]:
+    """The confirmed-links file (``--learned``, then ASSISTANT_LEARNED, then ``learned.jsonl`` beside
+    the corpus) and whether it was named explicitly (then it must exist to be read)."""
+    named = getattr(args, "learned", None) or os.environ.get("ASSISTANT_LEARNED") or None
+    if named:
+        return Path(named), True
+    return default_links_path(corpus), False

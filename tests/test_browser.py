@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import shutil
@@ -282,6 +283,48 @@ def test_insights_show_gaps_and_export_csv(page, store):
     assert len(rows) == store.totals().interactions
     assert "Who won the football world cup?" in [r["question"] for r in rows]
     shot(page, "insights")
+
+
+def test_staff_link_a_refused_question_and_the_chat_then_answers_it(browser, real_encoder, tmp_path):
+    """Issue 16: a refused question, linked by staff in the Insights tab, is then answered from that passage."""
+    from playwright.sync_api import expect
+
+    from assistant.core.pipeline import Assistant
+
+    from .conftest import TINY_FAQ
+
+    question = "Can you hide the price when I send it to a friend?"
+    corpus = tmp_path / "faq"
+    corpus.mkdir()
+    (corpus / "tiny.txt").write_text(
+        TINY_FAQ + "\nPackaging\n\nEvery order leaves in a plain recycled carton with no invoice inside.\n", encoding="utf-8"
+    )
+    assistant = Assistant.open([corpus], tmp_path / "idx", encoder=real_encoder, learned=corpus / "learned.jsonl")[0]
+    with (
+        FeedbackStore.open(tmp_path / "data") as s,
+        live_server(create_app(assistant, s, corpus=[corpus], index_dir=tmp_path / "idx")) as base,
+    ):
+        expect.set_options(timeout=WAIT_MS)
+        context = browser.new_context(viewport={"width": 1200, "height": 1400})
+        page = context.new_page()
+        page.goto(base)
+        chat = page.locator("#chat")
+        ask(page, question)
+        expect(chat.get_by_text("I couldn't find this in the store's policies")).to_be_visible()
+        open_tab(page, "Insights")
+        expect(page.locator("#insights-groups").get_by_role("gridcell", name=question)).to_be_visible()
+        page.locator("#link-question input").click()
+        page.get_by_role("option", name=question).click()
+        page.locator("#link-passage input").click()
+        page.get_by_role("option", name=re.compile(r"\(tiny:packaging-1\)$")).click()
+        page.locator("#link-button").click()
+        expect(page.locator("#link-status").get_by_text("the assistant now answers it from that passage")).to_be_visible()
+        shot(page, "insights-link")
+        open_tab(page, "Chat")
+        ask(page, question)
+        expect(chat.get_by_text("Every order leaves in a plain recycled carton with no invoice inside.").first).to_be_visible()
+        context.close()
+    assert [json.loads(x)["passage_id"] for x in (corpus / "learned.jsonl").read_text().splitlines()] == ["tiny:packaging-1"]
 
 
 # --- login when exposed -------------------------------------------------------------------

@@ -24,7 +24,7 @@ def flags(tiny_corpus, tmp_path):
 def test_parser_commands():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"index", "ask", "draft", "eval", "serve", "calibrate", "lint", "bench"}
+    assert set(sub.choices) == {"index", "ask", "draft", "eval", "serve", "calibrate", "lint", "bench", "learn"}
     args = parser.parse_args(["draft", "--customer", "Ann", "--agent", "Bob", "--json", "hello", "there"])
     assert (args.command, args.customer, args.agent, args.json, args.question) == ("draft", "Ann", "Bob", True, ["hello", "there"])
 

@@ -93,7 +93,7 @@ def test_health_of_an_unwatched_service(assistant, store):
             "passages": 5, "files": 1, "model": "fake-bow", "dimension": 64, "verifier": "none",
             "built_at": manifest["built_at"], "corpus_fingerprint": manifest["corpus_fingerprint"],
             "watching": False, "refresh": "idle", "refresh_error": None, "refreshes": 0,
-            "verifier_missing": None, "refusal": "default", "self_calibration": None,
+            "verifier_missing": None, "refusal": "default", "self_calibration": None, "learned": 0,
         },
         "feedback": {
             "backend": "sqlite", "database": str(store.url), "schema_version": store.schema_version, "status": "ok",

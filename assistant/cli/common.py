@@ -9,8 +9,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from assistant.core.pipeline import Assistant
+from assistant.errors import LinkError
 from assistant.evaluation.gold import gold_digest
-from assistant.settings import encoder_backend, resolve_corpus_args, verifier_choice
+from assistant.settings import (
+    encoder_backend,
+    learned_path,
+    resolve_corpus_args,
+    verifier_choice,
+)
 
 
 def _log(quiet: bool):
@@ -40,13 +46,22 @@ def open_assistant(args: argparse.Namespace):
     verifier, verifier_missing = verifier_choice(args)
     if verifier_missing:  # said even with --quiet: answers are less careful than the user expects
         print(f"warning: verifier off ({verifier_missing}); answering as with --verifier none", file=sys.stderr, flush=True)
+    learned = links_file(args, corpus)
     assistant, stats = Assistant.open(
         corpus, index_dir, model=model, rebuild=getattr(args, "rebuild", False),
         progress_factory=_progress_factory(args.quiet), log=_log(args.quiet), backend=encoder_backend(args),
-        verifier=verifier, self_calibrate=True,
+        verifier=verifier, self_calibrate=True, learned=learned,
     )
     assistant.verifier_missing = verifier_missing
     return assistant, stats, index_dir
+
+
+def links_file(args: argparse.Namespace, corpus: list[str]) -> Path:
+    """The links file the command uses; one named by --learned or ASSISTANT_LEARNED must exist."""
+    path, named = learned_path(args, corpus)
+    if named and not path.is_file():
+        raise LinkError(f"links file not found: {path} (--learned / ASSISTANT_LEARNED)")
+    return path
 
 
 def keep_gold_unseen(assistant, gold: str | Path, *, quiet: bool) -> None:

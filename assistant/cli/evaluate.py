@@ -70,6 +70,12 @@ def register(sub, add_corpus_args) -> None:
         "refused) and report the simulated_* refusal figures; no unanswerable gold rows needed (implied when a "
         "gate bound names a simulated_* metric)",
     )  # fmt: skip
+    p.add_argument(
+        "--simulate-learning", action="store_true",
+        help="instead of the usual run: split each answer's gold questions into confirmed history (given as links) "
+        "and unseen test questions, and print hit@1 and the refusal figures as the history grows (0-75%%), "
+        "unanswerable rows scored at every point (docs/learning.md)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_eval)
 
 
@@ -124,6 +130,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     simulate = args.simulate_unanswerable or any(b.metric in ev.SIMULATED_METRICS for b in bounds)
     baseline = ev.load_results(args.baseline) if args.baseline else None
 
+    if args.simulate_learning:
+        if not args.gold:  # the bundled held-out set is scored to report, never simulated on
+            raise ConfigError("--simulate-learning needs --gold (a tuning set, e.g. evals/dev.jsonl)")
+        return _simulate_learning(args, gold)
     t0 = time.perf_counter()
     assistant, _, _ = common.open_assistant(args)
     common.keep_gold_unseen(assistant, gold_path, quiet=args.quiet)
@@ -210,3 +220,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"REGRESSED: {n} question(s) went from right to wrong against the baseline", file=sys.stderr)
             status = 1
     return status
+
+
+def _simulate_learning(args: argparse.Namespace, gold) -> int:
+    """``--simulate-learning``: the learning curve of the gold set (assistant/learning/simulate.py)."""
+    import tempfile
+
+    import pandas as pd
+
+    from assistant.evaluation.console import format_table
+    from assistant.evaluation.report import write_summary_json
+    from assistant.learning.simulate import simulate_learning
+
+    with tempfile.TemporaryDirectory(prefix="no-links-") as tmp:
+        empty = Path(tmp) / "learned.jsonl"  # the points without links use none, not the corpus's own
+        empty.write_text("", encoding="utf-8")
+
+        def open_with(links: Path | None):
+            # The command's index folder is reused: each point embeds only its new keys.
+            args.learned = str(links if links is not None else empty)
+            assistant, _, _ = common.open_assistant(args)
+            common.keep_gold_unseen(assistant, args.gold or BUNDLED_GOLD, quiet=args.quiet)
+            return assistant
+
+        points = simulate_learning(open_with, gold)
+    frame = pd.DataFrame([p.to_dict() for p in points]).round(4)
+    print("learning curve (links from each answer's earlier gold questions; the test questions are never linked):")
+    print(format_table(frame))
+    if args.json:
+        write_summary_json(args.json, {"learning_curve": [p.to_dict() for p in points]})
+    return 0

@@ -12,7 +12,7 @@ import sys
 
 from threadpoolctl import threadpool_limits
 
-from assistant.cli import bench, calibrate, common, evaluate, lint, serve
+from assistant.cli import bench, calibrate, common, evaluate, learn, lint, serve
 from assistant.core.stages import clean_question
 from assistant.errors import AssistantError, QuestionError
 from assistant.settings import add_corpus_args, offline_env
@@ -33,6 +33,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     for line in lint.index_report(assistant.index):  # entries that contradict each other
         print(line)
+    if assistant.links:
+        stale = assistant.stale_links()
+        print(f"learned: {len(assistant.links) - len(stale)} confirmed question(s) in use from {assistant.learned_path}"
+              + (f", {len(stale)} stale" if stale else ""))
+        for s in stale:  # the passage was edited or removed since the link was made
+            print(s.describe())
     if assistant.refusal.source.startswith("calibrated"):
         print(f"refusal: {assistant.refusal.source} (calibration.json)")
     elif assistant.self_calibration is not None:
@@ -154,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Commands defined in their own modules of this package (eval, serve, calibrate, lint, bench)."""
-    return [evaluate.register, serve.register, calibrate.register, lint.register, bench.register]
+    return [evaluate.register, serve.register, calibrate.register, lint.register, bench.register, learn.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from assistant.errors import CorpusError
+from assistant.learning.links import LEARNED_FILE
 from assistant.schema import Passage
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".csv")
@@ -78,6 +79,8 @@ def resolve_files(paths: list[str | Path]) -> list[Path]:
             found = []
             for p in sorted(path.rglob("*")):
                 if p.suffix.lower() not in SUPPORTED_SUFFIXES or p.name.startswith(".") or p.is_dir():
+                    continue
+                if p.name == LEARNED_FILE:  # the confirmed links beside the corpus, not FAQ entries
                     continue
                 target = p.resolve()
                 if not target.is_relative_to(root):

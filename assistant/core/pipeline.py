@@ -35,6 +35,7 @@ from assistant.core.stages import (
 from assistant.errors import QuestionError
 from assistant.index.layout import IndexLayout
 from assistant.index.store import BuildStats, Index, open_index
+from assistant.learning.links import Link, StaleLink, check_links, load_links
 from assistant.models.embeddings import Encoder
 from assistant.models.onnx import open_encoder
 from assistant.models.verifier import Verifier, open_verifier
@@ -86,11 +87,16 @@ class Assistant:
         self._default_refusal = default_refusal
         self.verifier_missing: str | None = None  # why the default verifier is off (not installed), set by the CLI
         self.self_calibration: SelfCalibration | None = None  # set by ``open`` when it self-calibrated
+        self.learned_path: Path | None = None  # the confirmed-links file, set by ``open`` (None: no links)
+        self.links: list[Link] = []  # every link of that file as last read, stale ones included
         # The stages, in the order ``ask`` runs them.
         self.cleaner = Cleaner()
         self.guard = InstructionGuard()
         self.retriever = Retriever(index, encoder, retrieval)
-        self.reranker = Reranker(verifier, index.by_id) if verifier is not None else None
+        self.reranker = (
+            Reranker(verifier, index.by_id, learned_offsets=self.retriever.config.offsets)
+            if verifier is not None else None
+        )  # fmt: skip
         self.decider = Decider(refusal or self.default_refusal(), self.retriever, index.by_id)
         self.skip_verifier_at = skip_verifier_at if verifier is not None else None
         # The decision without the verifier, for the questions it is not asked about.
@@ -133,6 +139,7 @@ class Assistant:
         verifier: str | Encoder | None = None,
         self_calibrate: bool = False,
         skip_verifier_at: float | None = SKIP_VERIFIER_AT,
+        learned: str | Path | None = None,
     ) -> tuple["Assistant", BuildStats]:
         """Open (building or refreshing as needed) the index for ``corpus`` and wrap it.
 
@@ -151,11 +158,17 @@ class Assistant:
 
         ``skip_verifier_at``: see ``Assistant``; it applies only to the default refusal model
         (a stored calibration or a ``default_refusal`` always hears the verifier).
+
+        ``learned``: a confirmed-links file (assistant/learning/links.py; a missing file holds no
+        links): each usable link's question becomes an extra key of its passage, in both indexes.
         """
         if encoder is None:
             resolve_files(corpus)  # a bad corpus path fails before any model export
             encoder = open_encoder(model, IndexLayout(index_dir).models, backend=backend, log=log)
-        index, stats = open_index(corpus, index_dir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log)
+        links = load_links(learned) if learned is not None else []
+        index, stats = open_index(
+            corpus, index_dir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log, links=links
+        )
         checker = None
         if verifier is not None and verifier != "none":
             checker = open_verifier(
@@ -174,6 +187,8 @@ class Assistant:
             default_refusal=default_refusal,
             skip_verifier_at=skip_verifier_at if refusal is None and default_refusal is None else None,
         )  # fmt: skip
+        assistant.learned_path = Path(learned) if learned is not None else None
+        assistant.links = links
         if self_calibrate and use_calibration and default_refusal is None:
             # No gold set: the default thresholds, moved to fit the corpus's own leave-outs.
             fitted = self_calibration.ensure(assistant, Path(index_dir), log=log)
@@ -182,6 +197,11 @@ class Assistant:
             if refusal is None and fitted.applied:
                 assistant.refusal = assistant._default_refusal
         return assistant, stats
+
+    def stale_links(self) -> list[StaleLink]:
+        """The links of the learned file that are not used: their passage is gone or changed."""
+        source = str(self.learned_path) if self.learned_path is not None else ""
+        return check_links(self.links, self.index.passages, source=source)[1]
 
     @property
     def corrector(self) -> TypoCorrector:
@@ -194,7 +214,8 @@ class Assistant:
         """This assistant over the corpus as it is now: same encoder, settings and refusal model;
         only edited passages are embedded again (the server calls it when the files change)."""
         # rebuild=True: the caller saw the content change, whatever the files' stat says.
-        index, stats = open_index(corpus, index_dir, self.encoder, rebuild=True)
+        links = load_links(self.learned_path) if self.learned_path is not None else []
+        index, stats = open_index(corpus, index_dir, self.encoder, rebuild=True, links=links)
         verifier = self.verifier.refreshed(corpus, source=index) if self.verifier is not None else None
         fresh = Assistant(
             index, self.encoder, retrieval=self.retriever.config, answer=self.answer_config,
@@ -202,6 +223,7 @@ class Assistant:
             skip_verifier_at=self.skip_verifier_at,
         )  # fmt: skip
         fresh.verifier_missing = self.verifier_missing
+        fresh.learned_path, fresh.links = self.learned_path, links
         fresh.corrector  # built now, not by the first question after the refresh
         return fresh, stats
 

@@ -10,11 +10,14 @@ import numpy as np
 from assistant.core.lexical import LexicalIndex
 from assistant.core.sentences import sentence_spans
 from assistant.errors import ConfigError
-from assistant.index.store import Index
+from assistant.index.store import Index, learned_offsets
 from assistant.models.embeddings import Encoder
 from assistant.schema import Hit
 
 MODES = ("hybrid", "dense", "lexical")
+LEARNED_OFFSET = 0.15
+LEARNED_SECTION_OFFSET = 0.25
+
 # Words of a question the encoders read. An encoder's cost grows with the text's length (a
 # 2,000-character question cost ~360 ms in MiniLM and ~480 ms in the verifier, against ~5 and
 # ~20 ms for a usual one); no question of any tuning set or StackFAQ has more than 35 words, and
@@ -50,12 +53,26 @@ class RetrievalConfig:
     sentence_weight: float = 1.0  # multiplier on sentence-unit cosines before the max
     candidates: int = 50  # units fetched from FAISS on large indexes
     adaptive: bool = True  # scale the lexical weight by the query's lexical evidence strength
+    # Subtracted from the cosine of a confirmed question (a learned key): customers' questions are
+    # closer to each other than to policy text or FAQ titles, so a learned key must match more
+    # closely to count as much: more on plain-text passages, whose refusal threshold is set for
+    # questions against statements (docs/learning.md: the values that keep unanswerable refusals).
+    learned_offset: float = LEARNED_OFFSET  # learned keys of FAQ rows
+    learned_section_offset: float = LEARNED_SECTION_OFFSET  # learned keys of plain-text passages
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"retrieval mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if not 0 <= self.lexical_weight <= 10:
             raise ConfigError(f"lexical_weight must be in [0, 10], got {self.lexical_weight}")
+        for name in ("learned_offset", "learned_section_offset"):
+            if not 0 <= getattr(self, name) <= 2:
+                raise ConfigError(f"{name} must be in [0, 2], got {getattr(self, name)}")
+
+    @property
+    def offsets(self) -> tuple[float, float]:
+        """(FAQ rows, plain-text passages): what a learned key's cosine counts less."""
+        return self.learned_offset, self.learned_section_offset
 
 
 class Retriever:
@@ -72,6 +89,7 @@ class Retriever:
         n = len(index.units)
         self._weights = np.ones(n, dtype=np.float32)
         self._weights[index.unit_kind == 2] = self.config.sentence_weight
+        self._offsets = learned_offsets(index, *self.config.offsets)
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -87,13 +105,13 @@ class Retriever:
         n_pass = len(self.index.passages)
         out = np.full(n_pass, -1.0, dtype=np.float32)
         if self.index.ann is None:  # flat index: every unit is scored exactly (index.FLAT_LIMIT)
-            scores = self.index.unit_scores(qvec) * self._weights
+            scores = self.index.unit_scores(qvec) * self._weights - self._offsets
             np.maximum.at(out, self.index.unit_passage, scores)
         else:
             scores, ids = self.index.search_units(qvec, self.config.candidates)
             keep = ids >= 0
             ids = ids[keep]
-            np.maximum.at(out, self.index.unit_passage[ids], scores[keep] * self._weights[ids])
+            np.maximum.at(out, self.index.unit_passage[ids], scores[keep] * self._weights[ids] - self._offsets[ids])
         return out
 
     def search(

@@ -133,12 +133,17 @@ class Reranker:
     candidates the fast one found (StackFAQ hit@1 0.963 -> 0.978; docs/retrieval.md).
     """
 
-    def __init__(self, verifier: Verifier, passage_index: Mapping[str, int], *, candidates: int = VERIFY_CANDIDATES):
+    def __init__(
+        self, verifier: Verifier, passage_index: Mapping[str, int], *, candidates: int = VERIFY_CANDIDATES,
+        learned_offsets: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
         if candidates <= 0:
             raise ConfigError(f"candidates must be > 0, got {candidates}")
         self.verifier = verifier
         self.passage_index = passage_index
         self.candidates = candidates
+        self.learned_offsets = learned_offsets  # as the retriever's (RetrievalConfig.offsets)
+        self._learned = bool(getattr(getattr(verifier, "index", None), "learned", ()))  # its index holds learned keys
 
     def run(self, query: str, hits: list[Hit], qvec: np.ndarray | None = None) -> list[Hit]:
         """The hits re-ranked; ``qvec``: the verifier's vector of ``query`` when the caller has it."""
@@ -157,7 +162,11 @@ class Reranker:
         if qvecs is None:
             qvecs = dict(zip(todo, self.verifier.embed_many([encoder_text(queries[i]) for i in todo])))
         for i in todo:
-            scores = self.verifier.passage_scores(qvecs[i], [self.passage_index[h.passage.id] for h in hits[i]])
+            ids = [self.passage_index[h.passage.id] for h in hits[i]]
+            scores = (
+                self.verifier.passage_scores(qvecs[i], ids, learned_offsets=self.learned_offsets)
+                if self._learned else self.verifier.passage_scores(qvecs[i], ids)
+            )  # fmt: skip
             verified = [replace(h, verified=float(v), score=float(v) + h.lexical_term) for h, v in zip(hits[i], scores)]
             out[i] = sorted(verified, key=lambda h: -h.score)
         return out

@@ -84,3 +84,19 @@ class CorpusWatch:
             self.hashes += 1
             self.state = state
         return state.fingerprint
+
+
+class FileWatch:
+    """The content hash of one optional file (the confirmed links), recomputed as cheaply as the
+    corpus's: a ``stat`` per call, hashing only when the file changed; ``"none"`` while it is absent."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.state: CorpusState | None = None
+
+    def fingerprint(self) -> str:
+        if not self.path.is_file():
+            self.state = None
+            return "none"
+        self.state = corpus_state([self.path], self.state)
+        return self.state.fingerprint

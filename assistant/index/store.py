@@ -6,7 +6,9 @@ Each passage is embedded as several *units*: for FAQ rows its question and quest
 builder to choose what to quote); for plain-text
 sections the section title + passage and every sentence (title-prefixed), which both lets a
 passage that mixes topics match on its best sentence and lets the answer builder pick the
-sentences that answer the question.
+sentences that answer the question. Each confirmed customer question linked to a passage
+(assistant/learning/links.py) is one more unit of that passage, of kind ``learned``: a way into
+the passage, never text to quote (its questions are listed in the manifest's ``learned``).
 
 A version folder holds ``manifest.json`` (metadata and passages), ``units.npy`` (passage,
 kind, span of every unit), ``hashes.npy`` (a content hash per unit, the embedding cache key),
@@ -19,7 +21,6 @@ SHA-256 is assistant/index/layout.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -36,10 +37,21 @@ from assistant.core.corpus import (
     load_corpus,
     resolve_files,
 )
-from assistant.core.sentences import sentence_spans
 from assistant.errors import ConfigError, IndexError_
 from assistant.index.freshness import CorpusState, corpus_state
 from assistant.index.layout import MANIFEST, IndexLayout
+from assistant.index.units import (  # noqa: F401 - re-exported: the index's public names
+    HASH_BYTES,
+    LEARNED_KIND,
+    UNIT_KINDS,
+    Unit,
+    UnitTable,
+    learned_offsets,
+    make_quotes,
+    make_units,
+    text_hash,
+    unit_text,
+)
 from assistant.index.vectors import (  # noqa: F401 - re-exported: the index's public names
     FLAT_LIMIT,
     INDEX_TYPES,
@@ -49,81 +61,13 @@ from assistant.index.vectors import (  # noqa: F401 - re-exported: the index's p
     exact_search,
     ivf_nlist,
 )
+from assistant.learning.links import Link, link_keys
 from assistant.models.embeddings import Encoder
 from assistant.schema import Passage
 
 FORMAT_VERSION = 4  # 4: SHA-256 checksums of every file, the manifest included (layout.py)
-UNIT_KINDS = ("title", "full", "sentence")
-HASH_BYTES = 16
 DATA_FILES = ("units.npy", "hashes.npy", "vectors.npy")
 QUOTE_FILES = ("quotes.npy", "quote_hashes.npy", "quote_vectors.npy")
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One embedded piece of a passage: its kind and character span inside passage.text."""
-
-    passage: int  # index into Index.passages
-    kind: str  # "title" | "full" | "sentence"
-    start: int = 0
-    end: int = 0
-
-
-class UnitTable(Sequence):
-    """The units of an index as one int32 array (passage, kind, start, end); rows read as Unit."""
-
-    def __init__(self, table: np.ndarray) -> None:
-        self.table = np.ascontiguousarray(table, dtype=np.int32).reshape(-1, 4)
-
-    @classmethod
-    def from_units(cls, units: list[Unit]) -> "UnitTable":
-        rows = [(u.passage, UNIT_KINDS.index(u.kind), u.start, u.end) for u in units]
-        return cls(np.array(rows, dtype=np.int32).reshape(-1, 4))
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def __getitem__(self, j):
-        if isinstance(j, slice):
-            return [self[i] for i in range(*j.indices(len(self)))]
-        p, k, s, e = self.table[j].tolist()
-        return Unit(p, UNIT_KINDS[k], s, e)
-
-
-def unit_text(p: Passage, u: Unit) -> str:
-    if u.kind == "title":
-        return p.title
-    if u.kind == "full":
-        return f"{p.title}\n{p.text}" if p.title and p.title != p.doc_id else p.text
-    sentence = p.text[u.start : u.end]
-    return f"{p.title}: {sentence}" if p.kind == "section" and p.title != p.doc_id else sentence
-
-
-def make_units(passages: list[Passage]) -> list[Unit]:
-    units: list[Unit] = []
-    for i, p in enumerate(passages):
-        if p.kind == "faq" and p.title:
-            units.append(Unit(i, "title"))
-        units.append(Unit(i, "full"))
-        # Plain-text passages often mix topics (a run of bullets), so each sentence is
-        # indexed too. FAQ rows are matched on their question; their (often long) answers'
-        # sentences are embedded lazily, only when a passage is quoted (Retriever.sentence_scores).
-        if p.kind == "section":
-            for s, e in sentence_spans(p.text):
-                units.append(Unit(i, "sentence", s, e))
-    return units
-
-
-def make_quotes(passages: list[Passage]) -> np.ndarray:
-    """(passage, start, end) of every sentence of the passages whose sentences are not units
-    (FAQ answers), in passage order: what the answer builder may quote from them."""
-    rows = [(i, s, e) for i, p in enumerate(passages) if p.kind != "section" for s, e in sentence_spans(p.text)]
-    return np.array(rows, dtype=np.int32).reshape(-1, 3)
-
-
-def text_hash(text: str) -> bytes:
-    """The embedding-cache key of a unit text."""
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=HASH_BYTES).digest()
 
 
 @dataclass
@@ -165,6 +109,8 @@ class Index:
         self.unit_passage = table[:, 0].astype(np.int64)
         self.unit_kind = table[:, 1].astype(np.int8)
         self.by_id = {p.id: i for i, p in enumerate(passages)}
+        # The confirmed questions embedded as extra keys: (passage id, question), by passage.
+        self.learned: list[tuple[str, str]] = [tuple(k) for k in manifest.get("learned", ())]
         # Units are stored grouped by passage, in passage order.
         bounds = np.searchsorted(self.unit_passage, np.arange(len(passages) + 1))
         self.passage_units: list[range] = [range(a, b) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
@@ -341,20 +287,24 @@ def build_index(
     flat_limit: int = FLAT_LIMIT,
     log: Callable[[str], None] | None = None,
     quotes: bool = True,
+    learned: Sequence[tuple[str, str]] = (),
 ) -> tuple[Index, int]:
     """Embed every unit (reusing vectors of unchanged texts from ``previous``) and build an Index.
 
     Only texts whose content hash is not in ``previous`` (built with the same model) are run
     through the encoder, and each distinct text only once. ``quotes``: also embed the sentences
     of the passages whose sentences are not units (make_quotes), so that no question pays for
-    them (the retriever's index has them; the verifier's does not need them).
+    them (the retriever's index has them; the verifier's does not need them). ``learned``:
+    confirmed questions as (passage id, question) keys, ordered by passage
+    (assistant.learning.links.link_keys).
 
     Returns the index and the number of texts that had to be embedded.
     """
-    units = make_units(passages)
+    learned = [tuple(k) for k in learned]
+    units = make_units(passages, learned)
     same_model = previous is not None and previous.manifest.get("model_fingerprint") == encoder.fingerprint
     old = (previous.hashes, previous.vectors) if same_model and previous.hashes is not None else None
-    texts = [unit_text(passages[u.passage], u) for u in units]
+    texts = [unit_text(passages[u.passage], u, learned) for u in units]
     hashes, vectors, embedded = _embed(texts, encoder, old, progress=progress, batch_size=batch_size)
     quote_data = None
     if quotes:
@@ -379,6 +329,7 @@ def build_index(
         "corpus_fingerprint": corpus_fingerprint,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "passages": [asdict(p) for p in passages],
+        "learned": [list(k) for k in learned],
     }
     index = Index(passages, UnitTable.from_units(units), vectors, manifest, hashes=hashes, ann=ann, quotes=quote_data)
     return index, embedded
@@ -396,6 +347,7 @@ def open_index(
     source: Index | None = None,
     limits: CorpusLimits = DEFAULT_LIMITS,
     quotes: bool = True,
+    links: Sequence[Link] = (),
 ) -> tuple[Index, BuildStats]:
     """Load the index for ``corpus`` from ``index_dir``, (re)building it if it is stale.
 
@@ -405,7 +357,11 @@ def open_index(
 
     ``source``: an index of the same corpus just opened (the verifier's index is built next
     to the main one): its passages and corpus state are used, so the files are not read and
-    parsed a second time, and both indexes hold the same passages.
+    parsed a second time, and both indexes hold the same passages, and the same learned keys.
+
+    ``links``: confirmed questions (assistant/learning/links.py); each usable one becomes an
+    extra key of its passage; stale ones (passage gone or changed) are left out. A change in
+    the usable links refreshes the index like a corpus change (only new keys are embedded).
 
     ``quotes``: embed the FAQ answers' sentences too (build_index).
     """
@@ -436,22 +392,36 @@ def open_index(
             reason = f"model changed ({m.get('model')} -> {encoder.name})"
         elif m.get("corpus_fingerprint") != state.fingerprint:
             reason = "corpus changed"
+        elif _learned_keys(source, links, previous.passages) != previous.learned:
+            reason = "learned links changed"
         elif quotes and previous.quotes is None:
             reason = "FAQ answer sentences not embedded yet"  # an index from before quotes: only they are embedded
         else:
             stats = BuildStats(len(previous.passages), len(previous.units), 0, time.perf_counter() - t0, False, "up to date")
             return previous, stats
-    passages = list(source.passages) if source is not None else load_corpus(files, limits=limits)
+    if source is not None:
+        passages = list(source.passages)
+    elif reason == "learned links changed":  # the corpus itself is unchanged: no need to parse it again
+        passages = list(previous.passages)
+    else:
+        passages = load_corpus(files, limits=limits)
+    learned = _learned_keys(source, links, passages)
     if log:
         n_files = len({p.source for p in passages}) if source is not None else len(files)
         log(f"index: building ({reason}) for {len(passages)} passages from {n_files} file(s)")
-    n_units = len(make_units(passages)) + (len(make_quotes(passages)) if quotes else 0)
+    n_units = len(make_units(passages, learned)) + (len(make_quotes(passages)) if quotes else 0)
     progress = progress_factory(n_units) if progress_factory else None
     index, embedded = build_index(
         passages, encoder, corpus_fingerprint=state.fingerprint, previous=previous or cache,
-        progress=progress, flat_limit=flat_limit, log=log, quotes=quotes,
+        progress=progress, flat_limit=flat_limit, log=log, quotes=quotes, learned=learned,
     )
     index.manifest.update(state.to_manifest())
     index.save(index_dir)
     stats = BuildStats(len(passages), len(index.units), embedded, time.perf_counter() - t0, True, reason)
     return index, stats
+
+
+def _learned_keys(source: Index | None, links: Sequence[Link], passages: list[Passage]) -> list[tuple[str, str]]:
+    """The learned keys an index of ``passages`` should hold: ``source``'s (the verifier follows the
+    main index), else those of the usable ``links``."""
+    return list(source.learned) if source is not None else link_keys(links, passages)

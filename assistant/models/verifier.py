@@ -35,6 +35,7 @@ import numpy as np
 from assistant.errors import ConfigError, ModelError
 from assistant.index.layout import VERIFIER_DIR, IndexLayout
 from assistant.index.store import Index, open_index
+from assistant.index.store import learned_offsets as learned_offsets_of
 from assistant.models.embeddings import Encoder
 
 VERIFIER_NAME = "all-mpnet-base-v2"
@@ -189,13 +190,29 @@ class Verifier:
             if index.units[j].kind == "sentence"
         ]
 
-    def passage_scores(self, qvec: np.ndarray, passages: Sequence[int]) -> np.ndarray:
-        """Best unit cosine of each given passage (indices into the shared passage list)."""
+    def passage_scores(
+        self, qvec: np.ndarray, passages: Sequence[int], *, learned_offsets: tuple[float, float] = (0.0, 0.0)
+    ) -> np.ndarray:
+        """Best unit cosine of each given passage (indices into the shared passage list); a learned
+        key's (a confirmed question's) cosine counts less: ``learned_offsets`` (FAQ rows, plain text)."""
         out = np.empty(len(passages), dtype=np.float32)
+        offsets = self._offsets(learned_offsets) if self.index.learned else None
         for i, pi in enumerate(passages):
             rows = self.index.passage_units[pi]
-            out[i] = float(np.max(self.index.vectors[rows.start : rows.stop] @ qvec)) if len(rows) else -1.0
+            if not len(rows):
+                out[i] = -1.0
+                continue
+            cos = self.index.vectors[rows.start : rows.stop] @ qvec
+            if offsets is not None:
+                cos = cos - offsets[rows.start : rows.stop]
+            out[i] = float(np.max(cos))
         return out
+
+    def _offsets(self, learned_offsets: tuple[float, float]) -> np.ndarray:
+        cached = self.__dict__.get("_offset_cache")
+        if cached is None or cached[0] != learned_offsets:
+            cached = self.__dict__["_offset_cache"] = (learned_offsets, learned_offsets_of(self.index, *learned_offsets))
+        return cached[1]
 
     def refreshed(
         self, corpus: list[str | Path], *, log: Callable[[str], None] | None = None, source: Index | None = None

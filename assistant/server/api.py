@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from assistant.errors import (
     AssistantError,
     FeedbackError,
+    LinkError,
     RatingRefusedError,
     StoreUnavailableError,
     UnavailableError,
@@ -76,6 +77,13 @@ class FeedbackRequest(BaseModel):
     interaction_id: StrictInt
     rating_token: Annotated[StrictStr, Field(max_length=200)]  # returned with the answer: only its requester rates it
     helpful: StrictBool | None
+
+
+class LinkRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    question: Annotated[StrictStr, Field(min_length=1, max_length=2000)]
+    passage_id: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+    by: Annotated[StrictStr, Field(max_length=200)] = ""
 
 
 # Module level: FastAPI resolves the (string) annotation in this module's namespace.
@@ -279,7 +287,18 @@ def create_app(
                 {**vars(r), "helpful_rate": round(r.helpful_rate, 4)} for r in store.lowest_rated(limit)
             ],
             "answer_rate": [{**vars(d), "rate": round(d.rate, 4)} for d in store.answer_rate()],
+            # The refused questions grouped by meaning: one row per need, with its phrasings.
+            "refused_groups": [g.to_dict() for g in service.refused_groups(limit)],
         }
+
+    @app.post("/api/links", dependencies=[Depends(require_staff)])
+    def api_links(body: LinkRequest) -> Any:
+        # A confirmed question -> passage link (staff only: a customer's thumbs-up never makes one).
+        try:
+            link = service.add_link(body.question, body.passage_id, by=body.by)
+        except LinkError as exc:
+            return error_response(422, "invalid_link", str(exc))
+        return {**link.to_json(), "line": link.line, "learned": len(service.assistant.index.learned)}
 
     @app.get("/api/export.csv", dependencies=[Depends(require_staff)])
     def api_export() -> Response:

@@ -14,10 +14,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from assistant.core.draft import compose_draft
 from assistant.core.pipeline import Assistant
-from assistant.errors import AssistantError, CorpusError, UnavailableError
-from assistant.index.freshness import CorpusWatch  # noqa: F401 - the one freshness check, shared with the index
+from assistant.errors import AssistantError, CorpusError, LinkError, UnavailableError
+from assistant.index.freshness import CorpusWatch, FileWatch
+from assistant.learning.clustering import MAX_QUESTIONS, QuestionGroup, group_questions
+from assistant.learning.links import Link, append_link, find_passage, new_link
 from assistant.schema import Answer, Draft
 from assistant.server.batching import QuestionBatcher
 from assistant.server.feedback import FeedbackStore, new_rating_token
@@ -63,11 +67,16 @@ class AssistantService:
         )
         self.index_dir = Path(index_dir) if index_dir is not None else None
         self.watch = CorpusWatch(corpus) if corpus is not None else None
+        # The confirmed links are watched like the corpus: a new link refreshes the index.
+        path = assistant.learned_path
+        self.links_watch = FileWatch(path) if path is not None and self.watch is not None else None
+        self._links_lock = threading.Lock()  # one writer of the links file at a time
+        self._group_vectors: dict[str, np.ndarray] = {}  # refused question -> its vector, for the grouping
         self.refresh_wait_s = refresh_wait_s
         self.retry_after_s = retry_after_s
         self._log = log
         self._state_lock = threading.Lock()  # guards the four fields below
-        self._live_fingerprint = assistant.index.manifest.get("corpus_fingerprint", "")
+        self._live_fingerprint = self._fingerprint_of(assistant.index.manifest.get("corpus_fingerprint", ""))
         self._refreshing: threading.Event | None = None
         self._failed: tuple[str, str] | None = None  # (fingerprint, error) of a corpus that did not load
         self.refreshes = 0
@@ -87,7 +96,7 @@ class AssistantService:
         while True:
             with self._state_lock:
                 try:
-                    fingerprint = self.watch.fingerprint()
+                    fingerprint = self._fingerprint_of(self.watch.fingerprint())
                 except CorpusError as exc:
                     raise UnavailableError(
                         f"the store's policies cannot be read right now ({exc}); please try again later",
@@ -113,6 +122,12 @@ class AssistantService:
                     "the store's policies were just updated and are being re-indexed; please try again shortly",
                     reason="refreshing", retry_after_s=self.retry_after_s,
                 )
+
+    def _fingerprint_of(self, corpus_fingerprint: str) -> str:
+        """What the live index must match: the corpus, and the links file when there is one."""
+        if self.links_watch is None:
+            return corpus_fingerprint
+        return f"{corpus_fingerprint}|links:{self.links_watch.fingerprint()}"
 
     def _refresh(self, fingerprint: str, done: threading.Event) -> None:
         t0 = time.perf_counter()
@@ -185,6 +200,50 @@ class AssistantService:
         )
         return {**draft.to_dict(), "interaction_id": interaction_id, "rating_token": token}
 
+    # --- learning ---
+
+    def add_link(self, question: str, passage_id: str, *, by: str = "") -> Link:
+        """Link a customer question to the passage that answers it, and refresh the index with it.
+
+        Raises:
+            LinkError: no links file (the server was started without a corpus to watch), an
+                empty question, or a passage id that is not in the corpus.
+            UnavailableError: the refresh did not finish within ``refresh_wait_s`` (the link is saved).
+        """
+        path = self.assistant.learned_path
+        if path is None or self.links_watch is None:
+            raise LinkError("this server has no links file (start it with a corpus to watch, and --learned FILE)")
+        link = new_link(question, find_passage(self.assistant.index.passages, passage_id), by=by)
+        with self._links_lock:
+            saved = append_link(path, link)
+        self.ensure_fresh()  # the next answer (and this response) come from the index with the link
+        return saved
+
+    def refused_groups(self, limit: int = 10, *, threshold: float | None = None) -> list[QuestionGroup]:
+        """The refused questions grouped by meaning (most asked groups first)."""
+        refused = self.store.top_refused(MAX_QUESTIONS)
+        if not refused:
+            return []
+        pairs = [(r.question, r.count) for r in refused]
+        # Each question is embedded once (insights are read again and again; answers share the model).
+        new = [q for q, _ in pairs if q not in self._group_vectors]
+        if new:
+            with self._lock:  # the encoder is the one answering questions
+                encoded = self.assistant.encoder.encode(new)
+            if len(self._group_vectors) + len(new) > 4 * MAX_QUESTIONS:
+                self._group_vectors.clear()
+            self._group_vectors.update(zip(new, encoded))
+        vectors = np.stack([self._group_vectors[q] for q, _ in pairs])
+        kwargs = {} if threshold is None else {"threshold": threshold}
+        return group_questions(pairs, vectors, **kwargs)[:limit]
+
+    def candidates(self, question: str, k: int = 5) -> list[dict]:
+        """The passages a staff member may link ``question`` to: the retriever's best ``k``."""
+        with self._lock:
+            assistant = self.assistant
+            hits = assistant.verify(question, assistant.retriever.search(question, assistant.candidates))[:k]
+        return [{"id": h.passage.id, "title": h.passage.title, "text": h.passage.text} for h in hits]
+
     def health(self) -> dict:
         index = self.assistant.index
         manifest = index.manifest
@@ -213,6 +272,7 @@ class AssistantService:
                 "refresh": refresh,
                 "refresh_error": refresh_error,
                 "refreshes": self.refreshes,
+                "learned": len(self.assistant.index.learned),
             },
             "feedback": feedback,
         }

@@ -265,11 +265,17 @@ def _insights_tab(service: AssistantService, tab) -> None:
         headers=["Question", "Times asked", "Last asked (UTC)"], interactive=False, wrap=True, elem_id="insights-refused",
         column_widths=["60%", "15%", "25%"],
     )
+    gr.Markdown("### The same gaps grouped by meaning")
+    grouped = gr.Dataframe(
+        headers=["Need (most central phrasing)", "Times asked", "Phrasings", "Other phrasings"], interactive=False,
+        wrap=True, elem_id="insights-groups", column_widths=["40%", "10%", "10%", "40%"],
+    )
     gr.Markdown("### Lowest-rated answers")
     rated = gr.Dataframe(
         headers=["Question", "Answer", "Helpful", "Not helpful"], interactive=False, wrap=True, elem_id="insights-rated",
         column_widths=["35%", "45%", "10%", "10%"],
     )
+    link_outputs = _link_section(service)
     gr.Markdown("### Answer rate per day")
     plot = gr.BarPlot(x="day", y="answer rate (%)", y_lim=[0, 100], height=260, elem_id="insights-rate")
     daily = gr.Dataframe(headers=["Day", "Questions", "Answered", "Answer rate"], interactive=False)
@@ -293,11 +299,64 @@ def _insights_tab(service: AssistantService, tab) -> None:
             [(d.day, d.total, d.answered, f"{d.rate:.0%}") for d in days],
             columns=["Day", "Questions", "Answered", "Answer rate"],
         )
-        return text, refused_df, rated_df, plot_df, daily_df, str(_write_export(store))
+        groups = service.refused_groups(20)
+        grouped_df = pd.DataFrame(
+            [(g.label, g.count, g.phrasings, " · ".join(q for q, _ in g.questions if q != g.label)) for g in groups],
+            columns=["Need (most central phrasing)", "Times asked", "Phrasings", "Other phrasings"],
+        )
+        # The questions staff may link: refused ones (each with its group's phrasings), then low-rated ones.
+        siblings = {q: [p for p, _ in g.questions] for g in groups for q, _ in g.questions}
+        choices = list(dict.fromkeys([*siblings, *(r.question for r in store.lowest_rated(20))]))
+        return (
+            text, refused_df, rated_df, plot_df, daily_df, str(_write_export(store)), grouped_df,
+            gr.update(choices=choices, value=None), siblings,
+        )  # fmt: skip
 
-    outputs = [summary, refused, rated, plot, daily, export]
+    outputs = [summary, refused, rated, plot, daily, export, grouped, *link_outputs]
     refresh.click(load, None, outputs, api_visibility="private")
     tab.select(load, None, outputs, api_visibility="private")
+
+
+def _link_section(service: AssistantService) -> list:
+    """Staff link a refused or low-rated question (or its whole group) to the passage that answers it."""
+    gr.Markdown(
+        "### Teach the assistant\nPick a question customers asked and the passage that answers it: the same "
+        "question, and ones like it, are then answered from that passage (quoting only its text)."
+    )
+    with gr.Row():
+        question = gr.Dropdown(
+            label="Customer question (refused or low-rated)", choices=[], allow_custom_value=True, elem_id="link-question"
+        )
+        passage = gr.Dropdown(label="Passage that answers it", choices=[], elem_id="link-passage")
+    whole_group = gr.Checkbox(label="Link every phrasing of its group", value=False, elem_id="link-group")
+    go = gr.Button("Link question to passage", variant="primary", elem_id="link-button")
+    status = gr.Markdown(elem_id="link-status")
+    siblings = gr.State({})
+
+    def offer(q: str | None):
+        if not q or not q.strip():
+            return gr.update(choices=[], value=None)
+        try:
+            found = service.candidates(q)
+        except AssistantError as exc:
+            raise gr.Error(str(exc)) from None
+        return gr.update(choices=[(f"{_short(c['title'])}: {_clip(c['text'], 90)} ({c['id']})", c["id"]) for c in found], value=None)
+
+    def link(q: str | None, passage_id: str | None, group: bool, groups: dict | None):
+        if not q or not q.strip() or not passage_id:
+            return "Pick a question and the passage that answers it."
+        questions = (groups or {}).get(q, [q]) if group else [q]
+        try:
+            for each in questions:
+                service.add_link(each, passage_id, by="insights")
+        except AssistantError as exc:
+            return f"Not linked: {md_escape(str(exc))}"
+        what = f"{len(questions)} questions" if len(questions) > 1 else md_code(q)
+        return f"Linked {what} to {md_code(passage_id)}: the assistant now answers it from that passage."
+
+    question.change(offer, [question], [passage], api_visibility="private")
+    go.click(link, [question, passage, whole_group, siblings], [status], api_visibility="private")
+    return [question, siblings]
 
 
 def _write_export(store) -> Path:

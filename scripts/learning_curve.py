@@ -1,0 +1,210 @@
+"""Learning from confirmed questions, measured on tuning data (docs/learning.md).
+
+StackFAQ (../shared/benchmarks/stackfaq, tuning data; never copied into the repository): every
+fifth thread (t004, t009, ...) is dropped from the corpus, so its questions are unanswerable.
+Each remaining thread's questions are dealt into four folds by position (in id order): the last
+fold is the test set; 0, 1, 2, 3 folds are given as confirmed links (0-75% history). "halves"
+links the even positions and scores the odd ones. The same halves are also run on the full
+corpus (every thread answerable). The bundled corpus runs the same curve on its tuning sets
+(evals/dev.jsonl + evals/gold.jsonl; never evals/test.jsonl), whose unanswerable rows show the
+refusal rate with and without links. ``--clusters`` measures how refused questions group by
+meaning (StackFAQ queries against their threads) at several thresholds.
+
+    nice -n 10 python scripts/learning_curve.py --work /tmp/learning-curve --json bench-out/learning.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STACKFAQ = ROOT.parent / "shared" / "benchmarks" / "stackfaq"
+TUNING = (ROOT / "evals" / "dev.jsonl", ROOT / "evals" / "gold.jsonl")
+HOLD_OUT_EVERY = 5  # thread numbers n with n % 5 == 4 are dropped from the corpus
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def stackfaq(folder: Path, work: Path, *, hold_out: bool):
+    """(corpus file, gold questions) for StackFAQ, with every fifth thread held out when asked."""
+    from assistant.evaluation.gold import GoldQuestion
+
+    rows = [json.loads(x) for x in (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    queries = [json.loads(x) for x in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+
+    def dropped(entry_id: str) -> bool:
+        return hold_out and int(entry_id[1:4]) % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1
+
+    corpus = work / ("stackfaq-heldout" if hold_out else "stackfaq-full") / "corpus.jsonl"
+    corpus.parent.mkdir(parents=True, exist_ok=True)
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows if not dropped(r["id"])), encoding="utf-8")
+    gold = [
+        GoldQuestion(q["id"], q["question"], answerable=not dropped(q["id"]),
+                     relevant_ids=() if dropped(q["id"]) else tuple(q["relevant_ids"]), source=str(folder), line=n)
+        for n, q in enumerate(queries, 1)
+    ]  # fmt: skip
+    return corpus, gold
+
+
+def bundled():
+    from assistant.evaluation.gold import load_gold
+
+    gold = []
+    for path in TUNING:
+        gold += [q.__class__(**{**q.__dict__, "id": f"{path.stem}:{q.id}"}) for q in load_gold(path)]
+    return ROOT / "corpus", gold
+
+
+def run_curve(
+    name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, history, halves: bool, offsets=None
+) -> list[dict]:
+    from assistant.core.pipeline import Assistant
+    from assistant.core.retrieval import RetrievalConfig
+    from assistant.learning.simulate import simulate_learning
+    from assistant.models.onnx import MODEL_CACHE, open_encoder
+
+    encoder = open_encoder(None, index_dir / MODEL_CACHE, log=log)
+
+    def open_with(links: Path | None):
+        t0 = time.perf_counter()
+        retrieval = RetrievalConfig(learned_offset=offsets[0], learned_section_offset=offsets[1]) if offsets else None
+        assistant, stats = Assistant.open([str(corpus)], index_dir, encoder=encoder, verifier=verifier, retrieval=retrieval,
+                                          use_calibration=False, learned=links, log=log)  # fmt: skip
+        log(f"{name}: opened with {len(assistant.index.learned)} learned keys in {time.perf_counter() - t0:.1f}s ({stats.reason})")
+        return assistant
+
+    points = simulate_learning(open_with, gold, halves=halves, history=history,
+                               on_point=lambda p: log(f"{name}: {p.to_dict()}"))  # fmt: skip
+    return [{"set": name, **p.to_dict()} for p in points]
+
+
+def offset_sweep(name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, offsets) -> list[dict]:
+    """The halves split scored at each learned_offset (one index with the even halves linked),
+    and without links, for the refusal figures the offset must keep."""
+    from dataclasses import replace
+
+    from assistant.core.pipeline import Assistant
+    from assistant.core.retrieval import RetrievalConfig
+    from assistant.learning.links import save_links
+    from assistant.learning.simulate import folds, history_links, score_point
+    from assistant.models.onnx import MODEL_CACHE, open_encoder
+
+    encoder = open_encoder(None, index_dir / MODEL_CACHE, log=log)
+    fold = folds(gold)
+    odd = [q for q in gold if fold.get(q.id, 0) % 2 == 1]
+    even = [q for q in gold if q.id in fold and fold[q.id] % 2 == 0]
+    test = [*odd, *(q for q in gold if not q.answerable)]
+    base, _ = Assistant.open([str(corpus)], index_dir, encoder=encoder, verifier=verifier, use_calibration=False, log=log)
+    rows = [{"set": name, **replace(score_point(base, "halves, no links", 0, test)).to_dict(), "learned_offset": None}]
+    links = index_dir.parent / f"{index_dir.name}-halves.jsonl"
+    save_links(links, history_links(even, base.index.passages))
+    linked, _ = Assistant.open([str(corpus)], index_dir, encoder=encoder, verifier=verifier, use_calibration=False,
+                               learned=links, log=log)  # fmt: skip
+    for offset in offsets:
+        a = Assistant(linked.index, encoder, retrieval=RetrievalConfig(learned_offset=offset, learned_section_offset=offset),
+                      verifier=linked.verifier)
+        rows.append({"set": name, **score_point(a, "halves", len(even), test).to_dict(), "learned_offset": offset})
+        log(f"{name}: {rows[-1]}")
+    return rows
+
+
+def cluster_scores(folder: Path, thresholds) -> list[dict]:
+    """Grouping StackFAQ's queries by meaning against their threads: purity, and groups per thread."""
+    import numpy as np
+    from sklearn.metrics import adjusted_rand_score
+
+    from assistant.learning.clustering import group_questions
+    from assistant.models.embeddings import SentenceTransformerEncoder
+
+    queries = [json.loads(x) for x in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    texts = [q["question"] for q in queries]
+    thread = {q["question"]: q["id"][:4] for q in queries}
+    vectors = SentenceTransformerEncoder().encode(texts)
+    out = []
+    for t in thresholds:
+        groups = group_questions([(q, 1) for q in texts], vectors, threshold=t)
+        labels = {q: i for i, g in enumerate(groups) for q, _ in g.questions}
+        purity = sum(max(np.unique([thread[q] for q, _ in g.questions], return_counts=True)[1]) for g in groups) / len(texts)
+        out.append({
+            "threshold": t, "groups": len(groups), "threads": len(set(thread.values())), "purity": round(float(purity), 3),
+            "ari": round(adjusted_rand_score([thread[q] for q in texts], [labels[q] for q in texts]), 3),
+        })  # fmt: skip
+        log(f"clusters: {out[-1]}")
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| set | history | links | test questions | hit@1 | answerable answered right | answerable refused"
+        + " | unanswerable | unanswerable refused |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def f(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    for r in rows:
+        lines.append(
+            f"| {r['set']} | {r['history']}{'' if r.get('learned_offset') is None else ', offset ' + str(r['learned_offset'])} | {r['links']} | {r['test_questions']} | {f(r['hit_at_1'])} "
+            f"| {f(r['answerable_accuracy'])} | {f(r['answerable_refused'])} | {r['unanswerable_questions']} "
+            f"| {f(r['unanswerable_refused'])} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--stackfaq", type=Path, default=STACKFAQ)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/learning-curve"), help="index folders (reused between runs)")
+    ap.add_argument("--sets", default="stackfaq,stackfaq-full,bundled", help="comma-separated: stackfaq, stackfaq-full, bundled")
+    ap.add_argument("--verifier", default="mpnet", choices=("mpnet", "none"))
+    ap.add_argument("--clusters", action="store_true", help="also score the grouping of refused questions")
+    ap.add_argument("--offsets", help="comma-separated learned_offset values: score the halves split at each instead of the curve")
+    ap.add_argument("--learned-offsets", metavar="FAQ,SECTION", help="the curve with these offsets instead of the defaults")
+    ap.add_argument("--json", type=Path, help="write every figure here")
+    args = ap.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    curve_offsets = [float(x) for x in args.learned_offsets.split(",")] if args.learned_offsets else None
+    for name in sets:
+        suffix = "" if args.verifier == "mpnet" else f"-{args.verifier}"
+        if args.offsets:
+            corpus, gold = bundled() if name == "bundled" else stackfaq(args.stackfaq, args.work, hold_out=name == "stackfaq")
+            rows += offset_sweep(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
+                                 offsets=[float(x) for x in args.offsets.split(",")])  # fmt: skip
+        elif name == "stackfaq":
+            corpus, gold = stackfaq(args.stackfaq, args.work, hold_out=True)
+            rows += run_curve(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
+                              history=(0, 1, 2, 3), halves=True, offsets=curve_offsets)  # fmt: skip
+        elif name == "stackfaq-full":
+            corpus, gold = stackfaq(args.stackfaq, args.work, hold_out=False)
+            rows += run_curve(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
+                              history=(), halves=True, offsets=curve_offsets)  # fmt: skip
+        elif name == "bundled":
+            corpus, gold = bundled()
+            rows += run_curve(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
+                              history=(0, 1, 2, 3), halves=True, offsets=curve_offsets)  # fmt: skip
+        else:
+            ap.error(f"unknown set {name!r}")
+    result = {"verifier": args.verifier, "learned_offsets": curve_offsets or "defaults", "curve": rows}
+    print(table(rows))
+    if args.clusters:
+        result["clusters"] = cluster_scores(args.stackfaq, (0.5, 0.55, 0.6, 0.65, 0.7, 0.75))
+        print("\n| threshold | groups | threads | purity | ARI |\n|---|---|---|---|---|")
+        for c in result["clusters"]:
+            print(f"| {c['threshold']} | {c['groups']} | {c['threads']} | {c['purity']} | {c['ari']} |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
