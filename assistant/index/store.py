@@ -46,7 +46,6 @@ from assistant.index.units import (  # noqa: F401 - re-exported: the index's pub
     UNIT_KINDS,
     Unit,
     UnitTable,
-    learned_offsets,
     make_quotes,
     make_units,
     text_hash,
@@ -68,6 +67,18 @@ from assistant.schema import Passage
 FORMAT_VERSION = 4  # 4: SHA-256 checksums of every file, the manifest included (layout.py)
 DATA_FILES = ("units.npy", "hashes.npy", "vectors.npy")
 QUOTE_FILES = ("quotes.npy", "quote_hashes.npy", "quote_vectors.npy")
+
+
+def learned_offsets(index: Index, faq: float, section: float) -> np.ndarray:
+    """Per unit, what a learned key's cosine counts less (``faq`` on FAQ rows, ``section`` on
+    plain-text passages; 0 for every other unit)."""
+    kinds = np.array([p.kind == "faq" for p in index.passages], dtype=bool)
+    per_passage = np.where(kinds, np.float32(faq), np.float32(section)).astype(np.float32)
+    learned = index.unit_kind == LEARNED_KIND
+    out = np.zeros(len(index.units), dtype=np.float32)
+    if learned.any():
+        out[learned] = per_passage[index.unit_passage[learned]]
+    return out
 
 
 @dataclass

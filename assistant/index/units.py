@@ -13,15 +13,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from assistant.core.sentences import sentence_spans
 from assistant.schema import Passage
-
-if TYPE_CHECKING:
-    from assistant.index.store import Index
 
 UNIT_KINDS = ("title", "full", "sentence", "learned")
 LEARNED_KIND = UNIT_KINDS.index("learned")
@@ -90,18 +86,6 @@ def make_units(passages: list[Passage], learned: Sequence[Sequence[str]] = ()) -
                 units.append(Unit(i, "sentence", s, e))
         units.extend(Unit(i, "learned", k, k) for k in by_passage.get(p.id, ()))
     return units
-
-
-def learned_offsets(index: Index, faq: float, section: float) -> np.ndarray:
-    """Per unit, what a learned key's cosine counts less (``faq`` on FAQ rows, ``section`` on
-    plain-text passages; 0 for every other unit)."""
-    kinds = np.array([p.kind == "faq" for p in index.passages], dtype=bool)
-    per_passage = np.where(kinds, np.float32(faq), np.float32(section)).astype(np.float32)
-    learned = index.unit_kind == LEARNED_KIND
-    out = np.zeros(len(index.units), dtype=np.float32)
-    if learned.any():
-        out[learned] = per_passage[index.unit_passage[learned]]
-    return out
 
 
 def make_quotes(passages: list[Passage]) -> np.ndarray:
