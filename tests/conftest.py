@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -148,24 +149,47 @@ def seed_index_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def seed_assistant(real_encoder, real_verifier, seed_index_dir):
-    """The real pipeline as shipped (retriever, verifier, FAISS index) on the bundled corpus."""
+def seed_assistant(onnx_encoder, onnx_verifier, seed_index_dir):
+    """The real pipeline as shipped (ONNX encoders, retriever, verifier, FAISS index) on the bundled corpus."""
     from assistant.core.pipeline import Assistant
 
-    assistant, _ = Assistant.open([str(SEED_CORPUS.parent)], seed_index_dir, encoder=real_encoder, verifier=real_verifier)
+    assistant, _ = Assistant.open([str(SEED_CORPUS.parent)], seed_index_dir, encoder=onnx_encoder, verifier=onnx_verifier)
     return assistant
+
+
+# `make test` exports MiniLM here (its seed index) before pytest runs.
+PREBUILT_MODELS = ROOT / ".cache" / "seed-index" / "models"
 
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
-    """The packaged model's ONNX export, made once per session. Tests that start the real server
-    or CLI as a child link their index folder's ``models/`` here (see tests/app_process.py), so
-    each child skips the export (about 20 s) and loads the model as a user's second run does."""
+    """The packaged model's ONNX export, once per session: a copy of the one `make test` made
+    (checked against its seal on open) or, without it, exported now (about 20 s). Tests that start
+    the real server or CLI as a child link their index folder's ``models/`` here (see
+    tests/app_process.py), so each child loads the model as a user's second run does."""
     from assistant.models.onnx import open_encoder
 
     folder = tmp_path_factory.mktemp("model-cache")
-    open_encoder(None, folder)
+    if PREBUILT_MODELS.is_dir():
+        shutil.copytree(PREBUILT_MODELS, folder, dirs_exist_ok=True)
+    open_encoder(None, folder)  # a damaged or missing export is made again
     return folder
+
+
+@pytest.fixture(scope="session")
+def onnx_encoder(model_cache):
+    """MiniLM as the product runs it: its ONNX export (no torch on the question path)."""
+    from assistant.models.onnx import open_encoder
+
+    return open_encoder(None, model_cache, export=False)
+
+
+@pytest.fixture(scope="session")
+def onnx_verifier():
+    """The verifier as the product runs it: its ONNX export in the run's model cache."""
+    from assistant.models.verifier import open_verifier_encoder
+
+    return open_verifier_encoder()
 
 
 # --- PostgreSQL: a throwaway cluster (tests/pg.py), one database per test ------------------
