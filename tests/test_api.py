@@ -83,7 +83,7 @@ def test_healthz_reports_the_index(client, seed_assistant, store):
     assert body["index"]["verifier"] == "all-mpnet-base-v2"  # the shipped default re-reads the candidates
     feedback = body["feedback"]
     assert set(feedback) == {"backend", "database", "schema_version", "status", "interactions", "ratings"}
-    assert (feedback["backend"], feedback["status"], feedback["schema_version"]) == (store.backend, "ok", 2)
+    assert (feedback["backend"], feedback["status"], feedback["schema_version"]) == (store.backend, "ok", 3)
     assert feedback["interactions"] == store.totals().interactions
     if store.backend == "postgresql":
         assert ":***@127.0.0.1:" in feedback["database"]  # the password is never shown

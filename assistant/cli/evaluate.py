@@ -147,6 +147,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if run.comparison is not None:
         print(format_comparison(run.comparison))
     print(format_failures(run.results, args.max_failures))
+    if (run.results["conversation"] == "follow-up").any():  # gold rows with history: accuracy both ways
+        from assistant.evaluation.scoring import breakdown  # pandas-backed, as the imports above
+
+        print("\naccuracy with and without history (clarify replies: %d):" % run.summary.get("n_clarify", 0))
+        print(format_table(breakdown(run.results, "conversation")))
     if args.json:
         try:
             write_summary_json(args.json, run.summary)

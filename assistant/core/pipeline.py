@@ -23,6 +23,7 @@ from assistant.core.refusal import RefusalModel
 from assistant.core.retrieval import RetrievalConfig, Retriever
 from assistant.core.self_calibration import SelfCalibration
 from assistant.core.spelling import TypoCorrector, model_vocabulary
+from assistant.dialogue.resolve import check_history, converse
 from assistant.core.stages import (
     MAX_QUESTION_CHARS,
     VERIFY_CANDIDATES,
@@ -215,16 +216,17 @@ class Assistant:
         hits = self.retriever.search(query, self.candidates, exclude=self.passage_indices(leave_out))
         return self.decider.features(query, self.verify(query, hits))
 
-    def ask(self, question: str, *, leave_out: Collection[str] = ()) -> Answer:
+    def ask(self, question: str, *, leave_out: Collection[str] = (), history: Sequence[str] = ()) -> Answer:
         """Answer ``question`` from the policies, or refuse and point to human support.
 
         ``leave_out`` (passage or document ids) answers as if those passages were not in the
         corpus: the eval harness asks answerable questions that way to see them refused.
+        ``history``: the customer's earlier messages, oldest first; a follow-up ("what about
+        Asia?") is answered as the standalone question it stands for (``resolved_question``;
+        assistant/dialogue/resolve.py). A vague bare topic gets the sections to choose from.
         """
-        answer = self.ask_many([question], leave_out=leave_out)[0]
-        if isinstance(answer, QuestionError):
-            raise answer
-        return answer
+        history = check_history(history, MAX_QUESTION_CHARS)
+        return converse(self.ask_many, question, history, leave_out=leave_out)
 
     def ask_many(self, questions: Sequence[str], *, leave_out: Collection[str] = ()) -> list[Answer | QuestionError]:
         """Answer several questions at once: the same answers as ``ask`` one by one, but each
@@ -310,6 +312,8 @@ class Assistant:
                 candidates.append(best)
         return candidates
 
-    def draft(self, message: str, *, customer_name: str | None = None, agent_name: str | None = None) -> Draft:
-        """A reply draft for a support agent answering ``message``."""
-        return compose_draft(self.ask(message), customer_name=customer_name, agent_name=agent_name)
+    def draft(
+        self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, history: Sequence[str] = ()
+    ) -> Draft:
+        """A reply draft for a support agent answering ``message`` (after ``history``, the customer's earlier messages)."""
+        return compose_draft(self.ask(message, history=history), customer_name=customer_name, agent_name=agent_name)

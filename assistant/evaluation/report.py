@@ -180,6 +180,15 @@ def standard_sections(run: EvalRun) -> list[ReportSection]:
                 tables=(ReportTable("By category", by_category),),
             )
         )
+    if "conversation" in results and (results["conversation"] == "follow-up").any():
+        sections.append(
+            ReportSection(
+                "Accuracy with and without history",
+                "Follow-ups (gold rows with `history`, asked in their conversation) against single questions; "
+                f"{s.get('n_clarify', 0)} vague message(s) were answered with topics to choose from (`clarify`).",
+                tables=(ReportTable("By conversation", breakdown(results, "conversation")),),
+            )
+        )
     sections.append(ReportSection("Confidence", figures=(confidence_figure(results),)))
     return sections
 

@@ -59,14 +59,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("assistant.server.api")
 
 
+# The customer's earlier messages, oldest first (assistant/dialogue/resolve.py reads a follow-up with them).
+History = Annotated[list[StrictStr], Field(default_factory=list, max_length=20)]
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     question: StrictStr
+    history: History
 
 
 class DraftRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     question: StrictStr
+    history: History
     customer_name: StrictStr | None = None
     agent_name: StrictStr | None = None
 
@@ -251,12 +257,13 @@ def create_app(
 
     @app.post("/api/ask")
     def api_ask(body: AskRequest) -> dict[str, Any]:
-        return service.ask_payload(body.question, channel="api")
+        return service.ask_payload(body.question, channel="api", history=body.history)
 
     @app.post("/api/draft", dependencies=[Depends(require_staff)])
     def api_draft(body: DraftRequest) -> dict[str, Any]:
         return service.draft_payload(
-            body.question, customer_name=body.customer_name, agent_name=body.agent_name, channel="api"
+            body.question, customer_name=body.customer_name, agent_name=body.agent_name, channel="api",
+            history=body.history,
         )
 
     @app.post("/api/feedback")

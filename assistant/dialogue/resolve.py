@@ -1,0 +1,133 @@
+"""Answer a message in its conversation: build the standalone readings it may have, answer them
+all in one batch, and keep the message's own reading unless the conversation is needed.
+
+Readings (no generator, only the customer's own words):
+- ``alone``: the message as typed;
+- ``slot``: the previous full question with the slot the message names swapped in
+  ("How long does delivery to the UK take?" + "what about Asia?" ->
+  "How long does delivery to Asia take?");
+- ``context``: the last messages and this one read together ("Can I cancel my order? and if it
+  was already shipped?").
+
+The alone reading wins whenever the message is a question of its own; a reading from the
+conversation is taken only when the message leans on it (a fragment, a pronoun, a short
+message) and the passage it answers from is one the message alone also ranks near the top,
+so an earlier turn never drags a new question off its own topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+
+from assistant.core.answer import refuse
+from assistant.dialogue.clarify import offer
+from assistant.dialogue.slots import fragment, fragment_slot, is_followup, mentions, swap
+from assistant.errors import QuestionError
+from assistant.schema import Answer
+
+MAX_HISTORY = 20  # earlier messages accepted with a question
+CONTEXT_TURNS = 2  # earlier messages read together with the message in the ``context`` reading
+# The ``context`` reading is taken only when the passage it answers from is among the message's
+# own best ``ANCHOR_RANK`` passages (the message itself points there), or the message alone was refused.
+ANCHOR_RANK = 5
+ALONE_CONFIDENT = 0.9  # a follow-up-shaped message answered alone at least this surely stays alone
+
+AskMany = Callable[..., Sequence[Answer | QuestionError]]
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str
+    kind: str  # "alone", "slot" or "context"
+    value: str | None = None  # the slot a "slot" reading swapped in ("Asia")
+
+
+def check_history(history: Sequence[str], max_chars: int) -> list[str]:
+    """The history as a list of strings, or a QuestionError naming the bad item."""
+    if isinstance(history, str) or not isinstance(history, Sequence):
+        raise QuestionError(f"history must be a list of strings, got {type(history).__name__}")
+    if len(history) > MAX_HISTORY:
+        raise QuestionError(f"history holds {len(history)} messages; at most {MAX_HISTORY} are accepted")
+    out = []
+    for i, item in enumerate(history):
+        if not isinstance(item, str):
+            raise QuestionError(f"history item {i} must be a string, got {type(item).__name__}")
+        if not item.strip():
+            raise QuestionError(f"history item {i} is empty")
+        if len(item) > max_chars:
+            raise QuestionError(f"history item {i} is {len(item)} characters long; the limit is {max_chars}")
+        out.append(item.strip())
+    return out
+
+
+def frame_of(history: Sequence[str]) -> str | None:
+    """The most recent earlier message that is a question of its own (not a fragment such as
+    "and to Europe?"): the one whose slots a fragment swaps."""
+    for message in reversed(history):
+        if fragment(message) is None:
+            return message
+    return None
+
+
+def readings(message: str, history: Sequence[str]) -> list[Reading]:
+    """The standalone readings of ``message`` after ``history`` (oldest first); ``alone`` first."""
+    out = [Reading(message, "alone")]
+    if not history:
+        return out
+    frame = frame_of(history)
+    found = fragment_slot(message, frame) if frame is not None else None
+    if found is not None:
+        out.append(Reading(swap(frame, *found), "slot", value=found[1]))
+    out.append(Reading(" ".join([*history[-CONTEXT_TURNS:], message]), "context"))
+    return out
+
+
+def choose(message: str, options: Sequence[Reading], answers: Sequence[Answer | QuestionError]) -> int:
+    """The index of the reading to answer with (0, the alone reading, unless the message leans on the conversation)."""
+    alone = answers[0]
+    if not isinstance(alone, Answer) or alone.refusal_reason == "instruction" or len(options) == 1:
+        return 0
+    by_kind = {r.kind: i for i, r in enumerate(options) if isinstance(answers[i], Answer)}
+    if "slot" in by_kind:
+        return by_kind["slot"]
+    if not is_followup(message):
+        return 0
+    ctx = by_kind.get("context")
+    if ctx is None:
+        return 0
+    if alone.answered and alone.evidence.get("p_answer", alone.confidence) >= ALONE_CONFIDENT:
+        return 0
+    answer = answers[ctx]
+    if not answer.answered:
+        return ctx  # a follow-up the policies don't cover stays refused
+    top = {h.passage.id for h in alone.retrieved[:ANCHOR_RANK]}
+    anchored = answer.citations and answer.citations[0].id in top
+    return ctx if anchored or not alone.answered else 0
+
+
+def converse(ask_many: AskMany, message: str, history: Sequence[str] = (), *, leave_out: Collection[str] = ()) -> Answer:
+    """Answer ``message`` read in its conversation (``history``: the customer's earlier messages,
+    oldest first). Without history this is exactly the message asked alone (plus a clarifying
+    reply to a vague bare topic, as always).
+
+    Raises:
+        QuestionError: the message cannot be asked (empty, too long).
+    """
+    options = readings(message, history)
+    answers = ask_many([r.text for r in options], leave_out=leave_out)
+    if isinstance(answers[0], QuestionError):
+        raise answers[0]
+    pick = choose(message, options, answers)
+    answer = answers[pick]
+    if pick == 0:
+        return offer(message, answer)
+    reading = options[pick]
+    if reading.value is not None and answer.answered and not any(mentions(c.text, reading.value) for c in answer.citations):
+        # "what about Brazil?" after a delivery question: the passage gives delivery times, but
+        # never for Brazil (nor South America): the policies don't say.
+        answer = refuse(
+            answer.question, answer.support_contact, confidence=answer.confidence, reason="not_stated",
+            hits=answer.retrieved, evidence=answer.evidence, related=answer.citations[:1],
+        )
+    return replace(answer, question=answers[0].question, resolved_question=reading.text)
