@@ -148,9 +148,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(format_comparison(run.comparison))
     print(format_failures(run.results, args.max_failures))
     if (run.results["conversation"] == "follow-up").any():  # gold rows with history: accuracy both ways
-        from assistant.evaluation.scoring import breakdown  # pandas-backed, as the imports above
+        from assistant.evaluation.scoring import breakdown, clarify_count  # pandas-backed, as the imports above
 
-        print("\naccuracy with and without history (clarify replies: %d):" % run.summary.get("n_clarify", 0))
+        print(f"\naccuracy with and without history (clarify replies: {clarify_count(run.results)}):")
         print(format_table(breakdown(run.results, "conversation")))
     if args.json:
         try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from assistant.core.answer import refuse
 from assistant.dialogue.clarify import offer
-from assistant.dialogue.slots import fragment, fragment_slot, is_followup, mentions, swap
+from assistant.dialogue.slots import followup_strength, fragment, fragment_slot, mentions, swap
 from assistant.errors import QuestionError
 from assistant.schema import Answer
 
@@ -91,7 +91,8 @@ def choose(message: str, options: Sequence[Reading], answers: Sequence[Answer | 
     by_kind = {r.kind: i for i, r in enumerate(options) if isinstance(answers[i], Answer)}
     if "slot" in by_kind:
         return by_kind["slot"]
-    if not is_followup(message):
+    strength = followup_strength(message)
+    if not strength:
         return 0
     ctx = by_kind.get("context")
     if ctx is None:
@@ -102,8 +103,10 @@ def choose(message: str, options: Sequence[Reading], answers: Sequence[Answer | 
     if not answer.answered:
         return ctx  # a follow-up the policies don't cover stays refused
     top = {h.passage.id for h in alone.retrieved[:ANCHOR_RANK]}
-    anchored = answer.citations and answer.citations[0].id in top
-    return ctx if anchored or not alone.answered else 0
+    anchored = bool(answer.citations) and answer.citations[0].id in top
+    # A message that says it leans on the conversation ("and ...", "it") and is refused alone is
+    # read in context; a merely short one only where its own best passages include the answer's.
+    return ctx if anchored or (not alone.answered and strength == 2) else 0
 
 
 def converse(ask_many: AskMany, message: str, history: Sequence[str] = (), *, leave_out: Collection[str] = ()) -> Answer:

@@ -152,10 +152,17 @@ def mentions(text: str, value: str) -> bool:
     return all(w[: max(4, len(w) - 2)] in lowered for w in words)
 
 
-def is_followup(message: str) -> bool:
-    """Whether ``message`` reads as leaning on an earlier one: a lead-in ("and", "what about"),
-    a pronoun, or a short message that does not start like a question of its own."""
+SHORT_WORDS = 4  # a message this short that leans on nothing explicit may still be a follow-up ("what should I do?")
+
+
+def followup_strength(message: str) -> int:
+    """How surely ``message`` leans on an earlier one: 2 for a lead-in ("and", "what about") or a
+    pronoun, 1 for a short message (at most SHORT_WORDS words) without either, else 0."""
     if FOLLOWUP_LEAD_RE.match(message) or PRONOUN_RE.search(message):
-        return True
-    words = WORD_RE.findall(message)
-    return len(words) <= 4
+        return 2
+    return 1 if len(WORD_RE.findall(message)) <= SHORT_WORDS else 0
+
+
+def is_followup(message: str) -> bool:
+    """Whether ``message`` may lean on an earlier one (followup_strength above 0)."""
+    return followup_strength(message) > 0

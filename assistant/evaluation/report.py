@@ -23,7 +23,7 @@ import pandas as pd
 from assistant.evaluation.baseline import Comparison, results_csv_frame
 from assistant.evaluation.gate import Bound
 from assistant.evaluation.run import EvalRun
-from assistant.evaluation.scoring import METRICS, SIMULATED_METRICS, breakdown
+from assistant.evaluation.scoring import METRICS, SIMULATED_METRICS, breakdown, clarify_count
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -185,7 +185,7 @@ def standard_sections(run: EvalRun) -> list[ReportSection]:
             ReportSection(
                 "Accuracy with and without history",
                 "Follow-ups (gold rows with `history`, asked in their conversation) against single questions; "
-                f"{s.get('n_clarify', 0)} vague message(s) were answered with topics to choose from (`clarify`).",
+                f"{clarify_count(results)} vague message(s) were answered with topics to choose from (`clarify`).",
                 tables=(ReportTable("By conversation", breakdown(results, "conversation")),),
             )
         )

@@ -331,10 +331,14 @@ def summarize(results: pd.DataFrame) -> dict[str, float | int | None]:
     out["n"] = int(len(results))
     out["n_answerable"] = int(answerable.sum())
     out["n_unanswerable"] = int((~answerable).sum())
-    # Vague messages answered with the topics to choose from: their own outcome (neither an answer nor a refusal to score apart).
-    reasons = results["refusal_reason"] if "refusal_reason" in results else pd.Series("", index=results.index)
-    out["n_clarify"] = int((reasons.fillna("").astype(str) == "clarify").sum())
     return out
+
+
+def clarify_count(results: pd.DataFrame) -> int:
+    """Rows answered with topics to choose from (a vague message; ``refusal_reason`` "clarify"): their own outcome."""
+    if "refusal_reason" not in results:
+        return 0
+    return int((results["refusal_reason"].fillna("").astype(str) == "clarify").sum())
 
 
 def precision_summary(results: pd.DataFrame) -> dict[str, float | None]:

@@ -162,7 +162,7 @@ def create_app(
     # body read at all), the body read timeout and size limit, then the Gradio call checks,
     # which read the (by then bounded) body.
     gradio_blocks: dict[str, Any] = {}  # mount -> Blocks, filled in when the UI is mounted
-    app.add_middleware(GradioGuard, blocks=gradio_blocks, questions={"ask": 1, "draft": 3})
+    app.add_middleware(GradioGuard, blocks=gradio_blocks, questions={"ask": 2, "draft": 4})
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, prefix=API_PREFIX, other_max_bytes=max_ui_body_bytes)
     app.add_middleware(BodyReadTimeout, timeout_s=body_timeout_s)
     if rate_limit_per_min is not None:
