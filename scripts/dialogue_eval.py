@@ -1,9 +1,11 @@
 """Score follow-up resolution on a dialogue set: each row asked in its conversation, and alone.
 
-    python scripts/dialogue_eval.py evals/dialogues.jsonl [--index-dir DIR] [--show]
+    python scripts/dialogue_eval.py evals/dialogues.jsonl [--index-dir DIR] [--show] [--api]
 
 Prints, per category and in all: answerable follow-ups answered with every must_include fact,
 follow-ups to refuse refused, and the same with the history ignored (the message alone).
+With --api every row goes through POST /api/ask with its ``history`` (the server app in
+process, a throw-away feedback log) instead of Assistant.ask.
 Tuning data only: evals/dialogues-test.jsonl is held out (run once, for reporting).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,11 +25,30 @@ from assistant.settings import BUNDLED_CORPUS, offline_env
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def right(q, answer) -> bool:
+def right(q, answer: dict) -> bool:
     """Answerable: answered with every fact; unanswerable: refused (a clarify reply is not an answer)."""
     if not q.answerable:
-        return not answer.answered
-    return answer.answered and not missing_facts(answer.answer, q.must_include)
+        return not answer["answered"]
+    return answer["answered"] and not missing_facts(answer["answer"], q.must_include)
+
+
+def asker(assistant, api: bool, data_dir: Path):
+    """ask(question, history) -> the answer's JSON object, in process or through POST /api/ask."""
+    if not api:
+        return lambda question, history: assistant.ask(question, history=history).to_dict()
+    from fastapi.testclient import TestClient
+
+    from assistant.server.api import create_app
+    from assistant.server.feedback import FeedbackStore
+
+    client = TestClient(create_app(assistant, FeedbackStore.open(data_dir), ui=False), base_url="http://127.0.0.1")
+
+    def ask(question, history):
+        r = client.post("/api/ask", json={"question": question, "history": list(history)})
+        r.raise_for_status()
+        return r.json()
+
+    return ask
 
 
 def main() -> int:
@@ -34,15 +56,18 @@ def main() -> int:
     parser.add_argument("gold", type=Path)
     parser.add_argument("--index-dir", default=str(ROOT / ".index" / "dialogue-eval"))
     parser.add_argument("--show", action="store_true", help="print every row that scores wrong in context")
+    parser.add_argument("--api", action="store_true", help="ask through POST /api/ask (in process) with the history")
     args = parser.parse_args()
     for key, value in offline_env().items():
         os.environ.setdefault(key, value)
     assistant, _ = Assistant.open([str(BUNDLED_CORPUS)], args.index_dir, verifier="mpnet")
     gold = load_gold(args.gold)
+    tmp = tempfile.TemporaryDirectory()
+    ask = asker(assistant, args.api, Path(tmp.name))
     tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # n, right in context, right alone
     for q in gold:
-        ctx = assistant.ask(q.question, history=q.history)
-        alone = assistant.ask(q.question)
+        ctx = ask(q.question, q.history)
+        alone = ask(q.question, ())
         ok, ok_alone = right(q, ctx), right(q, alone)
         for key in (q.category, "answerable" if q.answerable else "to refuse", "all"):
             t = tally[key]
@@ -50,8 +75,8 @@ def main() -> int:
             t[1] += ok
             t[2] += ok_alone
         if args.show and not ok:
-            print(f"{q.id} [{q.category}] {q.history} -> {q.question!r}\n    resolved: {ctx.resolved_question!r}"
-                  f"\n    got: {'refused ' + str(ctx.refusal_reason) if not ctx.answered else ctx.answer[:150]!r}")
+            got = ctx["answer"][:150] if ctx["answered"] else f"refused {ctx['refusal_reason']}"
+            print(f"{q.id} [{q.category}] {q.history} -> {q.question!r}\n    resolved: {ctx['resolved_question']!r}\n    got: {got!r}")
     print(f"{'group':<18}{'n':>4}{'in context':>12}{'alone':>8}")
     for key in sorted(tally, key=lambda k: (k in ("all", "answerable", "to refuse"), k)):
         n, ok, ok_alone = tally[key]

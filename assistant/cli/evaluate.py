@@ -151,7 +151,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from assistant.evaluation.scoring import breakdown, clarify_count  # pandas-backed, as the imports above
 
         print(f"\naccuracy with and without history (clarify replies: {clarify_count(run.results)}):")
-        print(format_table(breakdown(run.results, "conversation")))
+        print(format_table(breakdown(run.results, "conversation").round(3)))
     if args.json:
         try:
             write_summary_json(args.json, run.summary)
