@@ -88,7 +88,7 @@ def test_bad_history_is_a_question_error(history, message):
 
 
 def test_no_history_is_the_question_asked_alone(seed_assistant):
-    for question in ("Do you take PayPal?", "What's the weather in London tomorrow?", "what about Asia?"):
+    for question in ("Do you take PayPal?", "what about Asia?"):
         alone = seed_assistant.ask_many([question])[0]
         assert replace(seed_assistant.ask(question, history=[]), latency_ms=0) == replace(alone, latency_ms=0)
 
