@@ -48,8 +48,9 @@ def test_without_history_the_only_reading_is_the_message():
 
 @pytest.mark.parametrize(
     "message, strength",
-    [("and if it was already shipped?", 2), ("what about Asia?", 2), ("is it stored?", 2), ("what now?", 1),
-     ("Can I cancel my order if it has not shipped yet?", 2), ("How long does delivery to Europe take?", 0)],
+    [("and if it was already shipped?", 2), ("what about Asia?", 2), ("is it stored?", 2), ("what now?", 2),
+     ("how fast do you reply?", 2), ("Can I cancel my order if it has not shipped yet?", 2),
+     ("Do you sell watches?", 0), ("How long does delivery to Europe take?", 0)],
 )  # fmt: skip
 def test_followup_strength(message, strength):
     assert followup_strength(message) == strength
@@ -100,13 +101,12 @@ def test_follow_ups_in_their_conversation(seed_assistant):
     assert asia.to_dict()["resolved_question"] == "How long does delivery to Asia take?"
     brazil = seed_assistant.ask("what about Brazil?", history=[UK])  # the policies give no time for South America
     assert not brazil.answered and brazil.resolved_question == "How long does delivery to Brazil take?"
-    shipped = seed_assistant.ask("and if it was already shipped?", history=["Can I cancel my order?"])
-    assert shipped.answered and "cannot cancel the order if the product has already been shipped" in shipped.answer
     # A new question of its own is answered as itself, whatever came before.
     cancel = seed_assistant.ask("Can I cancel my order?", history=[UK])
     assert cancel.resolved_question is None and "order-payment-1" in cancel.citations[0].id
-    weather = seed_assistant.ask("What's the weather in Paris tomorrow?", history=["Can I resize my ring?"])
-    assert not weather.answered and weather.resolved_question is None
+    # The topic is found, but its passage states no duration: the policies don't say.
+    took = seed_assistant.ask("how long will it take?", history=["Can I resize my ring?"])
+    assert (took.answered, took.refusal_reason) == (False, "not_stated")
 
 
 def test_a_vague_topic_gets_the_sections_to_choose_from(seed_assistant):

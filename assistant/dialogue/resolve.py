@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
-from assistant.core.answer import refuse
+from assistant.core.answer import SENTENCE_TRAITS, question_types, refuse
 from assistant.dialogue.clarify import offer
 from assistant.dialogue.slots import followup_strength, fragment, fragment_slot, mentions, swap
 from assistant.errors import QuestionError
@@ -109,6 +109,22 @@ def choose(message: str, options: Sequence[Reading], answers: Sequence[Answer | 
     return ctx if anchored or (not alone.answered and strength == 2) else 0
 
 
+def unnamed_slot(reading: Reading, answer: Answer) -> bool:
+    """A swapped-in slot that none of the answer's passages names (nor a region holding it)."""
+    return reading.value is not None and not any(mentions(c.text, reading.value) for c in answer.citations)
+
+
+def unanswered_kind(message: str, answer: Answer) -> bool:
+    """The message asks for a duration or an amount ("how long will it take?") and no sentence
+    quoted from the answer's first passage states one: the conversation's topic was found, not
+    what the message asks of it."""
+    kinds = question_types(message) & {"duration", "amount"}
+    if not kinds or not answer.citations:
+        return False
+    first = [s.text for s in answer.sentences if s.passage_id == answer.citations[0].id]
+    return not any(SENTENCE_TRAITS[k].search(text) for text in first for k in kinds)
+
+
 def converse(ask_many: AskMany, message: str, history: Sequence[str] = (), *, leave_out: Collection[str] = ()) -> Answer:
     """Answer ``message`` read in its conversation (``history``: the customer's earlier messages,
     oldest first). Without history this is exactly the message asked alone (plus a clarifying
@@ -126,9 +142,10 @@ def converse(ask_many: AskMany, message: str, history: Sequence[str] = (), *, le
     if pick == 0:
         return offer(message, answer)
     reading = options[pick]
-    if reading.value is not None and answer.answered and not any(mentions(c.text, reading.value) for c in answer.citations):
+    if answer.answered and (unnamed_slot(reading, answer) or unanswered_kind(message, answer)):
         # "what about Brazil?" after a delivery question: the passage gives delivery times, but
-        # never for Brazil (nor South America): the policies don't say.
+        # never for Brazil (nor South America); "how long will it take?" after a resizing
+        # question, answered with no duration: the policies don't say.
         answer = refuse(
             answer.question, answer.support_contact, confidence=answer.confidence, reason="not_stated",
             hits=answer.retrieved, evidence=answer.evidence, related=answer.citations[:1],

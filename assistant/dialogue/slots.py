@@ -152,13 +152,34 @@ def mentions(text: str, value: str) -> bool:
     return all(w[: max(4, len(w) - 2)] in lowered for w in words)
 
 
-SHORT_WORDS = 4  # a message this short that leans on nothing explicit may still be a follow-up ("what should I do?")
+SHORT_WORDS = 0  # a message up to this many words that names a topic may lean on the conversation (0: none; see docs/dialogue.md)
+
+
+# Words that name no topic: question words, auxiliaries, pronouns, light verbs, time and degree.
+# A message made only of them ("how fast do you reply?", "what should I send you?") says what
+# it asks but not about what: the conversation says that.
+GENERIC_WORDS = frozenset(
+    """what when where who whom whose why how which whether if else then now still yet already again
+    can could do does did done doing is are was were be been being am will would shall should may might must
+    have has had having get gets got getting i me my mine you your yours we us our ours he she him her his
+    they them their it its this that these those there here a an the to of for in on at by with from about
+    as so and or but not no yes please just also too very really much many more most long fast soon quickly
+    early late days day hours hour weeks week months month time times take takes took need needs needed
+    want wants send sent ask asked tell told say said know make go going come reply answer answers respond
+    happen happens happened next first last any some all one ok okay""".split()
+)
+
+
+def topical_words(message: str) -> list[str]:
+    """The words of ``message`` that name a topic (not in GENERIC_WORDS)."""
+    return [w for w in WORD_RE.findall(message.lower()) if w not in GENERIC_WORDS and not w.isdigit()]
 
 
 def followup_strength(message: str) -> int:
-    """How surely ``message`` leans on an earlier one: 2 for a lead-in ("and", "what about") or a
-    pronoun, 1 for a short message (at most SHORT_WORDS words) without either, else 0."""
-    if FOLLOWUP_LEAD_RE.match(message) or PRONOUN_RE.search(message):
+    """How surely ``message`` leans on an earlier one: 2 for a lead-in ("and", "what about"), a
+    pronoun, or no topical word of its own; 1 for a short message (at most SHORT_WORDS words)
+    without any of these; else 0."""
+    if FOLLOWUP_LEAD_RE.match(message) or PRONOUN_RE.search(message) or not topical_words(message):
         return 2
     return 1 if len(WORD_RE.findall(message)) <= SHORT_WORDS else 0
 
