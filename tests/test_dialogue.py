@@ -162,3 +162,11 @@ def test_the_log_keeps_the_resolved_question(tmp_path):
         (gap,) = store.top_refused()  # both follow-ups count as one gap; a vague message is none
         assert (gap.count, gap.resolved_question) == (2, "How long does delivery to Brazil take?")
         assert store.export_csv_text().splitlines()[1].endswith(",How long does delivery to Brazil take?")
+
+
+def test_a_pasted_thread_splits_at_blank_lines():
+    from assistant.server.web import thread_messages
+
+    assert thread_messages("Hi, my ring broke.\nIt was a gift.\n\n  \nI emailed photos.\n\n") == [
+        "Hi, my ring broke.\nIt was a gift.", "I emailed photos."
+    ]
