@@ -6,7 +6,8 @@ Prints, per category and in all: answerable follow-ups answered with every must_
 follow-ups to refuse refused, and the same with the history ignored (the message alone).
 With --api every row goes through POST /api/ask with its ``history`` (the server app in
 process, a throw-away feedback log) instead of Assistant.ask.
-Tuning data only: evals/dialogues-test.jsonl is held out (run once, for reporting).
+Tuning data: evals/dialogues.jsonl and evals/dialogues-tuning-2.jsonl. Held out: evals/dialogues-heldout.jsonl
+(run once, at the end, for reporting; never for decisions).
 """
 
 from __future__ import annotations
