@@ -17,12 +17,20 @@ so an earlier turn never drags a new question off its own topic.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
-from assistant.core.answer import SENTENCE_TRAITS, question_types, refuse
+from assistant.core.answer import SENTENCE_TRAITS, content_terms, question_types, refuse
 from assistant.dialogue.clarify import offer
-from assistant.dialogue.slots import followup_strength, fragment, fragment_slot, mentions, swap
+from assistant.dialogue.slots import (
+    followup_strength,
+    fragment,
+    fragment_slot,
+    mentions,
+    swap,
+    topical_words,
+)
 from assistant.errors import QuestionError
 from assistant.schema import Answer
 
@@ -32,6 +40,15 @@ CONTEXT_TURNS = 2  # earlier messages read together with the message in the ``co
 # own best ``ANCHOR_RANK`` passages (the message itself points there), or the message alone was refused.
 ANCHOR_RANK = 5
 ALONE_CONFIDENT = 0.9  # a follow-up-shaped message answered alone at least this surely stays alone
+# A topic-naming message refused alone is read in context when the context answer's passage
+# holds at least this share of its topical words.
+TOPIC_SHARE = 0.5
+# "why not?": a message asking for a reason is answered in context only by a sentence that gives one.
+WHY_RE = re.compile(r"^\W*(?:(?:and|but|so)\s+)?(?:why|how come|for what reason)\b", re.IGNORECASE)
+REASON_RE = re.compile(
+    r"\b(?:because|since|due to|as a result|so that|in order to|otherwise|might|for \w+ (?:reasons?|purposes?))\b",
+    re.IGNORECASE,
+)
 
 AskMany = Callable[..., Sequence[Answer | QuestionError]]
 
@@ -92,11 +109,13 @@ def choose(message: str, options: Sequence[Reading], answers: Sequence[Answer | 
     if "slot" in by_kind:
         return by_kind["slot"]
     strength = followup_strength(message)
-    if not strength:
-        return 0
     ctx = by_kind.get("context")
     if ctx is None:
         return 0
+    if not strength:
+        # A message naming a topic of its own ("what happens to the warranty if I do?") is read in
+        # context only when it is refused alone and the context answer's passage names that topic.
+        return ctx if not alone.answered and answers[ctx].answered and names_topic(message, answers[ctx]) else 0
     if alone.answered and alone.evidence.get("p_answer", alone.confidence) >= ALONE_CONFIDENT:
         return 0
     answer = answers[ctx]
@@ -107,6 +126,15 @@ def choose(message: str, options: Sequence[Reading], answers: Sequence[Answer | 
     # A message that says it leans on the conversation ("and ...", "it") and is refused alone is
     # read in context; a merely short one only where its own best passages include the answer's.
     return ctx if anchored or (not alone.answered and strength == 2) else 0
+
+
+def names_topic(message: str, answer: Answer) -> bool:
+    """Whether the answer's first passage holds at least half of the topical words of ``message``
+    (stemmed): the conversation's passage speaks of what the message names."""
+    words = content_terms(" ".join(topical_words(message)))
+    if not words or not answer.citations:
+        return False
+    return len(words & content_terms(answer.citations[0].text)) >= TOPIC_SHARE * len(words)
 
 
 def unnamed_slot(reading: Reading, answer: Answer) -> bool:
@@ -125,6 +153,36 @@ def unanswered_kind(message: str, answer: Answer) -> bool:
     return not any(SENTENCE_TRAITS[k].search(text) for text in first for k in kinds)
 
 
+def gives_no_reason(message: str, answer: Answer) -> bool:
+    """The message asks why ("why not?") and no quoted sentence gives a reason: the policy is
+    stated, its reason is not."""
+    return bool(WHY_RE.match(message)) and not any(REASON_RE.search(s.text) for s in answer.sentences)
+
+
+def decide(
+    message: str, options: Sequence[Reading], answers: Sequence[Answer | QuestionError], pick: int | None = None
+) -> Answer:
+    """The answer to give: the chosen reading's (``pick``, else :func:`choose`'s), refused as
+    ``not_stated`` when it misses what the message asks (a slot no passage names, a duration,
+    amount or reason no sentence states)."""
+    pick = choose(message, options, answers) if pick is None else pick
+    answer = answers[pick]
+    if pick == 0:
+        return offer(message, answer)
+    reading = options[pick]
+    if answer.answered and (
+        unnamed_slot(reading, answer) or unanswered_kind(message, answer) or gives_no_reason(message, answer)
+    ):
+        # "what about Brazil?" after a delivery question: the passage gives delivery times, but
+        # never for Brazil (nor South America); "how long will it take?" after a resizing
+        # question, answered with no duration; "why not?" after "Do you accept cash?": the policies don't say.
+        answer = refuse(
+            answer.question, answer.support_contact, confidence=answer.confidence, reason="not_stated",
+            hits=answer.retrieved, evidence=answer.evidence, related=answer.citations[:1],
+        )
+    return replace(answer, question=answers[0].question, resolved_question=reading.text)
+
+
 def converse(ask_many: AskMany, message: str, history: Sequence[str] = (), *, leave_out: Collection[str] = ()) -> Answer:
     """Answer ``message`` read in its conversation (``history``: the customer's earlier messages,
     oldest first). Without history this is exactly the message asked alone (plus a clarifying
@@ -139,15 +197,10 @@ def converse(ask_many: AskMany, message: str, history: Sequence[str] = (), *, le
         raise answers[0]
     pick = choose(message, options, answers)
     answer = answers[pick]
-    if pick == 0:
-        return offer(message, answer)
-    reading = options[pick]
-    if answer.answered and (unnamed_slot(reading, answer) or unanswered_kind(message, answer)):
-        # "what about Brazil?" after a delivery question: the passage gives delivery times, but
-        # never for Brazil (nor South America); "how long will it take?" after a resizing
-        # question, answered with no duration: the policies don't say.
-        answer = refuse(
-            answer.question, answer.support_contact, confidence=answer.confidence, reason="not_stated",
-            hits=answer.retrieved, evidence=answer.evidence, related=answer.citations[:1],
-        )
-    return replace(answer, question=answers[0].question, resolved_question=reading.text)
+    if pick and answer.answered and not unnamed_slot(options[pick], answer) and unanswered_kind(message, answer):
+        # "how fast do you reply?" after an email question, read in context, found the live-chat
+        # passage (no duration): the same reading without that passage may find the one stating it.
+        again = ask_many([options[pick].text], leave_out=[*leave_out, answer.citations[0].id])[0]
+        if isinstance(again, Answer) and again.answered and not unanswered_kind(message, again):
+            answers = [*answers[:pick], again, *answers[pick + 1 :]]
+    return decide(message, options, answers, pick)

@@ -149,7 +149,7 @@ def mentions(text: str, value: str) -> bool:
         return True
     lowered = text.lower()
     words = [w for w in WORD_RE.findall(value.lower()) if w not in ("the", "a", "an")]
-    return all(w[: max(4, len(w) - 2)] in lowered for w in words)
+    return all(w[: max(4, len(w) - 3)] in lowered for w in words)
 
 
 SHORT_WORDS = 0  # a message up to this many words that names a topic may lean on the conversation (0: none; see docs/dialogue.md)
