@@ -100,14 +100,32 @@ def readings(message: str, history: Sequence[str]) -> list[Reading]:
     return out
 
 
-def choose(message: str, options: Sequence[Reading], answers: Sequence[Answer | QuestionError]) -> int:
-    """The index of the reading to answer with (0, the alone reading, unless the message leans on the conversation)."""
+def repeats(answer: Answer, previous: Answer | QuestionError | None) -> bool:
+    """Whether ``answer`` quotes nothing that ``previous`` (the last message's own answer) did not."""
+    said = {s.text for s in previous.sentences} if isinstance(previous, Answer) and previous.answered else set()
+    return bool(answer.sentences) and {s.text for s in answer.sentences} <= said
+
+
+def choose(
+    message: str,
+    options: Sequence[Reading],
+    answers: Sequence[Answer | QuestionError],
+    previous: Answer | QuestionError | None = None,
+) -> int:
+    """The index of the reading to answer with (0, the alone reading, unless the message leans on
+    the conversation). ``previous``: the last earlier message's own answer, when known."""
     alone = answers[0]
     if not isinstance(alone, Answer) or alone.refusal_reason == "instruction" or len(options) == 1:
         return 0
     by_kind = {r.kind: i for i, r in enumerate(options) if isinstance(answers[i], Answer)}
     if "slot" in by_kind:
-        return by_kind["slot"]
+        slot = by_kind["slot"]
+        # "what about silver?" after "Do you sell gold rings?": the swapped question is refused,
+        # the message alone is answered from a passage naming silver: the message stands alone.
+        value = options[slot].value or ""
+        terms = content_terms(value)
+        own = alone.answered and alone.citations and terms and terms <= content_terms(alone.citations[0].text)
+        return 0 if not answers[slot].answered and own else slot
     strength = followup_strength(message)
     ctx = by_kind.get("context")
     if ctx is None:
@@ -121,6 +139,10 @@ def choose(message: str, options: Sequence[Reading], answers: Sequence[Answer | 
     answer = answers[ctx]
     if not answer.answered:
         return ctx  # a follow-up the policies don't cover stays refused
+    if alone.answered and alone.citations and alone.citations[0].id != answer.citations[0].id and repeats(answer, previous):
+        # "and how long before it ships?" after a delivery question: read in context it only
+        # repeats the delivery answer; alone it is answered from another passage: something new.
+        return 0
     top = {h.passage.id for h in alone.retrieved[:ANCHOR_RANK]}
     anchored = bool(answer.citations) and answer.citations[0].id in top
     # A message that says it leans on the conversation ("and ...", "it") and is refused alone is
@@ -192,10 +214,13 @@ def converse(ask_many: AskMany, message: str, history: Sequence[str] = (), *, le
         QuestionError: the message cannot be asked (empty, too long).
     """
     options = readings(message, history)
-    answers = ask_many([r.text for r in options], leave_out=leave_out)
+    # The last earlier message is asked too (same batch): what it was answered tells whether a
+    # context reading says anything new.
+    asked = ask_many([r.text for r in options] + list(history[-1:]), leave_out=leave_out)
+    answers, previous = asked[: len(options)], (asked[len(options)] if history else None)
     if isinstance(answers[0], QuestionError):
         raise answers[0]
-    pick = choose(message, options, answers)
+    pick = choose(message, options, answers, previous)
     answer = answers[pick]
     if pick and answer.answered and not unnamed_slot(options[pick], answer) and unanswered_kind(message, answer):
         # "how fast do you reply?" after an email question, read in context, found the live-chat
