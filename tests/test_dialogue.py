@@ -10,11 +10,24 @@ import pytest
 
 from assistant.cli.main import main
 from assistant.dialogue.clarify import is_vague, option_question
-from assistant.dialogue.resolve import MAX_HISTORY, check_history, readings
+from assistant.dialogue.resolve import (
+    MAX_HISTORY,
+    check_history,
+    choose,
+    decide,
+    readings,
+)
 from assistant.dialogue.slots import followup_strength, fragment, mentions
 from assistant.errors import GoldError, QuestionError
 from assistant.evaluation.gold import load_gold
-from assistant.schema import Answer
+from assistant.schema import (
+    Answer,
+    AnswerSentence,
+    Citation,
+    Hit,
+    Passage,
+    SupportContact,
+)
 from assistant.server.feedback import FeedbackStore
 
 UK = "How long does delivery to the UK take?"
@@ -85,6 +98,43 @@ def test_bad_history_is_a_question_error(history, message):
         check_history(history, 2000)
 
 
+def said(pid: str, *sentences: str, p: float = 0.99) -> Answer:
+    """An answer quoting ``sentences`` from passage ``pid`` (no model: the choice rules alone)."""
+    cite = Citation(id=pid, doc_id="faq", title="", text=" ".join(sentences), score=1.0)
+    quoted = [AnswerSentence(t, pid, 1) for t in sentences]
+    contact = SupportContact(text="help@example.com", kind="email", email="help@example.com")
+    return Answer("q", True, " ".join(sentences), p, [cite], quoted, support_contact=contact, evidence={"p_answer": p})
+
+
+REFUSED = Answer("q", False, "Sorry.", 0.9, refusal_reason="not_covered", evidence={"p_answer": 0.1})
+CASH = "We DO NOT accept money orders, checks, or cash."
+RESIZE = "We do not recommend resizing our rings because it might ruin the plating."
+VOID = "Once an item has been altered it will void our return or warranty policy."
+CANCEL = "We accept order cancellations before the product is shipped or produced."
+
+
+def test_the_choice_among_readings():
+    def pick(history, message, answers, previous=None):
+        return choose(message, readings(message, history), answers, previous)
+
+    # "why not?" in context must quote a reason: a policy restated is not_stated.
+    assert decide("why not?", readings("why not?", ["Do you accept cash?"]), [REFUSED, said("p2", CASH)]).refusal_reason == "not_stated"
+    why = decide("why not?", readings("why not?", ["Do you resize rings?"]), [REFUSED, said("p3", RESIZE)])
+    assert why.answered and why.resolved_question == "Do you resize rings? why not?"
+    # A message naming its own topic, refused alone, is read in context only where the passage names that topic.
+    assert pick(["Can I resize my ring?"], "what happens to the warranty if I do?", [REFUSED, said("p3", VOID)]) == 1
+    assert pick(["Can I cancel my order?"], "can I change the shipping address instead?", [REFUSED, said("p1", CANCEL)]) == 0
+    # A context reading that only repeats the last answer yields to the message answered alone elsewhere.
+    ships = [said("s1", "All orders are processed within 2 working days.", p=0.86), said("s2", "Asia is 3 to 10 working days.")]
+    ships[0] = replace(ships[0], retrieved=[Hit(Passage("s2", "faq", "", "Asia ...", "faq.txt", 1), 1.0)])  # the message points there too
+    assert pick(["How long does delivery to Asia take?"], "and how long before it ships?", ships, ships[1]) == 0
+    assert pick(["How long does delivery to Asia take?"], "and how long before it ships?", ships) == 1
+    # A refused slot reading yields to the message alone answered from a passage naming the slot.
+    silver = [said("p4", "Most of our jewelry is made with 925 sterling silver.", p=0.87), REFUSED, REFUSED]
+    assert pick(["Do you sell gold rings?"], "what about silver?", silver) == 0
+    assert pick(["Do you sell gold rings?"], "what about silver?", [silver[0], said("p4", CASH), REFUSED]) == 1
+
+
 # --- the real pipeline -----------------------------------------------------------------------
 
 
@@ -107,6 +157,11 @@ def test_follow_ups_in_their_conversation(seed_assistant):
     # The topic is found, but its passage states no duration: the policies don't say.
     took = seed_assistant.ask("how long will it take?", history=["Can I resize my ring?"])
     assert (took.answered, took.refusal_reason) == (False, "not_stated")
+    # Refused alone, it names what the conversation's passage speaks of: read in context.
+    warranty = seed_assistant.ask("what happens to the warranty if I do?", history=["Can I resize my ring?"])
+    assert warranty.answered and "void our return or warranty policy" in warranty.answer
+    why = seed_assistant.ask("why not?", history=["Do you accept cash?"])  # the policy gives no reason
+    assert (why.answered, why.refusal_reason) == (False, "not_stated")
 
 
 def test_a_vague_topic_gets_the_sections_to_choose_from(seed_assistant):
