@@ -41,8 +41,8 @@ CONTEXT_TURNS = 2  # earlier messages read together with the message in the ``co
 ANCHOR_RANK = 5
 ALONE_CONFIDENT = 0.9  # a follow-up-shaped message answered alone at least this surely stays alone
 # A topic-naming message refused alone is read in context when the context answer's passage
-# holds at least this share of its topical words.
-TOPIC_SHARE = 0.5
+# holds this share of its topical words (all of them: one shared word such as "ship" is no evidence).
+TOPIC_SHARE = 1.0
 # "why not?": a message asking for a reason is answered in context only by a sentence that gives one.
 WHY_RE = re.compile(r"^\W*(?:(?:and|but|so)\s+)?(?:why|how come|for what reason)\b", re.IGNORECASE)
 REASON_RE = re.compile(
@@ -151,7 +151,7 @@ def choose(
 
 
 def names_topic(message: str, answer: Answer) -> bool:
-    """Whether the answer's first passage holds at least half of the topical words of ``message``
+    """Whether the answer's first passage holds TOPIC_SHARE of the topical words of ``message``
     (stemmed): the conversation's passage speaks of what the message names."""
     words = content_terms(" ".join(topical_words(message)))
     if not words or not answer.citations:
