@@ -135,6 +135,24 @@ def test_the_choice_among_readings():
     assert pick(["Do you sell gold rings?"], "what about silver?", [silver[0], said("p4", CASH), REFUSED]) == 1
 
 
+
+def test_a_context_reading_off_the_messages_own_words_is_refused():
+    silver = "Most of our jewelry is made with 925 sterling silver with rhodium plated."
+
+    def ctx(message, own_score, sentence=silver):
+        # The message alone is refused; its verifier scores the context passage p3 ``own_score``, its best 0.30.
+        hits = [Hit(Passage(pid, "faq", "", "...", "faq.txt", 1), v, verified=v) for pid, v in (("p1", 0.30), ("p3", own_score))]
+        history = ["What is your jewelry made of?"]
+        return decide(message, readings(message, history), [replace(REFUSED, retrieved=hits), said("p3", sentence)])
+
+    off = ctx("is it hypoallergenic?", 0.10)  # no quoted sentence says "hypoallergenic"; alone, p3 ranks far below
+    assert (off.answered, off.refusal_reason, off.resolved_question) == (False, "not_stated", "What is your jewelry made of? is it hypoallergenic?")
+    assert ctx("is it hypoallergenic?", 0.27).answered  # alone, the message ranks p3 within OWN_MARGIN of its best
+    assert ctx("are they plated?", 0.10).answered  # the quoted sentence holds the message's word (stemmed)
+    assert ctx("what now?", 0.10).answered  # no topical word of its own: the conversation says what it asks
+    assert ctx("is it hypoallergenic?", 0.30).answered  # p3 is the message's own best passage: kept
+
+
 # --- the real pipeline -----------------------------------------------------------------------
 
 
@@ -160,6 +178,9 @@ def test_follow_ups_in_their_conversation(seed_assistant):
     # Refused alone, it names what the conversation's passage speaks of: read in context.
     warranty = seed_assistant.ask("what happens to the warranty if I do?", history=["Can I resize my ring?"])
     assert warranty.answered and "void our return or warranty policy" in warranty.answer
+    # The materials passage is found, but never says what the message asks.
+    allergy = seed_assistant.ask("is it hypoallergenic?", history=["What is your jewelry made of?"])
+    assert (allergy.answered, allergy.refusal_reason) == (False, "not_stated")
     why = seed_assistant.ask("why not?", history=["Do you accept cash?"])  # the policy gives no reason
     assert (why.answered, why.refusal_reason) == (False, "not_stated")
 

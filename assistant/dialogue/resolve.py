@@ -50,6 +50,12 @@ REASON_RE = re.compile(
     re.IGNORECASE,
 )
 
+# A context reading whose quoted sentences hold none of the message's own topical words is kept
+# only when the message alone, re-read by the verifier, scores the answer's passage within this
+# of its best passage (chosen on the tuning dialogues: answered follow-ups lie 0.00-0.04 below,
+# uncovered ones 0.06-0.20 below; docs/dialogue.md).
+OWN_MARGIN = 0.05
+
 AskMany = Callable[..., Sequence[Answer | QuestionError]]
 
 
@@ -181,23 +187,43 @@ def gives_no_reason(message: str, answer: Answer) -> bool:
     return bool(WHY_RE.match(message)) and not any(REASON_RE.search(s.text) for s in answer.sentences)
 
 
+def off_topic(message: str, answer: Answer, alone: Answer | QuestionError) -> bool:
+    """The message names words of its own, no sentence quoted in ``answer`` holds one (stemmed),
+    and the message ``alone`` does not rank the answer's first passage within OWN_MARGIN of its
+    best (verifier scores; retriever scores where no verifier re-read the hits): the
+    conversation's passage was found, not what the message asks of it ("is it hypoallergenic?"
+    after "What is your jewelry made of?")."""
+    words = content_terms(" ".join(topical_words(message)))
+    if not words or not answer.citations or not isinstance(alone, Answer):
+        return False
+    if any(words & content_terms(s.text) for s in answer.sentences):
+        return False
+    scores = {h.passage.id: h.verified if h.verified is not None else h.score for h in alone.retrieved}
+    own = scores.get(answer.citations[0].id)
+    return own is None or max(scores.values()) - own > OWN_MARGIN
+
+
 def decide(
     message: str, options: Sequence[Reading], answers: Sequence[Answer | QuestionError], pick: int | None = None
 ) -> Answer:
     """The answer to give: the chosen reading's (``pick``, else :func:`choose`'s), refused as
     ``not_stated`` when it misses what the message asks (a slot no passage names, a duration,
-    amount or reason no sentence states)."""
+    amount or reason no sentence states, a context reading off the message's own words)."""
     pick = choose(message, options, answers) if pick is None else pick
     answer = answers[pick]
     if pick == 0:
         return offer(message, answer)
     reading = options[pick]
     if answer.answered and (
-        unnamed_slot(reading, answer) or unanswered_kind(message, answer) or gives_no_reason(message, answer)
+        unnamed_slot(reading, answer)
+        or unanswered_kind(message, answer)
+        or gives_no_reason(message, answer)
+        or (reading.kind == "context" and off_topic(message, answer, answers[0]))
     ):
         # "what about Brazil?" after a delivery question: the passage gives delivery times, but
         # never for Brazil (nor South America); "how long will it take?" after a resizing
-        # question, answered with no duration; "why not?" after "Do you accept cash?": the policies don't say.
+        # question, answered with no duration; "why not?" after "Do you accept cash?": the policies
+        # don't say; "is it hypoallergenic?" after a materials question: the passage never says.
         answer = refuse(
             answer.question, answer.support_contact, confidence=answer.confidence, reason="not_stated",
             hits=answer.retrieved, evidence=answer.evidence, related=answer.citations[:1],
