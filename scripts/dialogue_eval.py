@@ -1,13 +1,16 @@
 """Score follow-up resolution on a dialogue set: each row asked in its conversation, and alone.
 
-    python scripts/dialogue_eval.py evals/dialogues.jsonl [--index-dir DIR] [--show] [--api]
+    python scripts/dialogue_eval.py evals/dialogues.jsonl [--index-dir DIR] [--show] [--api] [--gaps]
 
 Prints, per category and in all: answerable follow-ups answered with every must_include fact,
 follow-ups to refuse refused, and the same with the history ignored (the message alone).
 With --api every row goes through POST /api/ask with its ``history`` (the server app in
-process, a throw-away feedback log) instead of Assistant.ask.
-Tuning data: evals/dialogues.jsonl and evals/dialogues-tuning-2.jsonl. Held out: evals/dialogues-heldout.jsonl
-(run once, at the end, for reporting; never for decisions).
+process, a throw-away feedback log) instead of Assistant.ask. With --gaps (tuning data only) it
+prints, for every context reading taken whose quoted sentences hold none of the message's own
+topical words, how far below its best passage the message alone ranks that passage (own_gap):
+what OWN_MARGIN in assistant/dialogue/resolve.py was chosen from.
+Tuning data: evals/dialogues.jsonl, evals/dialogues-tuning-2.jsonl and evals/dialogues-tuning-3.jsonl.
+Held out: evals/dialogues-heldout-2.jsonl (run once, at the end, for reporting; never for decisions).
 """
 
 from __future__ import annotations
@@ -52,17 +55,40 @@ def asker(assistant, api: bool, data_dir: Path):
     return ask
 
 
+def gaps(assistant, gold) -> None:
+    """Print own_gap for every context reading chosen (before any re-ask) that own_gap checks."""
+    from assistant.dialogue.resolve import choose, own_gap, readings
+
+    print(f"{'id':<10}{'answerable':>11}{'gap':>8}  message")
+    for q in gold:
+        if not q.history:
+            continue
+        options = readings(q.question, q.history)
+        asked = assistant.ask_many([r.text for r in options] + list(q.history[-1:]))
+        answers, previous = asked[: len(options)], asked[len(options)]
+        pick = choose(q.question, options, answers, previous)
+        if options[pick].kind != "context" or not answers[pick].answered:
+            continue
+        gap = own_gap(q.question, answers[pick], answers[0])
+        if gap is not None:
+            print(f"{q.id:<10}{q.answerable!s:>11}{gap:>8.3f}  {q.question}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("gold", type=Path)
     parser.add_argument("--index-dir", default=str(ROOT / ".index" / "dialogue-eval"))
     parser.add_argument("--show", action="store_true", help="print every row that scores wrong in context")
     parser.add_argument("--api", action="store_true", help="ask through POST /api/ask (in process) with the history")
+    parser.add_argument("--gaps", action="store_true", help="print own_gap of the context readings it checks, then stop")
     args = parser.parse_args()
     for key, value in offline_env().items():
         os.environ.setdefault(key, value)
     assistant, _ = Assistant.open([str(BUNDLED_CORPUS)], args.index_dir, verifier="mpnet")
     gold = load_gold(args.gold)
+    if args.gaps:
+        gaps(assistant, gold)
+        return 0
     tmp = tempfile.TemporaryDirectory()
     ask = asker(assistant, args.api, Path(tmp.name))
     tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # n, right in context, right alone

@@ -187,20 +187,27 @@ def gives_no_reason(message: str, answer: Answer) -> bool:
     return bool(WHY_RE.match(message)) and not any(REASON_RE.search(s.text) for s in answer.sentences)
 
 
-def off_topic(message: str, answer: Answer, alone: Answer | QuestionError) -> bool:
-    """The message names words of its own, no sentence quoted in ``answer`` holds one (stemmed),
-    and the message ``alone`` does not rank the answer's first passage within OWN_MARGIN of its
-    best (verifier scores; retriever scores where no verifier re-read the hits): the
-    conversation's passage was found, not what the message asks of it ("is it hypoallergenic?"
-    after "What is your jewelry made of?")."""
+def own_gap(message: str, answer: Answer, alone: Answer | QuestionError) -> float | None:
+    """How far below its best passage the message ``alone`` scores the answer's first passage
+    (verifier scores; retriever scores where no verifier re-read the hits; inf when it did not
+    retrieve it), when the message names words of its own and no sentence quoted in ``answer``
+    holds one (stemmed); else None (nothing to check)."""
     words = content_terms(" ".join(topical_words(message)))
-    if not words or not answer.citations or not isinstance(alone, Answer):
-        return False
+    if not words or not answer.citations or not isinstance(alone, Answer) or not alone.retrieved:
+        return None
     if any(words & content_terms(s.text) for s in answer.sentences):
-        return False
+        return None
     scores = {h.passage.id: h.verified if h.verified is not None else h.score for h in alone.retrieved}
     own = scores.get(answer.citations[0].id)
-    return own is None or max(scores.values()) - own > OWN_MARGIN
+    return float("inf") if own is None else max(scores.values()) - own
+
+
+def off_topic(message: str, answer: Answer, alone: Answer | QuestionError) -> bool:
+    """The conversation's passage was found, not what the message asks of it: the message names
+    words of its own that no quoted sentence holds, and alone it ranks that passage more than
+    OWN_MARGIN below its best ("is it hypoallergenic?" after "What is your jewelry made of?")."""
+    gap = own_gap(message, answer, alone)
+    return gap is not None and gap > OWN_MARGIN
 
 
 def decide(
