@@ -92,6 +92,11 @@ class Answer:
     evidence: dict[str, float] = field(default_factory=dict)  # refusal-model features and p_answer
     # On a "not_stated" refusal: the closest passage, on the topic but not saying what was asked.
     related: list[Citation] = field(default_factory=list)
+    # The standalone question actually answered: ``question`` completed from the conversation
+    # (assistant/dialogue/); None means ``question`` itself.
+    resolved_question: str | None = None
+    # A vague message ("refund"): the topics (section titles) offered instead of a guess.
+    clarify: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The public JSON object of ``assistant ask --json`` (extend it; never rename fields)."""
@@ -110,6 +115,8 @@ class Answer:
             "latency_ms": round(float(self.latency_ms), 2),
             "evidence": {k: round(float(v), 4) for k, v in self.evidence.items()},
             "related": [asdict(c) for c in self.related],
+            "resolved_question": self.resolved_question or self.question,
+            "clarify": list(self.clarify),
         }
 
 

@@ -83,7 +83,7 @@ def test_healthz_reports_the_index(client, seed_assistant, store):
     assert body["index"]["verifier"] == "all-mpnet-base-v2"  # the shipped default re-reads the candidates
     feedback = body["feedback"]
     assert set(feedback) == {"backend", "database", "schema_version", "status", "interactions", "ratings"}
-    assert (feedback["backend"], feedback["status"], feedback["schema_version"]) == (store.backend, "ok", 2)
+    assert (feedback["backend"], feedback["status"], feedback["schema_version"]) == (store.backend, "ok", 3)
     assert feedback["interactions"] == store.totals().interactions
     if store.backend == "postgresql":
         assert ":***@127.0.0.1:" in feedback["database"]  # the password is never shown
@@ -116,6 +116,16 @@ def test_stored_question_is_masked(client, store):
     body = client.post("/api/ask", json={"question": "I'm jo@example.com, card 4111 1111 1111 1111: can I cancel?"}).json()
     assert body["question"].startswith("I'm jo@example.com")  # the answer echoes what was asked...
     assert store.get(body["interaction_id"]).question == "I'm [email], card [card]: can I cancel?"  # ...the log does not
+
+
+def test_a_follow_up_is_answered_in_its_conversation(client, store):
+    body = client.post("/api/ask", json={"question": "what about Asia?", "history": ["How long does delivery to the UK take?"]}).json()
+    assert set(body) == ANSWER_KEYS and body["answered"] is True and "3 to 10 working days" in body["answer"]
+    assert (body["question"], body["resolved_question"]) == ("what about Asia?", "How long does delivery to Asia take?")
+    logged = store.get(body["interaction_id"])
+    assert (logged.question, logged.resolved_question) == ("what about Asia?", "How long does delivery to Asia take?")
+    draft = client.post("/api/draft", json={"question": "and if it was already shipped?", "history": ["Can I cancel my order?"]}).json()
+    assert "cannot cancel the order if the product has already been shipped" in draft["draft"]
 
 
 def test_draft_adds_the_reply_text(client, store):
@@ -196,6 +206,11 @@ def test_insights_and_csv_export(client, store):
         ("/api/ask", b'"Can I cancel?"', 422, "invalid_request", "must be a JSON object"),
         ("/api/ask", json.dumps({"question": "why " * 800}).encode(), 422, "invalid_question", "too long"),
         ("/api/draft", b'{"question": "hi", "customer_name": 5}', 422, "invalid_request", "field 'customer_name'"),
+        ("/api/ask", b'{"question": "and Asia?", "history": "UK?"}', 422, "invalid_request", "field 'history': Input should be a valid list"),
+        ("/api/ask", b'{"question": "and Asia?", "history": [1]}', 422, "invalid_request", "field 'history.0': Input should be a valid string"),
+        ("/api/ask", json.dumps({"question": "q?", "history": ["a?"] * 21}).encode(), 422, "invalid_request", "field 'history': List should have at most 20 items"),
+        ("/api/ask", b'{"question": "and Asia?", "history": [""]}', 422, "invalid_question", "history item 0 is empty"),
+        ("/api/draft", json.dumps({"question": "q?", "history": ["why " * 800]}).encode(), 422, "invalid_question", "history item 0 is 3200 characters long"),
         ("/api/feedback", b'{"interaction_id": "1", "helpful": true}', 422, "invalid_request", "field 'interaction_id'"),
         ("/api/feedback", b'{"interaction_id": 1, "helpful": "yes"}', 422, "invalid_request", "field 'helpful'"),
         ("/api/feedback", b'{"interaction_id": 1}', 422, "invalid_request", "field 'helpful' is required"),

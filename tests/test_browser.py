@@ -178,6 +178,25 @@ def test_chat_answers_with_its_source(page):
     expect(chat.get_by_text("Source [1]: Shipping")).to_be_visible()
 
 
+def test_chat_answers_a_follow_up_and_offers_topics_for_a_vague_message(page, store):
+    from playwright.sync_api import expect
+
+    chat = page.locator("#chat")
+    ask(page, "How long does delivery to the UK take?")
+    expect(chat.get_by_text("5 to 14 working days").first).to_be_visible()
+    ask(page, "what about Asia?")  # read with the message before it
+    expect(chat.get_by_text("Answering: How long does delivery to Asia take?")).to_be_visible()
+    expect(chat.get_by_text("3 to 10 working days").last).to_be_visible()
+    ask(page, "my order")  # a bare topic spanning two sections: a button for each
+    topic = chat.get_by_role("button", name="Shipping", exact=True)
+    expect(topic).to_be_visible()
+    topic.click()  # sends the question the button stands for, answered rather than clarified again
+    chosen = "What does the Shipping section say about my order?"
+    expect(chat.get_by_text(chosen)).to_be_visible()
+    wait_until(page, lambda: store.recent(1)[0].question == chosen, "the chosen topic's answer")
+    assert store.recent(1)[0].refusal_reason != "clarify"
+
+
 def test_refusal_shows_the_support_contact(page):
     from playwright.sync_api import expect
 

@@ -13,7 +13,7 @@ from assistant.cli.main import build_parser, format_answer, main
 from assistant.schema import Answer, Citation
 
 ANSWER_KEYS = {"question", "answered", "answer", "confidence", "citations", "sentences", "support_contact",
-               "refusal_reason", "latency_ms", "evidence", "related"}  # fmt: skip
+               "refusal_reason", "latency_ms", "evidence", "related", "resolved_question", "clarify"}  # fmt: skip
 
 
 @pytest.fixture

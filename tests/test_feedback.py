@@ -214,8 +214,8 @@ def test_a_rating_without_the_right_token_is_refused_alike(store, case):
 
 
 def test_schema_version_is_recorded(store):
-    assert [r[0] for r in store.db.query("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
-    assert store.health()["schema_version"] == SCHEMA_VERSION == 2
+    assert [r[0] for r in store.db.query("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
+    assert store.health()["schema_version"] == SCHEMA_VERSION == 3
 
 
 def test_opening_twice_at_once_migrates_once(database_url):
@@ -236,7 +236,7 @@ def test_opening_twice_at_once_migrates_once(database_url):
     for t in threads:
         t.join()
     assert errors == []
-    assert [r[0] for r in stores[0].db.query("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+    assert [r[0] for r in stores[0].db.query("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
     for s in stores:
         s.close()
 
@@ -246,7 +246,7 @@ def test_database_from_a_newer_version_is_refused(database_url):
         s.db.query("SELECT 1")
         with s.db.transaction() as tx:
             tx.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (99, "2030-01-01"))
-    with pytest.raises(FeedbackError, match=r"schema version 99, expected 2 \(it was written by a newer version"):
+    with pytest.raises(FeedbackError, match=r"schema version 99, expected 3 \(it was written by a newer version"):
         FeedbackStore(database_url)
 
 
@@ -257,7 +257,7 @@ def test_legacy_sqlite_database_from_user_version_is_refused_when_newer(tmp_path
     conn.execute("DROP TABLE schema_version")
     conn.execute("PRAGMA user_version=99")
     conn.close()
-    with pytest.raises(FeedbackError, match="schema version 99, expected 2"):
+    with pytest.raises(FeedbackError, match="schema version 99, expected 3"):
         FeedbackStore.open(tmp_path)
 
 
@@ -285,14 +285,14 @@ def test_a_version_1_sqlite_log_is_migrated_and_keeps_its_rows(tmp_path):
     conn.close()
     with FeedbackStore.open(tmp_path) as s:
         old = s.get(1)
-        assert (old.question, old.helpful) == ("old question", True)
-        assert [r[0] for r in s.db.query("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+        assert (old.question, old.helpful, old.resolved_question) == ("old question", True, None)
+        assert [r[0] for r in s.db.query("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
         token = new_rating_token()
         new = s.record("ask", answered("new question"), rating_token=token)
         s.rate_with_token(new, token, True)
         with pytest.raises(RatingRefusedError):  # rows from before tokens cannot be rated by clients
             s.rate_with_token(1, "", False)
-    assert sqlite3.connect(tmp_path / DB_NAME).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(tmp_path / DB_NAME).execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 # --- the database itself ---------------------------------------------------------------------

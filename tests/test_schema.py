@@ -55,6 +55,8 @@ def test_answer_to_dict_is_the_public_json_object():
         "latency_ms": 12.35,
         "evidence": {"dense": 0.8123, "p_answer": 0.9},
         "related": [],
+        "resolved_question": "q?",  # the question itself: no conversation was needed
+        "clarify": [],
     }  # the retrieved hits stay out of the JSON
 
 

@@ -66,6 +66,7 @@ def test_a_right_answer_scores_every_column():
         "expected": "says '2 working days'; cites s:ship-1", "got": "All orders ship within 2 working days.",
         "latency_ms": 12.5, "evidence.p_answer": 0.9,
         "n_sentences": 1, "lead_correct": 1.0, "n_on_point": 1, "first_sentence": "All orders ship within 2 working days.",
+        "conversation": "single", "resolved_question": "How fast do you ship?", "clarify": [],
     }  # fmt: skip
     assert set(COLUMNS) <= set(row)
 

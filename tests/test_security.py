@@ -320,7 +320,7 @@ BAD_GRADIO_CALLS = [
     ("/staff/gradio_api/api/draft", {"data": ["why " * 750]}, 422, "invalid_question", r"question is too long"),
     ("/gradio_api/run/ask", {"data": ["  "]}, 422, "invalid_question", r"the question is empty"),
     ("/gradio_api/run/ask", {"data": [None]}, 422, "invalid_question", r"question must be text, got NoneType"),
-    ("/gradio_api/api/ask", {"data": [1, 2]}, 422, "invalid_request", r"'data' must be a list of one value, the question"),
+    ("/gradio_api/api/ask", {"data": [1, 2, 3]}, 422, "invalid_request", r"'data' must be a list of 1 to 2 values, the question first"),
     ("/staff/gradio_api/run/draft", {"data": ["hi", 5]}, 422, "invalid_request", r"after the question must be text or null"),
 ]
 

@@ -157,6 +157,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if run.comparison is not None:
         print(format_comparison(run.comparison))
     print(format_failures(run.results, args.max_failures))
+    if (run.results["conversation"] == "follow-up").any():  # gold rows with history: accuracy both ways
+        from assistant.evaluation.scoring import (  # pandas-backed, as the imports above
+            breakdown,
+            clarify_count,
+        )
+
+        print(f"\naccuracy with and without history (clarify replies: {clarify_count(run.results)}):")
+        print(format_table(breakdown(run.results, "conversation").round(3)))
     if args.json:
         try:
             write_summary_json(args.json, run.summary)

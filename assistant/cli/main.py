@@ -59,6 +59,23 @@ def _read_questions(args: argparse.Namespace) -> list[str]:
     return [" ".join(args.question)]
 
 
+def _conversation(line: str, history: list[str], batch: bool) -> tuple[str, list[str]]:
+    """A question and its history: ``--history`` flags, or in batch mode a line that is a JSON
+    object ``{"question": ..., "history": [...]}`` (any other line is a plain question)."""
+    if not (batch and line.lstrip().startswith("{")):
+        return line, history
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise QuestionError(f"the line is not a valid JSON object ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(row, dict) or not isinstance(row.get("question"), str):
+        raise QuestionError('a JSON line needs a "question" string: {"question": "...", "history": ["..."]}')
+    turns = row.get("history", [])
+    if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
+        raise QuestionError('"history" must be a list of strings (the earlier messages, oldest first)')
+    return row["question"], turns
+
+
 def format_answer(answer) -> str:
     lines = [answer.answer, "", f"confidence: {answer.confidence:.2f}" + ("" if answer.answered else " (not answered)")]
     if answer.citations:
@@ -76,9 +93,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
         clean_question(questions[0])  # fail fast, before loading the model
     assistant, _, _ = common.open_assistant(args)
     status = 0
-    for n, q in enumerate(questions):
+    for n, line in enumerate(questions):
+        q = line
         try:
-            answer = assistant.ask(q)
+            q, history = _conversation(line, args.history, len(questions) > 1 or args.question == ["-"])
+            answer = assistant.ask(q, history=history)
         except QuestionError as exc:
             if len(questions) == 1:
                 raise
@@ -93,6 +112,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 print("\n" + "-" * 60)
             if len(questions) > 1:
                 print(f"Q: {q}")
+            if answer.resolved_question and answer.resolved_question != answer.question:
+                print(f"(answering: {answer.resolved_question})")
             print(format_answer(answer))
     return status
 
@@ -105,7 +126,7 @@ def cmd_draft(args: argparse.Namespace) -> int:
     status = 0
     for n, q in enumerate(questions):
         try:
-            draft = assistant.draft(q, customer_name=args.customer, agent_name=args.agent)
+            draft = assistant.draft(q, customer_name=args.customer, agent_name=args.agent, history=args.history)
         except QuestionError as exc:
             if len(questions) == 1:
                 raise
@@ -142,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question with cited sources")
     add_corpus_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object per question")
+    p.add_argument(
+        "--history", action="append", default=[], metavar="TEXT",
+        help="an earlier customer message (repeatable, oldest first): the question is read as a follow-up; "
+        'with - a line may be a JSON object {"question": ..., "history": [...]}',
+    )
     p.add_argument("question", nargs="*", help="the question, or - to read one question per line from stdin")
     p.set_defaults(func=cmd_ask)
 
@@ -150,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object per message")
     p.add_argument("--customer", metavar="NAME", help="customer's name for the greeting")
     p.add_argument("--agent", metavar="NAME", help="agent's name for the sign-off")
+    p.add_argument("--history", action="append", default=[], metavar="TEXT", help="an earlier customer message (repeatable, oldest first)")
     p.add_argument("question", nargs="*", help="the customer's message, or - for one per line from stdin")
     p.set_defaults(func=cmd_draft)
 

@@ -6,6 +6,7 @@ clean -> guard -> retrieve -> rerank (verifier) -> decide (refusal model) -> com
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -32,6 +33,8 @@ from assistant.core.stages import (
     Reranker,
     clean_question,
 )
+from assistant.dialogue.clarify import is_vague
+from assistant.dialogue.resolve import check_history, converse
 from assistant.errors import QuestionError
 from assistant.index.layout import IndexLayout
 from assistant.index.store import BuildStats, Index, open_index
@@ -260,20 +263,27 @@ class Assistant:
         hits = self.retriever.search(query, self.candidates, exclude=self.passage_indices(leave_out))
         return self.decider.features(query, self.verify(query, hits))
 
-    def ask(self, question: str, *, leave_out: Collection[str] = ()) -> Answer:
+    def ask(self, question: str, *, leave_out: Collection[str] = (), history: Sequence[str] = ()) -> Answer:
         """Answer ``question`` from the policies, or refuse and point to human support.
 
         ``leave_out`` (passage or document ids) answers as if those passages were not in the
         corpus: the eval harness asks answerable questions that way to see them refused.
+        ``history``: the customer's earlier messages, oldest first; a follow-up ("what about
+        Asia?") is answered as the standalone question it stands for (``resolved_question``;
+        assistant/dialogue/resolve.py). A vague bare topic gets the sections to choose from.
         """
-        answer = self.ask_many([question], leave_out=leave_out)[0]
-        if isinstance(answer, QuestionError):
-            raise answer
-        return answer
+        history = check_history(history, MAX_QUESTION_CHARS)
+        if not history:
+            return converse(self.ask_many, question, history, leave_out=leave_out)
+        # The readings of a follow-up are compared on the verifier's scores: it hears them all.
+        return converse(functools.partial(self.ask_many, always_verify=True), question, history, leave_out=leave_out)
 
-    def ask_many(self, questions: Sequence[str], *, leave_out: Collection[str] = ()) -> list[Answer | QuestionError]:
+    def ask_many(
+        self, questions: Sequence[str], *, leave_out: Collection[str] = (), always_verify: bool = False
+    ) -> list[Answer | QuestionError]:
         """Answer several questions at once: the same answers as ``ask`` one by one, but each
         model encodes all of them in one batch (the server batches concurrent requests this way).
+        ``always_verify``: the verifier hears every question, however decisive the retriever is.
 
         A question that cannot be asked (empty, too long) gets its QuestionError in its slot.
         """
@@ -308,8 +318,10 @@ class Assistant:
             # Decisive without the verifier: answered as `--verifier none` answers (Decider.run
             # of the retriever's hits), the verifier not asked. Everything else is re-read by it.
             fast: list[tuple[float, dict[str, float]] | None] = [None] * len(asked)
-            if self.skip_verifier_at is not None:
+            if self.skip_verifier_at is not None and not always_verify:
                 for i, (hits, query) in enumerate(zip(found, queries)):
+                    if is_vague(query):  # whether to offer sections is read on the verifier's scores
+                        continue
                     decided = self.fast_decider.run(query, hits[: self.top_k])
                     if decided[0] >= self.skip_verifier_at:
                         fast[i] = decided
@@ -375,6 +387,8 @@ class Assistant:
                 candidates.append(best)
         return candidates
 
-    def draft(self, message: str, *, customer_name: str | None = None, agent_name: str | None = None) -> Draft:
-        """A reply draft for a support agent answering ``message``."""
-        return compose_draft(self.ask(message), customer_name=customer_name, agent_name=agent_name)
+    def draft(
+        self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, history: Sequence[str] = ()
+    ) -> Draft:
+        """A reply draft for a support agent answering ``message`` (after ``history``, the customer's earlier messages)."""
+        return compose_draft(self.ask(message, history=history), customer_name=customer_name, agent_name=agent_name)

@@ -15,7 +15,8 @@ from typing import Any
 
 from assistant.errors import GoldError
 
-KNOWN_FIELDS = ("id", "question", "answerable", "relevant_ids", "must_include", "support", "reference_answer")
+KNOWN_FIELDS = ("id", "question", "answerable", "relevant_ids", "must_include", "support", "reference_answer", "history")
+MAX_HISTORY = 20  # earlier messages a row's ``history`` may hold (as /api/ask accepts)
 LIST_FIELDS = ("relevant_ids", "must_include", "support")
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 TRUE_WORDS = {"true", "yes", "1", "y", "t"}
@@ -34,6 +35,8 @@ class GoldQuestion:
     # Verbatim sentences that may rightly be quoted beside the asked facts (answer_precision).
     support: tuple[str, ...] = ()
     reference_answer: str | None = None
+    # The customer's earlier messages, oldest first: ``question`` is a follow-up to them.
+    history: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
     source: str = ""
     line: int = 0
@@ -107,6 +110,9 @@ def parse_row(row: dict[str, Any], *, source: str, line: int, csv_cells: bool = 
     facts = _list_field(row.get("must_include"), "must_include", where, csv_cells)
     support = _list_field(row.get("support"), "support", where, csv_cells)
     reference = text_field("reference_answer", required=False)
+    history = _list_field(row.get("history"), "history", where, csv_cells)
+    if len(history) > MAX_HISTORY:
+        raise GoldError(f"{where}: field 'history' holds {len(history)} messages; at most {MAX_HISTORY} are allowed")
     metadata: dict[str, Any] = {}
     for key, value in row.items():
         if key in KNOWN_FIELDS:
@@ -129,6 +135,7 @@ def parse_row(row: dict[str, Any], *, source: str, line: int, csv_cells: bool = 
         must_include=facts,
         support=support,
         reference_answer=reference,
+        history=history,
         metadata=metadata,
         source=source,
         line=line,

@@ -23,7 +23,12 @@ import pandas as pd
 from assistant.evaluation.baseline import Comparison, results_csv_frame
 from assistant.evaluation.gate import Bound
 from assistant.evaluation.run import EvalRun
-from assistant.evaluation.scoring import METRICS, SIMULATED_METRICS, breakdown
+from assistant.evaluation.scoring import (
+    METRICS,
+    SIMULATED_METRICS,
+    breakdown,
+    clarify_count,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -178,6 +183,15 @@ def standard_sections(run: EvalRun) -> list[ReportSection]:
                 "Grouped by the gold rows' `category` field (how the question is written).",
                 figures=(accuracy_figure(by_category, "category", name="accuracy_by_category", title="Accuracy by category"),),
                 tables=(ReportTable("By category", by_category),),
+            )
+        )
+    if "conversation" in results and (results["conversation"] == "follow-up").any():
+        sections.append(
+            ReportSection(
+                "Accuracy with and without history",
+                "Follow-ups (gold rows with `history`, asked in their conversation) against single questions; "
+                f"{clarify_count(results)} vague message(s) were answered with topics to choose from (`clarify`).",
+                tables=(ReportTable("By conversation", breakdown(results, "conversation")),),
             )
         )
     sections.append(ReportSection("Confidence", figures=(confidence_figure(results),)))

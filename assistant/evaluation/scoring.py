@@ -58,11 +58,13 @@ COLUMNS = [
     "first_relevant_rank", "n_citations", "n_relevant_citations", "citation_precision",
     "missing_facts", "n_sentences", "lead_correct", "n_on_point", "first_sentence", "cited_ids", "cited_section",
     "top_ids", "top_score", "relevant_ids",
-    "must_include", "expected", "got", "latency_ms",
+    "must_include", "expected", "got", "latency_ms", "conversation", "resolved_question", "clarify",
 ]  # fmt: skip
+# ``conversation``: "follow-up" for a row with ``history``, else "single" (CONVERSATIONS).
+CONVERSATIONS = ("single", "follow-up")
 
 # Columns whose cells are lists of strings; results.csv joins them with "|".
-LIST_COLUMNS = ("missing_facts", "cited_ids", "top_ids", "relevant_ids", "must_include")
+LIST_COLUMNS = ("missing_facts", "cited_ids", "top_ids", "relevant_ids", "must_include", "clarify")
 
 UNANSWERABLE_SECTION = "(not in the FAQ)"
 UNKNOWN_SECTION = "(no passage has all facts)"
@@ -173,6 +175,8 @@ def simulated_summary(results: pd.DataFrame, simulated: pd.DataFrame) -> dict[st
 
 def _ask(assistant: Assistant, q: GoldQuestion, *, leave_out: Sequence[str] = ()) -> Answer:
     try:
+        if q.history:  # a follow-up, read with the customer's earlier messages
+            return assistant.ask(q.question, leave_out=leave_out, history=q.history)
         return assistant.ask(q.question, leave_out=leave_out) if leave_out else assistant.ask(q.question)
     except QuestionError as exc:
         raise GoldError(f"{q.where}: question {q.id!r} cannot be asked: {exc}") from None
@@ -231,6 +235,9 @@ def score_answer(q: GoldQuestion, answer: Answer, by_id: dict[str, Passage], *, 
             "expected": expected_text(q),
             "got": got_text(answer),
             "latency_ms": float(answer.latency_ms),
+            "conversation": CONVERSATIONS[bool(q.history)],
+            "resolved_question": answer.resolved_question or answer.question,
+            "clarify": list(answer.clarify),
         }
     )
     for key, value in answer.evidence.items():  # the answer's own refusal evidence (e.g. p_answer)
@@ -325,6 +332,13 @@ def summarize(results: pd.DataFrame) -> dict[str, float | int | None]:
     out["n_answerable"] = int(answerable.sum())
     out["n_unanswerable"] = int((~answerable).sum())
     return out
+
+
+def clarify_count(results: pd.DataFrame) -> int:
+    """Rows answered with topics to choose from (a vague message; ``refusal_reason`` "clarify"): their own outcome."""
+    if "refusal_reason" not in results:
+        return 0
+    return int((results["refusal_reason"].fillna("").astype(str) == "clarify").sum())
 
 
 def precision_summary(results: pd.DataFrame) -> dict[str, float | None]:

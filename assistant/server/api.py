@@ -60,14 +60,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("assistant.server.api")
 
 
+# The customer's earlier messages, oldest first (assistant/dialogue/resolve.py reads a follow-up with them).
+History = Annotated[list[StrictStr], Field(default_factory=list, max_length=20)]
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     question: StrictStr
+    history: History
 
 
 class DraftRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     question: StrictStr
+    history: History
     customer_name: StrictStr | None = None
     agent_name: StrictStr | None = None
 
@@ -164,7 +170,7 @@ def create_app(
     # body read at all), the body read timeout and size limit, then the Gradio call checks,
     # which read the (by then bounded) body.
     gradio_blocks: dict[str, Any] = {}  # mount -> Blocks, filled in when the UI is mounted
-    app.add_middleware(GradioGuard, blocks=gradio_blocks, questions={"ask": 1, "draft": 3})
+    app.add_middleware(GradioGuard, blocks=gradio_blocks, questions={"ask": 2, "draft": 4})
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, prefix=API_PREFIX, other_max_bytes=max_ui_body_bytes)
     app.add_middleware(BodyReadTimeout, timeout_s=body_timeout_s)
     if rate_limit_per_min is not None:
@@ -259,12 +265,13 @@ def create_app(
 
     @app.post("/api/ask")
     def api_ask(body: AskRequest) -> dict[str, Any]:
-        return service.ask_payload(body.question, channel="api")
+        return service.ask_payload(body.question, channel="api", history=body.history)
 
     @app.post("/api/draft", dependencies=[Depends(require_staff)])
     def api_draft(body: DraftRequest) -> dict[str, Any]:
         return service.draft_payload(
-            body.question, customer_name=body.customer_name, agent_name=body.agent_name, channel="api"
+            body.question, customer_name=body.customer_name, agent_name=body.agent_name, channel="api",
+            history=body.history,
         )
 
     @app.post("/api/feedback")

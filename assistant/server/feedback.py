@@ -33,7 +33,7 @@ from assistant.server.pii import mask_pii
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "FeedbackStore", "mask_pii", "new_rating_token"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 KINDS = ("ask", "draft")
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT
 
@@ -65,6 +65,9 @@ MIGRATIONS: dict[int, list[str]] = {
     # The SHA-256 of the token returned with the answer: only its requester can rate it.
     # Rows logged before version 2 have none and cannot be rated through the API.
     2: ["ALTER TABLE interactions ADD COLUMN rating_token TEXT"],
+    # The standalone question answered when a follow-up was read with its conversation ("what
+    # about Asia?" -> "How long does delivery to Asia take?"), masked; NULL when it is the question.
+    3: ["ALTER TABLE interactions ADD COLUMN resolved_question TEXT"],
 }
 SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
 
@@ -95,6 +98,7 @@ class Interaction:
     refusal_reason: str | None
     latency_ms: float
     helpful: bool | None  # the rating, None when not rated
+    resolved_question: str | None = None  # the standalone question answered, when not ``question`` itself
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,9 @@ class RefusedQuestion:
     question: str
     count: int
     last_asked: str
+    # A follow-up's standalone reading ("How long does delivery to Brazil take?" for "what about
+    # Brazil?"): such questions are grouped by it. None when the question stood alone.
+    resolved_question: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,7 @@ class Totals:
 
 CSV_COLUMNS = (
     "id", "created_at", "kind", "channel", "question", "answered", "confidence", "refusal_reason",
-    "cited_ids", "answer", "latency_ms", "rating",
+    "cited_ids", "answer", "latency_ms", "rating", "resolved_question",
 )
 
 
@@ -259,11 +266,13 @@ class FeedbackStore:
             at or _now(), kind, channel, mask_pii(answer.question), answer.answer, int(answer.answered),
             float(answer.confidence), json.dumps([c.id for c in answer.citations]), answer.refusal_reason,
             float(answer.latency_ms), None if rating_token is None else _token_hash(rating_token),
+            mask_pii(resolved) if (resolved := answer.resolved_question) and resolved != answer.question else None,
         )
         with self.db.transaction() as tx:
             cur = tx.execute(
                 "INSERT INTO interactions (created_at, kind, channel, question, answer, answered, confidence,"
-                " cited_ids, refusal_reason, latency_ms, rating_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " cited_ids, refusal_reason, latency_ms, rating_token, resolved_question)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " RETURNING id",
                 row,
             )
@@ -331,7 +340,7 @@ class FeedbackStore:
     def _interactions(self, tail: str, params: tuple) -> list[Interaction]:
         rows = self.db.query(
             "SELECT i.id, i.created_at, i.kind, i.channel, i.question, i.answer, i.answered, i.confidence,"
-            " i.cited_ids, i.refusal_reason, i.latency_ms, r.helpful"
+            " i.cited_ids, i.refusal_reason, i.latency_ms, r.helpful, i.resolved_question"
             " FROM interactions i LEFT JOIN ratings r ON r.interaction_id = i.id " + tail,
             params,
         )
@@ -339,7 +348,7 @@ class FeedbackStore:
             Interaction(
                 id=r[0], created_at=r[1], kind=r[2], channel=r[3], question=r[4], answer=r[5], answered=bool(r[6]),
                 confidence=r[7], cited_ids=json.loads(r[8]), refusal_reason=r[9], latency_ms=r[10],
-                helpful=None if r[11] is None else bool(r[11]),
+                helpful=None if r[11] is None else bool(r[11]), resolved_question=r[12],
             )
             for r in rows
         ]
@@ -369,16 +378,18 @@ class FeedbackStore:
     def top_refused(self, limit: int = 10) -> list[RefusedQuestion]:
         """The most frequent questions the policies did not answer: the content gaps."""
         counts: dict[str, list] = {}
-        for question, created in self.db.stream(
-            "SELECT question, created_at FROM interactions WHERE answered = 0 ORDER BY id"
+        # A vague message answered with topics to choose from ("clarify") is no content gap.
+        for question, created, resolved in self.db.stream(
+            "SELECT question, created_at, resolved_question FROM interactions"
+            " WHERE answered = 0 AND (refusal_reason IS NULL OR refusal_reason <> 'clarify') ORDER BY id"
         ):
-            key = _normalise(question)
-            entry = counts.setdefault(key, [question, 0, created])
-            entry[0], entry[1], entry[2] = question, entry[1] + 1, max(entry[2], created)
+            key = _normalise(resolved or question)  # a follow-up counts as the question it stood for
+            entry = counts.setdefault(key, [question, 0, created, resolved])
+            entry[0], entry[1], entry[2], entry[3] = question, entry[1] + 1, max(entry[2], created), resolved
         # Most asked first; among equals, the most recently asked first (two stable sorts).
         ranked = sorted(counts.values(), key=lambda e: e[2], reverse=True)
         ranked.sort(key=lambda e: e[1], reverse=True)
-        return [RefusedQuestion(question=q, count=c, last_asked=t) for q, c, t in ranked[:limit]]
+        return [RefusedQuestion(question=q, count=c, last_asked=t, resolved_question=r) for q, c, t, r in ranked[:limit]]
 
     def lowest_rated(self, limit: int = 10) -> list[RatedAnswer]:
         """Answers with at least one rating, least helpful first (then most often rated down)."""
@@ -408,14 +419,14 @@ class FeedbackStore:
         n = 0
         cursor = self.db.stream(
             "SELECT i.id, i.created_at, i.kind, i.channel, i.question, i.answered, i.confidence, i.refusal_reason,"
-            " i.cited_ids, i.answer, i.latency_ms, r.helpful"
+            " i.cited_ids, i.answer, i.latency_ms, r.helpful, i.resolved_question"
             " FROM interactions i LEFT JOIN ratings r ON r.interaction_id = i.id ORDER BY i.id"
         )
         for row in cursor:
-            *head, helpful = row
+            *head, helpful, resolved = row
             rating = "" if helpful is None else ("helpful" if helpful else "not helpful")
             cited = " ".join(json.loads(head[8]))
-            values = [*head[:8], cited, *head[9:], rating]
+            values = [*head[:8], cited, *head[9:], rating, resolved or ""]
             writer.writerow([_csv_cell(v) for v in values])
             n += 1
         return n

@@ -236,6 +236,11 @@ class GradioGuard:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
+        padded = self.padded(blocks, m, body)
+        if padded is not body:  # the body grew: its Content-Length with it
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+            scope = {**scope, "headers": [*headers, (b"content-length", str(len(padded)).encode())]}
+            body = padded
         replayed = False
 
         async def replay():
@@ -287,9 +292,31 @@ class GradioGuard:
             clean_question(data[0])
         except QuestionError as exc:
             return error_response(422, "invalid_question", str(exc))
-        if any(v is not None and not isinstance(v, str) for v in data[1:]):
-            return error_response(422, "invalid_request", "'data' values after the question must be text or null")
+        if any(v is not None and not isinstance(v, str) and not _texts(v) for v in data[1:]):
+            return error_response(
+                422, "invalid_request", "'data' values after the question must be text or null (the history: a list of text)"
+            )
         return None
+
+    def padded(self, blocks, m: re.Match, body: bytes) -> bytes:
+        """``body`` with the optional values a raw call left out (``history``) sent as null: Gradio
+        itself wants every input, while its Python client fills in the defaults."""
+        if m.group("route") not in ("run", "api") or m.group("name") not in self.questions:
+            return body
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            return body
+        fn = next((f for f in blocks.fns.values() if f.api_name == m.group("name")), None)
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if fn is None or not isinstance(data, list) or len(data) >= len(fn.inputs):
+            return body
+        return json.dumps({**payload, "data": [*data, *[None] * (len(fn.inputs) - len(data))]}).encode()
+
+
+def _texts(value: Any) -> bool:
+    """A conversation's history: a list of strings."""
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _as_index(value: Any) -> int | None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from assistant.core.draft import compose_draft
 from assistant.core.pipeline import Assistant
+from assistant.dialogue.clarify import offer
 from assistant.errors import AssistantError, CorpusError, LinkError, UnavailableError
 from assistant.index.freshness import CorpusWatch, FileWatch
 from assistant.learning.clustering import MAX_QUESTIONS, QuestionGroup, group_questions
@@ -162,41 +163,52 @@ class AssistantService:
 
     # --- answers ---
 
-    def ask(self, question: str, *, channel: str) -> tuple[Answer, int]:
-        answer, interaction_id, _ = self._ask(question, channel=channel)
+    def ask(self, question: str, *, channel: str, history: Sequence[str] = ()) -> tuple[Answer, int]:
+        answer, interaction_id, _ = self._ask(question, channel=channel, history=history)
         return answer, interaction_id
 
-    def _ask(self, question: str, *, channel: str) -> tuple[Answer, int, str]:
+    def _answer(self, question: str, history: Sequence[str]) -> Answer:
+        """The answer in its conversation: alone, a question joins the others' batch."""
+        if history:
+            with self._lock:  # its readings are answered in one batch of their own
+                return self.assistant.ask(question, history=history)
+        return offer(question, self.batcher.ask(question))
+
+    def _ask(self, question: str, *, channel: str, history: Sequence[str] = ()) -> tuple[Answer, int, str]:
         self.ensure_fresh()
-        answer = self.batcher.ask(question)
+        answer = self._answer(question, history)
         # Logged before it is returned: an answer the log could not take is an error (503), never
         # an unlogged 200.
         token = new_rating_token()
         return answer, self.store.record("ask", answer, channel=channel, rating_token=token), token
 
     def draft(
-        self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, channel: str
+        self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, channel: str,
+        history: Sequence[str] = (),
     ) -> tuple[Draft, int]:
-        draft, interaction_id, _ = self._draft(message, customer_name=customer_name, agent_name=agent_name, channel=channel)
+        draft, interaction_id, _ = self._draft(
+            message, customer_name=customer_name, agent_name=agent_name, channel=channel, history=history
+        )
         return draft, interaction_id
 
     def _draft(
-        self, message: str, *, customer_name: str | None, agent_name: str | None, channel: str
+        self, message: str, *, customer_name: str | None, agent_name: str | None, channel: str, history: Sequence[str] = ()
     ) -> tuple[Draft, int, str]:
         self.ensure_fresh()
-        draft = compose_draft(self.batcher.ask(message), customer_name=customer_name, agent_name=agent_name)
+        draft = compose_draft(self._answer(message, history), customer_name=customer_name, agent_name=agent_name)
         token = new_rating_token()
         return draft, self.store.record("draft", draft.answer, channel=channel, rating_token=token), token
 
-    def ask_payload(self, question: str, *, channel: str) -> dict:
-        answer, interaction_id, token = self._ask(question, channel=channel)
+    def ask_payload(self, question: str, *, channel: str, history: Sequence[str] = ()) -> dict:
+        answer, interaction_id, token = self._ask(question, channel=channel, history=history)
         return {**answer.to_dict(), "interaction_id": interaction_id, "rating_token": token}
 
     def draft_payload(
-        self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, channel: str
+        self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, channel: str,
+        history: Sequence[str] = (),
     ) -> dict:
         draft, interaction_id, token = self._draft(
-            message, customer_name=customer_name, agent_name=agent_name, channel=channel
+            message, customer_name=customer_name, agent_name=agent_name, channel=channel, history=history
         )
         return {**draft.to_dict(), "interaction_id": interaction_id, "rating_token": token}
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from assistant.dialogue.clarify import option_question
 from assistant.errors import AssistantError, FeedbackError, UnavailableError
 from assistant.schema import Answer
 
@@ -33,6 +34,7 @@ EXAMPLE_QUESTIONS = (
     "Can you resize a ring?",
 )
 SHOWN_QUESTION_CHARS = 500
+HISTORY_TURNS = 20  # the customer's latest messages a follow-up is read with (as /api/ask accepts)
 EXPORT_KEEP_S = 600  # a CSV export is handed to Gradio (which copies it) right away; older ones are removed
 CACHE_CLEANUP = (3600, 86400)  # Gradio deletes the files it cached for this UI hourly, after a day
 CSS = """
@@ -71,6 +73,9 @@ def md_quote(text: str) -> str:
 def answer_messages(answer: Answer) -> list[dict]:
     """The chat messages for one answer: the answer itself, then one collapsed message per source."""
     body = md_escape(answer.answer)
+    if answer.resolved_question and answer.resolved_question != answer.question:
+        # A follow-up read with the conversation: say which question was answered.
+        body = f"*Answering: {md_escape(answer.resolved_question)}*\n\n{body}"
     if answer.answered:
         body += f"\n\n*Confidence: {answer.confidence:.0%}*"
     else:
@@ -78,6 +83,8 @@ def answer_messages(answer: Answer) -> list[dict]:
         if contact is not None and contact.kind != "none" and contact.text not in answer.answer:
             body += f"\n\n**Contact our support team:** {md_escape(contact.text)}"
     messages = [{"role": "assistant", "content": body}]
+    if answer.clarify:  # a vague message: one button per topic, each sending a question of its own
+        messages[0]["options"] = [{"label": t, "value": option_question(answer.question, t)} for t in answer.clarify]
     for i, c in enumerate(answer.citations, 1):
         messages.append(
             {
@@ -88,6 +95,11 @@ def answer_messages(answer: Answer) -> list[dict]:
             }
         )
     return messages
+
+
+def thread_messages(text: str) -> list[str]:
+    """A pasted thread of customer messages, split at blank lines (oldest first)."""
+    return [m.strip() for m in re.split(r"\n\s*\n", text) if m.strip()]
 
 
 def sources_markdown(answer: Answer) -> str:
@@ -156,6 +168,7 @@ def _chat_tab(service: AssistantService) -> None:
         placeholder="Ask a question, or pick one of the examples below.",
     )
     turns = gr.State({})  # chat message index -> interaction id, for ratings
+    said = gr.State([])  # the customer's messages on screen, as typed: the history of the next one
     with gr.Row():
         box = gr.Textbox(
             label="Your question", placeholder="e.g. Can I return a ring?", elem_id="question",
@@ -166,33 +179,40 @@ def _chat_tab(service: AssistantService) -> None:
         clear = gr.Button("Clear chat", elem_id="clear", size="sm")
     gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=[box], label="Example questions")
 
-    def respond(message: str | None, history: list | None, turns_map: dict | None):
+    def respond(message: str | None, history: list | None, turns_map: dict | None, earlier: list | None):
         history = list(history or [])
         turns_map = dict(turns_map or {})
+        earlier = list(earlier or [])
         text = message or ""
         if not text.strip():
             gr.Warning("Please type a question first.")
-            return gr.skip(), history, turns_map
+            return gr.skip(), history, turns_map, earlier
         history.append({"role": "user", "content": md_escape(_short(text))})
         try:
-            answer, interaction_id = service.ask(text, channel="web")
+            answer, interaction_id = service.ask(text, channel="web", history=earlier[-HISTORY_TURNS:])
         except UnavailableError as exc:
             history.append({"role": "assistant", "content": f"Sorry, {md_escape(str(exc))}."})
-            return gr.skip(), history, turns_map  # the question stays in the box, to send again
+            return gr.skip(), history, turns_map, earlier  # the question stays in the box, to send again
         except AssistantError as exc:
             history.append(
                 {"role": "assistant", "content": f"Sorry, I can't work with that question: {md_escape(str(exc))}. "
                  "Please rephrase it and try again."}
             )
-            return "", history, turns_map
+            return "", history, turns_map, earlier
         start = len(history)
         history.extend(answer_messages(answer))
         for i in range(start, len(history)):
             turns_map[i] = interaction_id
-        return "", history, turns_map
+        return "", history, turns_map, [*earlier, text][-HISTORY_TURNS:]
 
     for trigger in (send.click, box.submit):
-        trigger(respond, [box, chatbot, turns], [box, chatbot, turns], api_visibility="private")
+        trigger(respond, [box, chatbot, turns, said], [box, chatbot, turns, said], api_visibility="private")
+
+    def choose_topic(history: list | None, turns_map: dict | None, earlier: list | None, data: gr.SelectData):
+        # A topic button under a clarifying reply: send the question it stands for.
+        return respond(str(data.value or ""), history, turns_map, earlier)
+
+    chatbot.option_select(choose_topic, [chatbot, turns, said], [box, chatbot, turns, said], api_visibility="private")
 
     def rate(turns_map: dict | None, data: gr.LikeData):
         interaction_id = (turns_map or {}).get(data.index)
@@ -209,10 +229,10 @@ def _chat_tab(service: AssistantService) -> None:
     chatbot.like(rate, [turns], None, api_visibility="private")
 
     def clear_chat():
-        return "", [], {}
+        return "", [], {}, []
 
-    clear.click(clear_chat, None, [box, chatbot, turns], api_visibility="private")
-    chatbot.clear(lambda: {}, None, [turns], api_visibility="private")
+    clear.click(clear_chat, None, [box, chatbot, turns, said], api_visibility="private")
+    chatbot.clear(lambda: ({}, []), None, [turns, said], api_visibility="private")
 
 
 def _agent_tab(service: AssistantService) -> None:
@@ -222,6 +242,10 @@ def _agent_tab(service: AssistantService) -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
+            thread = gr.Textbox(
+                label="Earlier messages from this customer (optional, oldest first, a blank line between messages)",
+                lines=3, elem_id="customer-thread",
+            )
             message = gr.Textbox(label="Customer message", lines=6, elem_id="customer-message")
             with gr.Row():
                 customer = gr.Textbox(label="Customer name (optional)", elem_id="customer-name", max_length=60)
@@ -236,12 +260,15 @@ def _agent_tab(service: AssistantService) -> None:
     with gr.Accordion("Sources", open=True):
         sources = gr.Markdown(elem_id="draft-sources")
 
-    def make_draft(text: str | None, customer_name: str | None, agent_name: str | None):
+    def make_draft(earlier: str | None, text: str | None, customer_name: str | None, agent_name: str | None):
         if not (text or "").strip():
             gr.Warning("Paste the customer's message first.")
             return gr.skip(), gr.skip(), gr.skip()
+        history = thread_messages(earlier or "")[-HISTORY_TURNS:]
         try:
-            draft, _ = service.draft(text, customer_name=customer_name, agent_name=agent_name, channel="web")
+            draft, _ = service.draft(
+                text, customer_name=customer_name, agent_name=agent_name, channel="web", history=history
+            )
         except UnavailableError as exc:
             return f"**Try again shortly:** {md_escape(str(exc))}", gr.skip(), gr.skip()
         except AssistantError as exc:
@@ -249,7 +276,7 @@ def _agent_tab(service: AssistantService) -> None:
         return draft_status_markdown(draft.answer), draft.text, sources_markdown(draft.answer)
 
     for trigger in (go.click, message.submit):
-        trigger(make_draft, [message, customer, agent], [status, draft_box, sources], api_visibility="private")
+        trigger(make_draft, [thread, message, customer, agent], [status, draft_box, sources], api_visibility="private")
 
 
 def _insights_tab(service: AssistantService, tab) -> None:
@@ -262,8 +289,8 @@ def _insights_tab(service: AssistantService, tab) -> None:
         export = gr.DownloadButton("Export CSV", size="sm", elem_id="insights-export")
     gr.Markdown("### Questions the policies don't answer (most frequent first)")
     refused = gr.Dataframe(
-        headers=["Question", "Times asked", "Last asked (UTC)"], interactive=False, wrap=True, elem_id="insights-refused",
-        column_widths=["60%", "15%", "25%"],
+        headers=["Question", "Times asked", "Last asked (UTC)", "Read as"], interactive=False, wrap=True,
+        elem_id="insights-refused", column_widths=["35%", "10%", "20%", "35%"],
     )
     gr.Markdown("### The same gaps grouped by meaning")
     grouped = gr.Dataframe(
@@ -286,8 +313,9 @@ def _insights_tab(service: AssistantService, tab) -> None:
         helpful = f"{t.helpful} of {t.ratings} rated helpful" if t.ratings else "no ratings yet"
         text = f"**{t.interactions}** questions logged · answer rate **{rate}** · {helpful}"
         refused_df = pd.DataFrame(
-            [(r.question, r.count, r.last_asked) for r in store.top_refused(20)],
-            columns=["Question", "Times asked", "Last asked (UTC)"],
+            # "Read as": a follow-up's standalone question ("what about Brazil?" -> delivery to Brazil).
+            [(r.question, r.count, r.last_asked, r.resolved_question or "") for r in store.top_refused(20)],
+            columns=["Question", "Times asked", "Last asked (UTC)", "Read as"],
         )
         rated_df = pd.DataFrame(
             [(r.question, _clip(r.answer), r.helpful, r.not_helpful) for r in store.lowest_rated(20)],
@@ -379,10 +407,11 @@ def _write_export(store) -> Path:
 def _api_endpoints(service: AssistantService, tabs: tuple[str, ...]) -> None:
     if "chat" in tabs:
 
-        def ask(question: str) -> dict:
-            """Answer a customer question from the store's policies, with citations (or refuse)."""
+        def ask(question: str, history: list[str] | None = None) -> dict:
+            """Answer a customer question from the store's policies, with citations (or refuse);
+            ``history``: the customer's earlier messages, oldest first."""
             try:
-                return service.ask_payload(question, channel="gradio_api")
+                return service.ask_payload(question, channel="gradio_api", history=history or [])
             except AssistantError as exc:
                 raise gr.Error(str(exc)) from None
 
@@ -390,11 +419,15 @@ def _api_endpoints(service: AssistantService, tabs: tuple[str, ...]) -> None:
 
     if "agent" in tabs:
 
-        def draft(question: str, customer_name: str | None = None, agent_name: str | None = None) -> dict:
-            """Draft a reply to a customer message for a support agent, with its sources."""
+        def draft(
+            question: str, customer_name: str | None = None, agent_name: str | None = None, history: list[str] | None = None
+        ) -> dict:
+            """Draft a reply to a customer message for a support agent, with its sources (``history``:
+            the customer's earlier messages, oldest first)."""
             try:
                 return service.draft_payload(
-                    question, customer_name=customer_name, agent_name=agent_name, channel="gradio_api"
+                    question, customer_name=customer_name, agent_name=agent_name, channel="gradio_api",
+                    history=history or [],
                 )
             except AssistantError as exc:
                 raise gr.Error(str(exc)) from None

@@ -1,0 +1,189 @@
+"""The parts of a question a follow-up can swap ("what about Asia?" after a delivery question):
+places, payment methods and items, found by small word lists, plus the shape of a follow-up.
+
+No language model: a fragment such as "and to Canada?" is recognised by its lead-in and its
+slot, and the previous question is asked again with that slot changed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PLACES = (
+    "north america", "south america", "latin america", "central america", "the middle east", "middle east",
+    "europe", "asia", "africa", "oceania", "australia", "new zealand", "the uk", "uk", "united kingdom", "england",
+    "scotland", "wales", "ireland", "britain", "great britain", "the us", "the usa", "usa", "united states",
+    "the united states", "america", "canada", "mexico", "brazil", "argentina", "chile", "peru", "colombia",
+    "china", "japan", "korea", "south korea", "india", "singapore", "hong kong", "taiwan", "thailand", "vietnam",
+    "malaysia", "indonesia", "philippines", "germany", "france", "spain", "italy", "portugal", "netherlands",
+    "belgium", "switzerland", "austria", "sweden", "norway", "denmark", "finland", "poland", "greece", "turkey",
+    "russia", "israel", "egypt", "nigeria", "kenya", "south africa", "morocco", "dubai", "uae", "saudi arabia",
+    "london", "paris", "berlin", "tokyo", "new york", "los angeles", "sydney", "toronto", "madrid", "rome",
+)
+PAYMENTS = (
+    "visa", "mastercard", "master card", "american express", "amex", "discover", "paypal", "amazon pay",
+    "apple pay", "google pay", "samsung pay", "klarna", "afterpay", "affirm", "venmo", "zelle", "alipay",
+    "wechat pay", "bitcoin", "crypto", "cryptocurrency", "cash", "checks", "cheques", "cheque",
+    "money orders", "money order", "bank transfer", "wire transfer", "debit cards", "debit card", "credit cards",
+    "credit card", "gift cards", "gift card", "installments", "instalments", "cash on delivery",
+)
+ITEMS = (
+    "rings", "ring", "necklaces", "necklace", "bracelets", "bracelet", "earrings", "earring", "pendants",
+    "pendant", "chains", "chain", "anklets", "anklet", "watches", "watch", "brooches", "brooch", "charms", "charm",
+)
+MATERIALS = (
+    "sterling silver", "silver", "rose gold", "white gold", "gold", "platinum", "stainless steel", "titanium",
+    "base metal", "brass", "copper", "diamonds", "diamond", "pearls", "pearl",
+)
+SERVICES = ("engraving", "resizing", "resize", "customization", "customisation", "custom sizes", "gift wrapping", "gift wrap")
+KINDS: dict[str, tuple[str, ...]] = {
+    "place": PLACES, "payment": PAYMENTS, "item": ITEMS, "material": MATERIALS, "service": SERVICES,
+}
+# Where a place lies: a policy that names the region covers the country ("Japan" -> "Asia").
+REGIONS: dict[str, tuple[str, ...]] = {
+    "north america": ("the us", "the usa", "usa", "united states", "the united states", "america", "canada", "mexico",
+                      "new york", "los angeles", "toronto"),
+    "europe": ("germany", "france", "spain", "italy", "portugal", "netherlands", "belgium", "switzerland", "austria",
+               "sweden", "norway", "denmark", "finland", "poland", "greece", "ireland", "paris", "berlin", "madrid",
+               "rome", "uk", "the uk", "united kingdom", "england", "scotland", "wales", "britain", "great britain",
+               "london"),
+    "uk": ("the uk", "united kingdom", "england", "scotland", "wales", "britain", "great britain", "london"),
+    "asia": ("china", "japan", "korea", "south korea", "india", "singapore", "hong kong", "taiwan", "thailand",
+             "vietnam", "malaysia", "indonesia", "philippines", "tokyo"),
+    "south america": ("brazil", "argentina", "chile", "peru", "colombia"),
+    "africa": ("egypt", "nigeria", "kenya", "south africa", "morocco"),
+    "oceania": ("australia", "new zealand", "sydney"),
+}
+
+
+def _pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
+
+
+SLOT_RES = {kind: _pattern(words) for kind, words in KINDS.items()}
+# "what about", "and", "how about", "and to", "what if": a message that leans on the one before.
+LEAD_RE = re.compile(
+    r"^\W*(?:(?:and|so|ok(?:ay)?|also|but|or)\s+)?(?:what about|how about|what of|same for|same question for|and|also|or)\b\s*",
+    re.IGNORECASE,
+)
+FRAGMENT_PREP_RE = re.compile(r"^(?:to|for|in|into|with|by|from|on|of)\s+", re.IGNORECASE)
+FRAGMENT_TAIL_RE = re.compile(r"\s*\b(?:too|as well|instead|then|please)\b\W*$|\W+$", re.IGNORECASE)
+FOLLOWUP_LEAD_RE = re.compile(
+    r"^\W*(?:and|also|but|or|so|then|what about|how about|what if|even if|even|why not|why|same|what else|otherwise|instead)\b",
+    re.IGNORECASE,
+)
+PRONOUN_RE = re.compile(r"\b(?:it|its|it's|that|this|they|them|their|those|these|there|one|ones|him|her)\b", re.IGNORECASE)
+QUESTION_START_RE = re.compile(
+    r"^\W*(?:who|what|when|where|why|how|which|can|could|do|does|did|is|are|was|were|will|would|should|may|must|am|have|has|i|my|you|your)\b",
+    re.IGNORECASE,
+)
+WORD_RE = re.compile(r"[\w'-]+")
+
+
+@dataclass(frozen=True)
+class Slot:
+    kind: str  # a KINDS key
+    text: str  # as written
+    start: int
+    end: int
+
+
+def find_slots(text: str, kind: str | None = None) -> list[Slot]:
+    """The slots in ``text`` (of ``kind``, or of every kind), in order."""
+    kinds = [kind] if kind is not None else list(SLOT_RES)
+    found = [Slot(k, m.group(0), m.start(), m.end()) for k in kinds for m in SLOT_RES[k].finditer(text)]
+    return sorted(found, key=lambda s: s.start)
+
+
+def fragment(message: str) -> str | None:
+    """What a slot-changing follow-up names ("what about Asia?" -> "Asia"), or None when the
+    message is not such a fragment (it is a question of its own, or too long to be one)."""
+    lead = LEAD_RE.match(message)
+    if lead is None or lead.end() == 0:
+        return None
+    rest = FRAGMENT_TAIL_RE.sub("", message[lead.end():]).strip()
+    rest = FRAGMENT_PREP_RE.sub("", rest).strip()
+    if not rest or len(WORD_RE.findall(rest)) > 4:
+        return None
+    return rest
+
+
+def fragment_slot(message: str, frame: str) -> tuple[Slot, str] | None:
+    """The slot of ``frame`` that the fragment ``message`` replaces, with its replacement.
+
+    The fragment must name a slot of a kind that ``frame`` holds ("and Bitcoin?" after a card
+    question: a payment), or be a capitalised name where ``frame`` names a place ("and Peru?").
+    """
+    value = fragment(message)
+    if value is None:
+        return None
+    own = find_slots(value)
+    kinds = [own[0].kind] if own else (["place"] if value[:1].isupper() else [])
+    for kind in kinds:
+        slots = find_slots(frame, kind)
+        if slots:
+            return slots[-1], value
+    return None
+
+
+def swap(frame: str, slot: Slot, value: str) -> str:
+    """``frame`` with ``slot`` replaced by ``value`` ("the" kept out of doubled articles)."""
+    before = frame[: slot.start]
+    if before.lower().endswith("the ") and value.lower().startswith("the "):
+        value = value[4:]
+    return f"{before}{value}{frame[slot.end:]}"
+
+
+def names(value: str) -> list[str]:
+    """The ways a policy may name ``value``: itself, and for a place the regions it lies in."""
+    key = value.lower().strip()
+    return [key, *(region for region, places in REGIONS.items() if key in places)]
+
+
+def mentions(text: str, value: str) -> bool:
+    """Whether ``text`` names ``value``: a region holding it (a place) as whole words, or each of
+    its words by its stem ("custom sizes" in "customization and resize service")."""
+    if any(re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text, re.IGNORECASE) for name in names(value)[1:]):
+        return True
+    lowered = text.lower()
+    words = [w for w in WORD_RE.findall(value.lower()) if w not in ("the", "a", "an")]
+    return all(w[: max(4, len(w) - 3)] in lowered for w in words)
+
+
+SHORT_WORDS = 0  # a message up to this many words that names a topic may lean on the conversation (0: none; see docs/dialogue.md)
+
+
+# Words that name no topic: question words, auxiliaries, pronouns, light verbs, time and degree.
+# A message made only of them ("how fast do you reply?", "what should I send you?") says what
+# it asks but not about what: the conversation says that.
+GENERIC_WORDS = frozenset(
+    """what when where who whom whose why how which whether if else then now still yet already again
+    can could do does did done doing is are was were be been being am will would shall should may might must
+    have has had having get gets got getting i me my mine you your yours we us our ours he she him her his
+    they them their it its this that these those there here a an the to of for in on at by with from about
+    as so and or but not no yes please just also too very really much many more most long fast soon quickly
+    early late days day hours hour weeks week months month time times take takes took need needs needed
+    want wants send sent ask asked tell told say said know make go going come reply answer answers respond
+    happen happens happened next first last any some all one ok okay""".split()
+)
+
+
+def topical_words(message: str) -> list[str]:
+    """The words of ``message`` that name a topic (not in GENERIC_WORDS)."""
+    return [w for w in WORD_RE.findall(message.lower()) if w not in GENERIC_WORDS and not w.isdigit()]
+
+
+def followup_strength(message: str) -> int:
+    """How surely ``message`` leans on an earlier one: 2 for a lead-in ("and", "what about"), a
+    pronoun, or no topical word of its own; 1 for a short message (at most SHORT_WORDS words)
+    without any of these; else 0."""
+    if FOLLOWUP_LEAD_RE.match(message) or PRONOUN_RE.search(message) or not topical_words(message):
+        return 2
+    return 1 if len(WORD_RE.findall(message)) <= SHORT_WORDS else 0
+
+
+def is_followup(message: str) -> bool:
+    """Whether ``message`` may lean on an earlier one (followup_strength above 0)."""
+    return followup_strength(message) > 0

@@ -1,0 +1,248 @@
+"""Follow-up questions: slots and readings (pure), the resolver on the real pipeline, gold rows
+with history, the CLI's --history and JSON lines, and the resolved question in the feedback log."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from assistant.cli.main import main
+from assistant.dialogue.clarify import is_vague, option_question
+from assistant.dialogue.resolve import (
+    MAX_HISTORY,
+    check_history,
+    choose,
+    decide,
+    readings,
+)
+from assistant.dialogue.slots import followup_strength, fragment, mentions
+from assistant.errors import GoldError, QuestionError
+from assistant.evaluation.gold import load_gold
+from assistant.schema import (
+    Answer,
+    AnswerSentence,
+    Citation,
+    Hit,
+    Passage,
+    SupportContact,
+)
+from assistant.server.feedback import FeedbackStore
+
+UK = "How long does delivery to the UK take?"
+
+
+# --- slots and readings (no model) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "history, message, want",
+    [
+        ([UK], "what about Asia?", "How long does delivery to Asia take?"),
+        ([UK], "and to Canada?", "How long does delivery to Canada take?"),
+        (["Do you accept PayPal?"], "and money orders?", "Do you accept money orders?"),
+        (["Do you sell gold rings?"], "what about silver?", "Do you sell silver rings?"),  # a material, not the item
+        (["How long does delivery to Asia take?", "And to Europe?"], "what about Peru?", "How long does delivery to Peru take?"),
+        ([UK], "what about returns?", None),  # names no slot the question holds: no swapped reading
+        ([UK], "Can I cancel my order?", None),  # a question of its own
+    ],
+)
+def test_a_fragment_swaps_the_slot_of_the_last_full_question(history, message, want):
+    got = readings(message, history)
+    assert (got[0].text, got[0].kind) == (message, "alone")  # the message alone always comes first
+    assert got[-1].text == " ".join([*history[-2:], message]) and got[-1].kind == "context"
+    assert next((r.text for r in got if r.kind == "slot"), None) == want
+
+
+def test_without_history_the_only_reading_is_the_message():
+    assert [(r.text, r.kind) for r in readings("what about Asia?", [])] == [("what about Asia?", "alone")]
+
+
+@pytest.mark.parametrize(
+    "message, strength",
+    [("and if it was already shipped?", 2), ("what about Asia?", 2), ("is it stored?", 2), ("what now?", 2),
+     ("how fast do you reply?", 2), ("Can I cancel my order if it has not shipped yet?", 2),
+     ("Do you sell watches?", 0), ("How long does delivery to Europe take?", 0)],
+)  # fmt: skip
+def test_followup_strength(message, strength):
+    assert followup_strength(message) == strength
+
+
+@pytest.mark.parametrize(
+    "text, value, named",
+    [("For Europe, UK and North America ...", "Canada", True), ("For Europe, UK and North America ...", "Brazil", False),
+     ("And for Asia is 3 to 10 working days.", "Japan", True), ("We also accept Amazon Pay & PayPal.", "Google Pay", False),
+     ("We currently do not offer customization and resize service.", "custom sizes", True)],
+)  # fmt: skip
+def test_a_swapped_slot_must_be_named_by_the_answer(text, value, named):
+    assert mentions(text, value) is named
+
+
+def test_fragments_and_vague_messages():
+    assert fragment("And to Europe?") == "Europe" and fragment("Do you ship to Europe?") is None
+    assert [m for m in ("refund", "shipping", "my order", "refund?", "hello", "Do you refund?") if is_vague(m)] == [
+        "refund", "shipping", "my order", "refund?"
+    ]
+    assert not is_vague(option_question("refund", "Returns"))  # a chosen topic is answered, not clarified again
+
+
+@pytest.mark.parametrize(
+    "history, message",
+    [("one string", "must be a list of strings, got str"), ([1], "history item 0 must be a string, got int"),
+     (["ok", "  "], "history item 1 is empty"), (["x" * 2001], "history item 0 is 2001 characters long"),
+     (["q?"] * (MAX_HISTORY + 1), f"at most {MAX_HISTORY} are accepted")],
+)  # fmt: skip
+def test_bad_history_is_a_question_error(history, message):
+    with pytest.raises(QuestionError, match=message):
+        check_history(history, 2000)
+
+
+def said(pid: str, *sentences: str, p: float = 0.99) -> Answer:
+    """An answer quoting ``sentences`` from passage ``pid`` (no model: the choice rules alone)."""
+    cite = Citation(id=pid, doc_id="faq", title="", text=" ".join(sentences), score=1.0)
+    quoted = [AnswerSentence(t, pid, 1) for t in sentences]
+    contact = SupportContact(text="help@example.com", kind="email", email="help@example.com")
+    return Answer("q", True, " ".join(sentences), p, [cite], quoted, support_contact=contact, evidence={"p_answer": p})
+
+
+REFUSED = Answer("q", False, "Sorry.", 0.9, refusal_reason="not_covered", evidence={"p_answer": 0.1})
+CASH = "We DO NOT accept money orders, checks, or cash."
+RESIZE = "We do not recommend resizing our rings because it might ruin the plating."
+VOID = "Once an item has been altered it will void our return or warranty policy."
+CANCEL = "We accept order cancellations before the product is shipped or produced."
+
+
+def test_the_choice_among_readings():
+    def pick(history, message, answers, previous=None):
+        return choose(message, readings(message, history), answers, previous)
+
+    # "why not?" in context must quote a reason: a policy restated is not_stated.
+    assert decide("why not?", readings("why not?", ["Do you accept cash?"]), [REFUSED, said("p2", CASH)]).refusal_reason == "not_stated"
+    why = decide("why not?", readings("why not?", ["Do you resize rings?"]), [REFUSED, said("p3", RESIZE)])
+    assert why.answered and why.resolved_question == "Do you resize rings? why not?"
+    # A message naming its own topic, refused alone, is read in context only where the passage names that topic.
+    assert pick(["Can I resize my ring?"], "what happens to the warranty if I do?", [REFUSED, said("p3", VOID)]) == 1
+    assert pick(["Can I cancel my order?"], "can I change the shipping address instead?", [REFUSED, said("p1", CANCEL)]) == 0
+    # A context reading that only repeats the last answer yields to the message answered alone elsewhere.
+    ships = [said("s1", "All orders are processed within 2 working days.", p=0.86), said("s2", "Asia is 3 to 10 working days.")]
+    ships[0] = replace(ships[0], retrieved=[Hit(Passage("s2", "faq", "", "Asia ...", "faq.txt", 1), 1.0)])  # the message points there too
+    assert pick(["How long does delivery to Asia take?"], "and how long before it ships?", ships, ships[1]) == 0
+    assert pick(["How long does delivery to Asia take?"], "and how long before it ships?", ships) == 1
+    # A refused slot reading yields to the message alone answered from a passage naming the slot.
+    silver = [said("p4", "Most of our jewelry is made with 925 sterling silver.", p=0.87), REFUSED, REFUSED]
+    assert pick(["Do you sell gold rings?"], "what about silver?", silver) == 0
+    assert pick(["Do you sell gold rings?"], "what about silver?", [silver[0], said("p4", CASH), REFUSED]) == 1
+
+
+
+def test_a_context_reading_off_the_messages_own_words_is_refused():
+    silver = "Most of our jewelry is made with 925 sterling silver with rhodium plated."
+
+    def ctx(message, own_score, sentence=silver):
+        # The message alone is refused; its verifier scores the context passage p3 ``own_score``, its best 0.30.
+        hits = [Hit(Passage(pid, "faq", "", "...", "faq.txt", 1), v, verified=v) for pid, v in (("p1", 0.30), ("p3", own_score))]
+        history = ["What is your jewelry made of?"]
+        return decide(message, readings(message, history), [replace(REFUSED, retrieved=hits), said("p3", sentence)])
+
+    off = ctx("is it hypoallergenic?", 0.10)  # no quoted sentence says "hypoallergenic"; alone, p3 ranks far below
+    assert (off.answered, off.refusal_reason, off.resolved_question) == (False, "not_stated", "What is your jewelry made of? is it hypoallergenic?")
+    assert ctx("is it hypoallergenic?", 0.27).answered  # alone, the message ranks p3 within OWN_MARGIN of its best
+    assert ctx("are they plated?", 0.10).answered  # the quoted sentence holds the message's word (stemmed)
+    assert ctx("what now?", 0.10).answered  # no topical word of its own: the conversation says what it asks
+    assert ctx("is it hypoallergenic?", 0.30).answered  # p3 is the message's own best passage: kept
+
+
+# --- the real pipeline -----------------------------------------------------------------------
+
+
+def test_no_history_is_the_question_asked_alone(seed_assistant):
+    for question in ("Do you take PayPal?", "what about Asia?"):
+        alone = seed_assistant.ask_many([question])[0]
+        assert replace(seed_assistant.ask(question, history=[]), latency_ms=0) == replace(alone, latency_ms=0)
+
+
+def test_follow_ups_in_their_conversation(seed_assistant):
+    asia = seed_assistant.ask("what about Asia?", history=[UK])
+    assert asia.answered and "3 to 10 working days" in asia.answer
+    assert (asia.question, asia.resolved_question) == ("what about Asia?", "How long does delivery to Asia take?")
+    assert asia.to_dict()["resolved_question"] == "How long does delivery to Asia take?"
+    brazil = seed_assistant.ask("what about Brazil?", history=[UK])  # the policies give no time for South America
+    assert not brazil.answered and brazil.resolved_question == "How long does delivery to Brazil take?"
+    # A new question of its own is answered as itself, whatever came before.
+    cancel = seed_assistant.ask("Can I cancel my order?", history=[UK])
+    assert cancel.resolved_question is None and "order-payment-1" in cancel.citations[0].id
+    # The topic is found, but its passage states no duration: the policies don't say.
+    took = seed_assistant.ask("how long will it take?", history=["Can I resize my ring?"])
+    assert (took.answered, took.refusal_reason) == (False, "not_stated")
+    # Refused alone, it names what the conversation's passage speaks of: read in context.
+    warranty = seed_assistant.ask("what happens to the warranty if I do?", history=["Can I resize my ring?"])
+    assert warranty.answered and "void our return or warranty policy" in warranty.answer
+    # The materials passage is found, but never says what the message asks.
+    allergy = seed_assistant.ask("is it hypoallergenic?", history=["What is your jewelry made of?"])
+    assert (allergy.answered, allergy.refusal_reason) == (False, "not_stated")
+    why = seed_assistant.ask("why not?", history=["Do you accept cash?"])  # the policy gives no reason
+    assert (why.answered, why.refusal_reason) == (False, "not_stated")
+
+
+def test_a_vague_topic_gets_the_sections_to_choose_from(seed_assistant):
+    refund = seed_assistant.ask("refund")
+    assert (refund.answered, refund.refusal_reason, refund.citations) == (False, "clarify", [])
+    assert set(refund.clarify) == {"Order & Payment", "Returns"} and "Returns" in refund.answer
+    assert seed_assistant.ask("returns").answered  # one section only: answered, no question back
+    chosen = seed_assistant.ask(option_question("refund", "Returns"))
+    assert chosen.answered and chosen.clarify == []
+
+
+# --- gold rows, CLI, feedback ----------------------------------------------------------------
+
+
+def test_gold_rows_carry_history(tmp_path):
+    path = tmp_path / "d.jsonl"
+    rows = [{"id": "d1", "question": "what about Asia?", "history": [UK], "must_include": ["3 to 10"]},
+            {"id": "d2", "question": "x?", "history": "not a list", "answerable": False}]  # fmt: skip
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    with pytest.raises(GoldError, match=rf"^{path}:2: field 'history' must be a list of strings, got a string$"):
+        load_gold(path)
+    path.write_text(json.dumps(rows[0]), encoding="utf-8")
+    (row,) = load_gold(path)
+    assert row.history == (UK,) and "history" not in row.metadata
+
+
+def test_cli_history_flag_and_json_lines(tiny_corpus, tmp_path, fake_model, capsys, monkeypatch):
+    import io
+
+    flags = ["--corpus", str(tiny_corpus), "--index-dir", str(tmp_path / "idx"), "--quiet"]
+    assert main(["ask", *flags, "--json", "--history", "Do you accept Visa?", "what about cash?"]) == 0
+    assert json.loads(capsys.readouterr().out)["resolved_question"] == "Do you accept cash?"
+    lines = [json.dumps({"question": "and PayPal?", "history": ["Do you accept Visa?"]}), "Do you accept PayPal?",
+             '{"question": 5}']  # fmt: skip
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    assert main(["ask", *flags, "--json", "-"]) == 2  # the bad JSON line is reported in its slot
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r.get("resolved_question") for r in rows[:2]] == ["Do you accept PayPal?", "Do you accept PayPal?"]
+    assert rows[0]["question"] == "and PayPal?" and '"question" string' in rows[2]["error"]
+
+
+def test_the_log_keeps_the_resolved_question(tmp_path):
+    refused = Answer(question="what about Brazil? mail jo@example.com", answered=False, answer="No.", confidence=0.9,
+                     refusal_reason="not_stated", resolved_question="How long does delivery to Brazil take?")  # fmt: skip
+    vague = Answer(question="refund", answered=False, answer="Which?", confidence=0.9, refusal_reason="clarify",
+                   clarify=["Returns", "Order & Payment"])  # fmt: skip
+    with FeedbackStore.open(tmp_path) as store:
+        first = store.record("ask", refused)
+        store.record("ask", replace(refused, question="and Brazil?"))
+        alone = store.record("ask", vague)
+        assert store.get(first).resolved_question == "How long does delivery to Brazil take?"
+        assert store.get(alone).resolved_question is None  # the question itself: nothing stored twice
+        (gap,) = store.top_refused()  # both follow-ups count as one gap; a vague message is none
+        assert (gap.count, gap.resolved_question) == (2, "How long does delivery to Brazil take?")
+        assert store.export_csv_text().splitlines()[1].endswith(",How long does delivery to Brazil take?")
+
+
+def test_a_pasted_thread_splits_at_blank_lines():
+    from assistant.server.web import thread_messages
+
+    assert thread_messages("Hi, my ring broke.\nIt was a gift.\n\n  \nI emailed photos.\n\n") == [
+        "Hi, my ring broke.\nIt was a gift.", "I emailed photos."
+    ]
