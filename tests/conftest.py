@@ -144,8 +144,14 @@ def real_verifier():
 
 
 @pytest.fixture(scope="session")
-def seed_index_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("seed-index")
+def seed_index_dir(tmp_path_factory, model_cache) -> Path:
+    """The seed index's folder; its ``models/`` is the session's export, so a CLI child opening it
+    loads MiniLM as a user's second run does instead of exporting it again."""
+    from assistant.models.onnx import MODEL_CACHE
+
+    folder = tmp_path_factory.mktemp("seed-index")
+    (folder / MODEL_CACHE).symlink_to(model_cache, target_is_directory=True)
+    return folder
 
 
 @pytest.fixture(scope="session")

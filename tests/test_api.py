@@ -20,7 +20,7 @@ from assistant.schema import Answer, Draft
 from assistant.server.api import LoginThrottle, create_app
 from assistant.server.feedback import FeedbackStore
 
-from .app_process import Lines
+from .app_process import Lines, index_dir_with_model
 from .conftest import BACKENDS, ROOT, new_database_url
 from .live_server import live_server
 
@@ -408,8 +408,9 @@ def _stop(proc: subprocess.Popen) -> None:
         raise
 
 
-def test_app_py_builds_the_index_then_serves_and_keeps_feedback_across_restarts(tmp_path):
+def test_app_py_builds_the_index_then_serves_and_keeps_feedback_across_restarts(tmp_path, model_cache):
     password = "pw-that-must-never-be-logged"
+    index_dir_with_model(tmp_path / "index", model_cache)  # the ONNX export as a second run finds it
     proc, out = _run_app(tmp_path, password)
     try:
         out.wait_for(r"index: building or refreshing", 120)
