@@ -61,14 +61,14 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def assistant(real_encoder, tmp_path_factory):
+def assistant(onnx_encoder, tmp_path_factory):
     """The real pipeline on the bundled FAQ plus the payload-laden policy file."""
     from assistant.core.pipeline import Assistant
 
     corpus = tmp_path_factory.mktemp("browser-corpus")
     shutil.copy(SEED_CORPUS, corpus / SEED_CORPUS.name)
     (corpus / "gift-wrapping.txt").write_text(XSS_POLICY, encoding="utf-8")
-    return Assistant.open([corpus], tmp_path_factory.mktemp("browser-index"), encoder=real_encoder)[0]
+    return Assistant.open([corpus], tmp_path_factory.mktemp("browser-index"), encoder=onnx_encoder)[0]
 
 
 @pytest.fixture(scope="module")
@@ -304,7 +304,7 @@ def test_insights_show_gaps_and_export_csv(page, store):
     shot(page, "insights")
 
 
-def test_staff_link_a_refused_question_and_the_chat_then_answers_it(browser, real_encoder, tmp_path):
+def test_staff_link_a_refused_question_and_the_chat_then_answers_it(browser, onnx_encoder, tmp_path):
     """Issue 16: a refused question, linked by staff in the Insights tab, is then answered from that passage."""
     from playwright.sync_api import expect
 
@@ -318,7 +318,7 @@ def test_staff_link_a_refused_question_and_the_chat_then_answers_it(browser, rea
     (corpus / "tiny.txt").write_text(
         TINY_FAQ + "\nPackaging\n\nEvery order leaves in a plain recycled carton with no invoice inside.\n", encoding="utf-8"
     )
-    assistant = Assistant.open([corpus], tmp_path / "idx", encoder=real_encoder, learned=corpus / "learned.jsonl")[0]
+    assistant = Assistant.open([corpus], tmp_path / "idx", encoder=onnx_encoder, learned=corpus / "learned.jsonl")[0]
     with (
         FeedbackStore.open(tmp_path / "data") as s,
         live_server(create_app(assistant, s, corpus=[corpus], index_dir=tmp_path / "idx")) as base,

@@ -66,22 +66,22 @@ def test_conflict_between_needs_the_same_statement_not_just_different_numbers():
 
 
 @pytest.mark.slow
-def test_the_real_model_finds_the_contradicting_duplicates_and_nothing_in_the_bundled_corpus(tmp_path, real_encoder):
+def test_the_real_model_finds_the_contradicting_duplicates_and_nothing_in_the_bundled_corpus(tmp_path, onnx_encoder):
     write_faq(tmp_path / "faq", CANADA)
-    index, _ = open_index([tmp_path / "faq"], tmp_path / "i", real_encoder)
+    index, _ = open_index([tmp_path / "faq"], tmp_path / "i", onnx_encoder)
     found = find_conflicts(index)
     assert [(c.first.id, c.second.id, c.reason) for c in found] == [
         ("ship-ca-1", "ship-ca-2", "one says no, the other yes"),
         ("returns", "returns-2", "numbers differ (30 vs 14)"),
     ]
-    seed, _ = open_index([SEED_CORPUS.parent], tmp_path / "seed", real_encoder)
+    seed, _ = open_index([SEED_CORPUS.parent], tmp_path / "seed", onnx_encoder)
     assert find_conflicts(seed) == []
 
 
 @pytest.mark.slow
-def test_an_answer_quoting_both_sides_says_they_differ(tmp_path, real_encoder, seed_assistant):
+def test_an_answer_quoting_both_sides_says_they_differ(tmp_path, onnx_encoder, seed_assistant):
     write_faq(tmp_path / "faq", CANADA)
-    assistant, _ = Assistant.open([tmp_path / "faq"], tmp_path / "i", encoder=real_encoder)
+    assistant, _ = Assistant.open([tmp_path / "faq"], tmp_path / "i", encoder=onnx_encoder)
     answer = assistant.ask("Do you ship to Canada?")
     assert answer.answered and {c.id for c in answer.citations} == {"ship-ca-1", "ship-ca-2"}
     assert "No, we do not ship to Canada." in answer.answer and "Yes, we ship to Canada." in answer.answer

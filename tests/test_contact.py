@@ -109,9 +109,9 @@ def test_contact_answer_quotes_the_contact_passage():
 
 
 @pytest.fixture(scope="module")
-def bike_assistant(real_encoder, real_verifier, tmp_path_factory):
+def bike_assistant(onnx_encoder, onnx_verifier, tmp_path_factory):
     """The real pipeline (MiniLM, mpnet verifier, FAISS) on the bike shop's Markdown FAQ."""
-    a, _ = Assistant.open([BIKE], tmp_path_factory.mktemp("bike"), encoder=real_encoder, verifier=real_verifier)
+    a, _ = Assistant.open([BIKE], tmp_path_factory.mktemp("bike"), encoder=onnx_encoder, verifier=onnx_verifier)
     return a
 
 

@@ -187,12 +187,12 @@ def test_folds_deal_each_groups_questions_by_position():
 # --- real models, real server -----------------------------------------------------------------
 
 
-def test_a_linked_question_is_answered_from_its_passage_with_the_real_models(shop, tmp_path, real_encoder, real_verifier):
+def test_a_linked_question_is_answered_from_its_passage_with_the_real_models(shop, tmp_path, onnx_encoder, onnx_verifier):
     # Without the link both models refuse it (the API and browser tests show MiniLM's refusal;
     # the verifier's best cosine for it is 0.30, under its 0.48).
     learned = tmp_path / "learned.jsonl"
     append_link(learned, Link(HIDDEN_PRICE, "tiny:packaging-1", by="sam"))
-    linked = Assistant.open([shop], tmp_path / "idx", encoder=real_encoder, verifier=real_verifier, learned=learned)[0]
+    linked = Assistant.open([shop], tmp_path / "idx", encoder=onnx_encoder, verifier=onnx_verifier, learned=learned)[0]
     assert linked.verifier.index.learned == [("tiny:packaging-1", HIDDEN_PRICE)]  # the verifier's index holds the key too
     answer = linked.ask(HIDDEN_PRICE)
     passage = linked.index.passages[linked.index.by_id["tiny:packaging-1"]]
@@ -200,12 +200,12 @@ def test_a_linked_question_is_answered_from_its_passage_with_the_real_models(sho
     assert all(s.text in passage.text for s in answer.sentences)
 
 
-def test_staff_link_through_the_api_and_the_next_answer_uses_it(shop, tmp_path, real_encoder):
+def test_staff_link_through_the_api_and_the_next_answer_uses_it(shop, tmp_path, onnx_encoder):
     from assistant.server.api import create_app
     from assistant.server.feedback import FeedbackStore
 
     learned = shop / "learned.jsonl"
-    assistant = Assistant.open([shop], tmp_path / "idx", encoder=real_encoder, learned=learned)[0]
+    assistant = Assistant.open([shop], tmp_path / "idx", encoder=onnx_encoder, learned=learned)[0]
     with (
         FeedbackStore.open(tmp_path / "data") as store,
         live_server(create_app(assistant, store, auth=STAFF, corpus=[shop], index_dir=tmp_path / "idx", ui=False)) as base,

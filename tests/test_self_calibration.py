@@ -90,11 +90,11 @@ def test_the_shift_is_applied_only_when_switched_on():
 
 
 def test_real_model_self_calibrates_at_index_time_and_gold_calibration_wins(
-    real_encoder, real_verifier, tmp_path, monkeypatch
+    onnx_encoder, onnx_verifier, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(sc, "APPLY_SHIFT", False)
     idx = tmp_path / "idx"
-    a, _ = Assistant.open([BIKE], idx, encoder=real_encoder, verifier=real_verifier, self_calibrate=True)
+    a, _ = Assistant.open([BIKE], idx, encoder=onnx_encoder, verifier=onnx_verifier, self_calibrate=True)
     fitted = a.self_calibration
     assert fitted is not None and fitted.probes == 12 and fitted.applied is False
     assert (idx / sc.SELF_CALIBRATION_FILE).is_file()
@@ -108,24 +108,24 @@ def test_real_model_self_calibrates_at_index_time_and_gold_calibration_wins(
     assert sum(moved.probability(r) < 0.5 for r in rows) / len(rows) == pytest.approx(fitted.refused_after)
 
     # the library default does not self-calibrate
-    d, _ = Assistant.open([BIKE], idx, encoder=real_encoder, verifier=real_verifier)
+    d, _ = Assistant.open([BIKE], idx, encoder=onnx_encoder, verifier=onnx_verifier)
     assert d.self_calibration is None and d.refusal == base
 
     # switched on: the same index is fitted again (the stored fit says "not applied") and the
     # answer-or-refuse decision uses the shift
     monkeypatch.setattr(sc, "APPLY_SHIFT", True)
-    on, _ = Assistant.open([BIKE], idx, encoder=real_encoder, verifier=real_verifier, self_calibrate=True)
+    on, _ = Assistant.open([BIKE], idx, encoder=onnx_encoder, verifier=onnx_verifier, self_calibrate=True)
     assert on.self_calibration.applied is True and on.self_calibration.shift == fitted.shift
     assert on.refusal == sc.shifted(base, fitted.shift, source=on.refusal.source)
 
     # reopened unchanged: the stored fit is used, not fitted again
     monkeypatch.setattr(sc, "self_calibrate", lambda *a, **k: pytest.fail("fitted again"))
-    b, _ = Assistant.open([BIKE], idx, encoder=real_encoder, verifier=real_verifier, self_calibrate=True)
+    b, _ = Assistant.open([BIKE], idx, encoder=onnx_encoder, verifier=onnx_verifier, self_calibrate=True)
     assert b.self_calibration == on.self_calibration and b.refusal == on.refusal
 
     # `assistant calibrate --gold` stores calibration.json: it decides
     RefusalModel(weights={"dense": 10.0}, bias=-5.0, source="calibrated on g", verifier=VERIFIER_NAME).save(idx)
-    c, _ = Assistant.open([BIKE], idx, encoder=real_encoder, verifier=real_verifier, self_calibrate=True)
+    c, _ = Assistant.open([BIKE], idx, encoder=onnx_encoder, verifier=onnx_verifier, self_calibrate=True)
     assert c.refusal.source == "calibrated on g" and c.default_refusal() == on.refusal
 
 
