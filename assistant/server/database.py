@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -162,12 +163,21 @@ class SQLiteDatabase(Database):
         if not folder.is_dir():
             raise FeedbackError(f"data folder {folder} is not a folder")
         self._create_private()
-        try:
-            conn = self._conn()
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            self.close()
-            raise FeedbackError(f"{self.path}: cannot use the feedback database ({exc})") from None
+        # Several replicas opening a new file at once all ask for WAL mode: that needs the file to
+        # themselves, and SQLite answers SQLITE_BUSY at once (without waiting) to the one that
+        # would otherwise deadlock; it asks again until busy_timeout_s has passed.
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                conn = self._conn()
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                break
+            except sqlite3.DatabaseError as exc:
+                if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    continue
+                self.close()
+                raise FeedbackError(f"{self.path}: cannot use the feedback database ({exc})") from None
         if mode.lower() != "wal":
             self.close()
             raise FeedbackError(f"{self.path}: SQLite refused WAL mode (journal_mode={mode}); use a local disk for the data folder")
