@@ -9,8 +9,8 @@ process, a throw-away feedback log) instead of Assistant.ask. With --gaps (tunin
 prints, for every context reading taken whose quoted sentences hold none of the message's own
 topical words, how far below its best passage the message alone ranks that passage (own_gap):
 what OWN_MARGIN in assistant/dialogue/resolve.py was chosen from.
-Tuning data: evals/dialogues.jsonl, evals/dialogues-tuning-2.jsonl and evals/dialogues-tuning-3.jsonl.
-Held out: evals/dialogues-heldout-2.jsonl (run once, at the end, for reporting; never for decisions).
+Tuning data: evals/dialogues.jsonl and evals/dialogues-tuning-2.jsonl, -3.jsonl and -4.jsonl.
+Held out: evals/dialogues-heldout-3.jsonl (run once, at the end, for reporting; never for decisions).
 """
 
 from __future__ import annotations

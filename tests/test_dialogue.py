@@ -44,7 +44,10 @@ UK = "How long does delivery to the UK take?"
         (["Do you accept PayPal?"], "and money orders?", "Do you accept money orders?"),
         (["Do you sell gold rings?"], "what about silver?", "Do you sell silver rings?"),  # a material, not the item
         (["How long does delivery to Asia take?", "And to Europe?"], "what about Peru?", "How long does delivery to Peru take?"),
+        (["How many working days for delivery to Ireland?"], "Philippines?", "How many working days for delivery to Philippines?"),  # a bare slot
+        (["Do you take MasterCard?"], "how about paying by cheque?", "Do you take cheque?"),  # the slot, not its wording
         ([UK], "what about returns?", None),  # names no slot the question holds: no swapped reading
+        ([UK], "Returns?", None),  # a bare word that is no slot
         ([UK], "Can I cancel my order?", None),  # a question of its own
     ],
 )
@@ -73,7 +76,9 @@ def test_followup_strength(message, strength):
     "text, value, named",
     [("For Europe, UK and North America ...", "Canada", True), ("For Europe, UK and North America ...", "Brazil", False),
      ("And for Asia is 3 to 10 working days.", "Japan", True), ("We also accept Amazon Pay & PayPal.", "Google Pay", False),
-     ("We currently do not offer customization and resize service.", "custom sizes", True)],
+     ("We currently do not offer customization and resize service.", "custom sizes", True),
+     ("We DO NOT accept money orders, checks, or cash.", "cheque", True),  # an alias
+     ("You should have received an order confirmation email after placing the order.", "Afterpay", False)],  # "after" is a word of its own
 )  # fmt: skip
 def test_a_swapped_slot_must_be_named_by_the_answer(text, value, named):
     assert mentions(text, value) is named
@@ -124,6 +129,13 @@ def test_the_choice_among_readings():
     # A message naming its own topic, refused alone, is read in context only where the passage names that topic.
     assert pick(["Can I resize my ring?"], "what happens to the warranty if I do?", [REFUSED, said("p3", VOID)]) == 1
     assert pick(["Can I cancel my order?"], "can I change the shipping address instead?", [REFUSED, said("p1", CANCEL)]) == 0
+    # A bare phrase refused alone ("time limit?") is read in context where its own best passages hold the answer's.
+    guarantee = said("r1", "We have a quality guarantee of up to 7 days!")
+    near = replace(REFUSED, retrieved=[Hit(Passage("r1", "faq", "", "...", "faq.txt", 1), 0.4)])
+    far = replace(REFUSED, retrieved=[Hit(Passage(f"x{i}", "faq", "", "...", "faq.txt", 1), 0.4) for i in range(6)])
+    assert pick(["I want to return a defective bracelet."], "time limit?", [near, guarantee]) == 1
+    assert pick(["I want to return a defective bracelet."], "time limit?", [far, guarantee]) == 0
+    assert pick(["I want to return a defective bracelet."], "Are you hiring?", [near, guarantee]) == 0  # a question of its own
     # A context reading that only repeats the last answer yields to the message answered alone elsewhere.
     ships = [said("s1", "All orders are processed within 2 working days.", p=0.86), said("s2", "Asia is 3 to 10 working days.")]
     ships[0] = replace(ships[0], retrieved=[Hit(Passage("s2", "faq", "", "Asia ...", "faq.txt", 1), 1.0)])  # the message points there too

@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 from assistant.core.answer import SENTENCE_TRAITS, content_terms, question_types, refuse
 from assistant.dialogue.clarify import offer
 from assistant.dialogue.slots import (
+    QUESTION_START_RE,
+    WORD_RE,
     followup_strength,
     fragment,
     fragment_slot,
@@ -39,6 +41,7 @@ CONTEXT_TURNS = 2  # earlier messages read together with the message in the ``co
 # The ``context`` reading is taken only when the passage it answers from is among the message's
 # own best ``ANCHOR_RANK`` passages (the message itself points there), or the message alone was refused.
 ANCHOR_RANK = 5
+BARE_WORDS = 4  # a phrase up to this many words, not shaped as a question, may lean on the conversation
 ALONE_CONFIDENT = 0.9  # a follow-up-shaped message answered alone at least this surely stays alone
 # A topic-naming message refused alone is read in context when the context answer's passage
 # holds this share of its topical words (all of them: one shared word such as "ship" is no evidence).
@@ -138,8 +141,12 @@ def choose(
         return 0
     if not strength:
         # A message naming a topic of its own ("what happens to the warranty if I do?") is read in
-        # context only when it is refused alone and the context answer's passage names that topic.
-        return ctx if not alone.answered and answers[ctx].answered and names_topic(message, answers[ctx]) else 0
+        # context only when it is refused alone and the context answer's passage names that topic,
+        # or, for a bare phrase that is no question of its own ("time limit?", "encryption
+        # strength?"), is among the message's own best passages.
+        if alone.answered or not answers[ctx].answered:
+            return 0
+        return ctx if names_topic(message, answers[ctx]) or (bare_phrase(message) and anchored(answers[ctx], alone)) else 0
     if alone.answered and alone.evidence.get("p_answer", alone.confidence) >= ALONE_CONFIDENT:
         return 0
     answer = answers[ctx]
@@ -149,11 +156,21 @@ def choose(
         # "and how long before it ships?" after a delivery question: read in context it only
         # repeats the delivery answer; alone it is answered from another passage: something new.
         return 0
-    top = {h.passage.id for h in alone.retrieved[:ANCHOR_RANK]}
-    anchored = bool(answer.citations) and answer.citations[0].id in top
     # A message that says it leans on the conversation ("and ...", "it") and is refused alone is
     # read in context; a merely short one only where its own best passages include the answer's.
-    return ctx if anchored or (not alone.answered and strength == 2) else 0
+    return ctx if anchored(answer, alone) or (not alone.answered and strength == 2) else 0
+
+
+def anchored(answer: Answer, alone: Answer) -> bool:
+    """Whether ``answer``'s first passage is among the message's own ANCHOR_RANK best (``alone``)."""
+    top = {h.passage.id for h in alone.retrieved[:ANCHOR_RANK]}
+    return bool(answer.citations) and answer.citations[0].id in top
+
+
+def bare_phrase(message: str) -> bool:
+    """A short phrase that is no question of its own ("time limit?", "all of your pieces?"): at
+    most BARE_WORDS words, not opening with a question word, an auxiliary or a pronoun."""
+    return len(WORD_RE.findall(message)) <= BARE_WORDS and not QUESTION_START_RE.match(message)
 
 
 def names_topic(message: str, answer: Answer) -> bool:

@@ -57,6 +57,16 @@ REGIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Other ways a policy names a slot ("checks" for "cheque", "American Express" for "Amex").
+ALIASES: dict[str, tuple[str, ...]] = {
+    "cheque": ("check", "checks", "cheques"), "cheques": ("checks", "check", "cheque"), "checks": ("cheques", "check"),
+    "amex": ("american express",), "american express": ("amex",), "master card": ("mastercard",),
+    "mastercard": ("master card",), "instalments": ("installments",), "installments": ("instalments",),
+    "cash on delivery": ("cash",), "credit card": ("credit cards", "credit and debit cards"),
+    "debit card": ("debit cards", "credit and debit cards"),
+}
+
+
 def _pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
     return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
@@ -98,11 +108,15 @@ def find_slots(text: str, kind: str | None = None) -> list[Slot]:
 
 
 def fragment(message: str) -> str | None:
-    """What a slot-changing follow-up names ("what about Asia?" -> "Asia"), or None when the
-    message is not such a fragment (it is a question of its own, or too long to be one)."""
+    """What a slot-changing follow-up names ("what about Asia?" -> "Asia"; a bare slot such as
+    "Philippines?" names itself), or None when the message is not such a fragment (it is a
+    question of its own, or too long to be one)."""
     lead = LEAD_RE.match(message)
     if lead is None or lead.end() == 0:
-        return None
+        bare = FRAGMENT_TAIL_RE.sub("", message).strip()
+        bare = re.sub(r"^(?:the|a|an)\s+", "", bare, flags=re.IGNORECASE)
+        slots = find_slots(bare)
+        return bare if len(slots) == 1 and (slots[0].start, slots[0].end) == (0, len(bare)) else None
     rest = FRAGMENT_TAIL_RE.sub("", message[lead.end():]).strip()
     rest = FRAGMENT_PREP_RE.sub("", rest).strip()
     if not rest or len(WORD_RE.findall(rest)) > 4:
@@ -120,6 +134,8 @@ def fragment_slot(message: str, frame: str) -> tuple[Slot, str] | None:
     if value is None:
         return None
     own = find_slots(value)
+    if len(own) == 1:
+        value = own[0].text  # "paying by cheque" swaps in "cheque"
     kinds = [own[0].kind] if own else (["place"] if value[:1].isupper() else [])
     for kind in kinds:
         slots = find_slots(frame, kind)
@@ -137,19 +153,25 @@ def swap(frame: str, slot: Slot, value: str) -> str:
 
 
 def names(value: str) -> list[str]:
-    """The ways a policy may name ``value``: itself, and for a place the regions it lies in."""
+    """The ways a policy may name ``value``: itself, its ALIASES, and for a place the regions it lies in."""
     key = value.lower().strip()
-    return [key, *(region for region, places in REGIONS.items() if key in places)]
+    return [key, *ALIASES.get(key, ()), *(region for region, places in REGIONS.items() if key in places)]
 
 
 def mentions(text: str, value: str) -> bool:
-    """Whether ``text`` names ``value``: a region holding it (a place) as whole words, or each of
-    its words by its stem ("custom sizes" in "customization and resize service")."""
+    """Whether ``text`` names ``value``: an alias or a region holding it (a place) as whole
+    words, or each of its words by its stem ("custom sizes" in "customization and resize
+    service"); a stem that is only a shorter word of its own ("after" for "Afterpay") is not it."""
     if any(re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text, re.IGNORECASE) for name in names(value)[1:]):
         return True
-    lowered = text.lower()
+    tokens = WORD_RE.findall(text.lower())
     words = [w for w in WORD_RE.findall(value.lower()) if w not in ("the", "a", "an")]
-    return all(w[: max(4, len(w) - 3)] in lowered for w in words)
+
+    def named(word: str) -> bool:
+        stem = word[: max(4, len(word) - 3)]
+        return any(stem in t and (t == word or t != stem) for t in tokens)
+
+    return all(named(w) for w in words)
 
 
 SHORT_WORDS = 0  # a message up to this many words that names a topic may lean on the conversation (0: none; see docs/dialogue.md)
@@ -166,7 +188,8 @@ GENERIC_WORDS = frozenset(
     as so and or but not no yes please just also too very really much many more most long fast soon quickly
     early late days day hours hour weeks week months month time times take takes took need needs needed
     want wants send sent ask asked tell told say said know make go going come reply answer answers respond
-    happen happens happened next first last any some all one ok okay""".split()
+    happen happens happened next first last any some all one ok okay even see look find view show
+    someone anyone somebody anybody something anything suggestion suggestions advice idea ideas""".split()
 )
 
 
