@@ -136,6 +136,14 @@ def test_the_choice_among_readings():
     assert pick(["I want to return a defective bracelet."], "time limit?", [near, guarantee]) == 1
     assert pick(["I want to return a defective bracelet."], "time limit?", [far, guarantee]) == 0
     assert pick(["I want to return a defective bracelet."], "Are you hiring?", [near, guarantee]) == 0  # a question of its own
+    # A short message answered alone from one passage is narrowed by the conversation when, in
+    # context, it is answered confidently from another of its own best passages naming the conversation's topic.
+    duties = replace(said("s3", "Duties and taxes may apply upon arrival in your country."),
+                     retrieved=[Hit(Passage(pid, "faq", "", "...", "faq.txt", 1), 0.5) for pid in ("s3", "r3")])
+    postage = said("r3", "For any items being returned to us, you will be expected to cover the cost of shipping.")
+    assert pick(["I want to return an item."], "who pays for shipping?", [duties, postage]) == 1
+    assert pick(["Is my card information safe?"], "who pays for shipping?", [duties, postage]) == 0  # the conversation names no return
+    assert pick(["I want to return an item."], "who pays for shipping?", [duties, replace(postage, evidence={"p_answer": 0.6})]) == 0
     # A context reading that only repeats the last answer yields to the message answered alone elsewhere.
     ships = [said("s1", "All orders are processed within 2 working days.", p=0.86), said("s2", "Asia is 3 to 10 working days.")]
     ships[0] = replace(ships[0], retrieved=[Hit(Passage("s2", "faq", "", "Asia ...", "faq.txt", 1), 1.0)])  # the message points there too

@@ -43,6 +43,7 @@ CONTEXT_TURNS = 2  # earlier messages read together with the message in the ``co
 ANCHOR_RANK = 5
 BARE_WORDS = 4  # a phrase up to this many words, not shaped as a question, may lean on the conversation
 ALONE_CONFIDENT = 0.9  # a follow-up-shaped message answered alone at least this surely stays alone
+NARROW_WORDS = 10  # a message up to this many words may be narrowed by the conversation (narrows; docs/dialogue.md)
 # A topic-naming message refused alone is read in context when the context answer's passage
 # holds this share of its topical words (all of them: one shared word such as "ship" is no evidence).
 TOPIC_SHARE = 1.0
@@ -144,6 +145,8 @@ def choose(
         # context only when it is refused alone and the context answer's passage names that topic,
         # or, for a bare phrase that is no question of its own ("time limit?", "encryption
         # strength?"), is among the message's own best passages.
+        if alone.answered and narrows(message, options[ctx].text, alone, answers[ctx]):
+            return ctx
         if alone.answered or not answers[ctx].answered:
             return 0
         return ctx if names_topic(message, answers[ctx]) or (bare_phrase(message) and anchored(answers[ctx], alone)) else 0
@@ -159,6 +162,20 @@ def choose(
     # A message that says it leans on the conversation ("and ...", "it") and is refused alone is
     # read in context; a merely short one only where its own best passages include the answer's.
     return ctx if anchored(answer, alone) or (not alone.answered and strength == 2) else 0
+
+
+def narrows(message: str, context: str, alone: Answer, answer: Answer) -> bool:
+    """A short message answered alone from one passage, and in context, confidently, from another
+    among its own best that holds more of the conversation's topical words ("who pays for
+    shipping?" after "I want to return an item."): the conversation says which shipping."""
+    if len(WORD_RE.findall(message)) > NARROW_WORDS or not (answer.answered and alone.citations and answer.citations):
+        return False
+    if answer.evidence.get("p_answer", answer.confidence) < ALONE_CONFIDENT or answer.citations[0].id == alone.citations[0].id:
+        return False
+    said = content_terms(" ".join(topical_words(context[: len(context) - len(message)])))
+    ctx_terms = content_terms(answer.citations[0].text) & said
+    own_terms = content_terms(alone.citations[0].text) & said
+    return anchored(answer, alone) and len(ctx_terms) > len(own_terms)
 
 
 def anchored(answer: Answer, alone: Answer) -> bool:
