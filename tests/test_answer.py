@@ -345,6 +345,9 @@ def test_real_answers_lead_with_the_point(seed_assistant):
     assert paypal.answered and "PayPal" in paypal.sentences[0].text and len(paypal.sentences) <= AnswerConfig().max_sentences
     earrings = seed_assistant.ask("whats ur return policy for earrings")
     assert earrings.answered and not earrings.sentences[0].text.startswith("Check out")
+    # The sentence that answers opens the answer even when it starts with a connective (issue 12).
+    asia = seed_assistant.ask("How many days does shipping to Asia take?")
+    assert asia.answered and asia.sentences[0].text == "And for Asia is 3 to 10 working days."
     italy = seed_assistant.ask("What's the price of shipping to Italy?")
     assert not italy.answered and italy.refusal_reason == "not_stated" and italy.citations == []
     assert [c.id for c in italy.related] == ["coco-jewelry-faq:shipping-3"]
