@@ -65,7 +65,6 @@ class AnswerConfig:
     # rule there loses answerable questions (2 sentences: 125 of 178).
     extra_min: float = 0.0
     extra_rel: float = 0.0  # ... and at least this share of the leading sentence's probability
-    extra_passages: int = 3  # sentences chosen on their merit come from at most this many passages
     lead_connective: bool = True  # a leading "And ..." / "However ..." sentence keeps the lead
     part_min: float = 0.2
     selector: SentenceSelector = field(default_factory=lambda: SentenceSelector())
@@ -315,8 +314,6 @@ def select_sentences(
     for p, rank, s, e, _ in ranked[1:]:
         if len(chosen) >= cfg.max_sentences or p < floor:
             break
-        if rank not in {c[0] for c in chosen} and len({c[0] for c in chosen}) >= cfg.extra_passages:
-            continue
         chosen.append((rank, s, e))
     # Without the parts' texts (older callers), each part is read as the whole question.
     for part, table in zip(list(parts) or [question] * len(part_scores), part_scores):
