@@ -27,6 +27,9 @@ from assistant.schema import (
 
 # Sentences that lean on the one before them ("These fees ...") are quoted with it.
 ANAPHORA_RE = re.compile(r"^(?:these|this|that|those|it|they|such|however|and|but|also|otherwise)\b", re.IGNORECASE)
+# ... but one that opens the answer with a connective ("And for Asia is 3 to 10 working days.")
+# reads on its own: its sentence before is not put in front of it.
+CONNECTIVE_RE = re.compile(r"^(?:however|and|but|also|otherwise)\b", re.IGNORECASE)
 REFUSAL_TEXT = "I couldn't find this in the store's policies, so I won't guess."
 INSTRUCTION_TEXT = "I can only answer questions about the store's policies, so I can't do that."
 NOT_STATED_TEXT = "The store's policies cover this topic but don't say that, so I won't guess."
@@ -55,13 +58,14 @@ class AnswerConfig:
     max_passages: int = 3
     max_sentences: int = 4  # at most this many sentences chosen on their own merit (plus parts' and anaphors' ones)
     # The sentence selector (SentenceSelector): the best sentence opens the answer; another joins
-    # when the selector gives it at least ``extra_min``; each part of a multi-part question adds
-    # its best sentence when that reaches ``part_min``. The defaults are the grid point of
-    # docs/retrieval.md section 6 that loses no answerable tuning question (105 of 133 complete,
-    # the margin heuristic before it: 102) while the answer's first sentence holds the asked fact
-    # far more often (lead_accuracy 0.43 -> 0.60). Shorter answers (max_sentences=2,
-    # extra_min=0.15: 1.8 sentences) lose 15 tuning questions' facts: not a default.
+    # when the selector gives it at least ``extra_min`` and ``extra_rel`` times the lead's score;
+    # each part of a multi-part question adds its best sentence when that reaches ``part_min``.
+    # The defaults are the grid point of docs/retrieval.md section 6 that loses no answerable
+    # tuning question (out of fold: 143 of 178 complete, lead_accuracy 0.683); every shorter
+    # rule there loses answerable questions (2 sentences: 125 of 178).
     extra_min: float = 0.0
+    extra_rel: float = 0.0  # ... and at least this share of the leading sentence's probability
+    lead_connective: bool = True  # a leading "And ..." / "However ..." sentence keeps the lead
     part_min: float = 0.2
     selector: SentenceSelector = field(default_factory=lambda: SentenceSelector())
 
@@ -139,8 +143,12 @@ def content_terms(text: str) -> set[str]:
 # same way, through sentence_features).
 SELECTOR_FEATURES = (
     "retr", "retr_gap", "ver", "ver_gap", "overlap", "type_match", "type_miss", "passage_rank",
-    "position", "generic", "anaphor",
+    "position", "generic", "anaphor", "ver_top", "specific", "first_short", "negation",
 )  # fmt: skip
+# A concrete detail (a number, an address, an amount) is what an asked fact usually is; a
+# negation is how a policy answers "can I / do you" ("We do not accept man-made damage!").
+SPECIFIC_RE = re.compile(r"\d|@|%|[$€£]")
+NEGATION_RE = re.compile(r"\b(?:not|no|never|cannot|only)\b|n't\b", re.IGNORECASE)
 
 
 def sentence_features(
@@ -155,6 +163,7 @@ def sentence_features(
     ver_best: float | None,
     passage_rank: int,
     position: int,
+    passage_sentences: int | None = None,
 ) -> dict[str, float]:
     """The selector's features for one candidate sentence ``text`` of a question.
 
@@ -163,7 +172,9 @@ def sentence_features(
         retr, retr_best: the retriever's cosine of the question with this sentence, and the
             best over all candidate sentences; ver, ver_best: the same from the verifier (None
             without one: the retriever's stand in).
-        passage_rank: 0 for the best candidate passage; position: the sentence's index in its passage.
+        passage_rank: 0 for the best candidate passage; position: the sentence's index in its passage;
+            passage_sentences: how many sentences its passage has (None: unknown). The first
+            sentence of a one- or two-sentence passage (a short FAQ answer) usually is the answer.
     """
     if ver is None or ver_best is None:
         ver, ver_best = retr, retr_best
@@ -182,23 +193,31 @@ def sentence_features(
         "position": float(min(position, 4)),
         "generic": 1.0 if GENERIC_RE.search(text) else 0.0,
         "anaphor": 1.0 if ANAPHORA_RE.match(text) else 0.0,
+        "ver_top": 1.0 if ver >= ver_best else 0.0,
+        "specific": 1.0 if SPECIFIC_RE.search(text) else 0.0,
+        "first_short": 1.0 if position == 0 and passage_sentences is not None and passage_sentences <= 2 else 0.0,
+        "negation": 1.0 if "yesno" in types and NEGATION_RE.search(text) else 0.0,
     }
 
 
-# Fitted by scripts/fit_selector.py (tuning data only); rerun it after changing the features.
+# Fitted by scripts/fit_selector.py (tuning data only, listwise); rerun it after changing the features.
 SELECTOR_WEIGHTS: dict[str, float] = {
-    "retr": 0.6625, "retr_gap": 1.5912, "ver": 1.3265, "ver_gap": 2.4227, "overlap": 1.2679, "type_match": 0.6869,
-    "type_miss": -0.5416, "passage_rank": -0.7477, "position": -0.3104, "generic": -1.0929, "anaphor": -0.606,
+    "retr": 0.5485, "retr_gap": 0.7707, "ver": 1.1241, "ver_gap": 1.4458, "overlap": 1.2935, "type_match": 0.5324,
+    "type_miss": -0.4903, "passage_rank": -0.1602, "position": -0.0631, "generic": -1.0422, "anaphor": -0.1409,
+    "ver_top": 0.4815, "specific": 0.6665, "first_short": 1.1748, "negation": -0.1952,
 }  # fmt: skip
-SELECTOR_BIAS = -1.4202
+SELECTOR_BIAS = -0.864
 
 
 @dataclass(frozen=True)
 class SentenceSelector:
-    """p(a sentence holds the asked fact) = sigmoid(bias + weights . features).
+    """A sentence's score sigmoid(bias + weights . features): the higher, the likelier it is the answer.
 
     The default weights were fitted by ``scripts/fit_selector.py`` on the tuning questions only
-    (evals/dev.jsonl and evals/gold.jsonl; never evals/test.jsonl): see docs/retrieval.md, section 6.
+    (evals/dev.jsonl and evals/gold.jsonl on the bundled corpus and the suite's tuning corpora;
+    never evals/test.jsonl or a test corpus) with a listwise objective: a softmax over each
+    question's candidate sentences, so the weights rank a question's sentences against each
+    other (docs/retrieval.md, section 6).
     """
 
     weights: Mapping[str, float] = field(default_factory=lambda: dict(SELECTOR_WEIGHTS))
@@ -240,7 +259,7 @@ def score_sentences(
         text = candidates[rank_of[pid]].passage.text[s:e]
         f = sentence_features(
             question, types, terms, text, retr=sc, retr_best=retr_best, ver=v if have_ver else None,
-            ver_best=ver_best, passage_rank=rank_of[pid], position=i,
+            ver_best=ver_best, passage_rank=rank_of[pid], position=i, passage_sentences=len(scores[pid]),
         )  # fmt: skip
         out.append((selector.probability(f), rank_of[pid], s, e, f))
     out.sort(key=lambda x: (-x[0], x[1], x[2]))
@@ -276,7 +295,8 @@ def select_sentences(
     for the whole question; ``part_scores`` holds the same for each of ``parts`` (the parts of a
     multi-part question); ``verified`` the verifier's cosines for the whole question. The
     selector (``cfg.selector``) scores every sentence; the best one opens the answer, another
-    joins when it scores ``cfg.extra_min`` or more (at most ``cfg.max_sentences`` in all), and
+    joins when it scores ``cfg.extra_min`` or more and at least ``cfg.extra_rel`` times the best
+    one's probability (at most ``cfg.max_sentences`` in all), and
     each part adds its own best sentence when it scores ``cfg.part_min``. A pointer-only sentence
     never leads while another candidate exists. A sentence that starts
     with an anaphor ("These fees ...") brings the one before it, quoted just before it.
@@ -290,8 +310,9 @@ def select_sentences(
     # so the fitted weight alone does not keep it out of the lead).
     ranked.sort(key=lambda x: x[4]["generic"])
     chosen: list[tuple[int, int, int]] = [ranked[0][1:4]]
+    floor = max(cfg.extra_min, cfg.extra_rel * ranked[0][0])
     for p, rank, s, e, _ in ranked[1:]:
-        if len(chosen) >= cfg.max_sentences or p < cfg.extra_min:
+        if len(chosen) >= cfg.max_sentences or p < floor:
             break
         chosen.append((rank, s, e))
     # Without the parts' texts (older callers), each part is read as the whole question.
@@ -300,9 +321,10 @@ def select_sentences(
         if part_ranked and part_ranked[0][0] >= cfg.part_min and part_ranked[0][1:4] not in chosen:
             chosen.append(part_ranked[0][1:4])
     ordered: list[tuple[int, int, int]] = []
-    for rank, s, e in chosen:
+    for n, (rank, s, e) in enumerate(chosen):
         hit = candidates[rank]
-        if ANAPHORA_RE.match(hit.passage.text[s:e]):
+        text = hit.passage.text[s:e]
+        if ANAPHORA_RE.match(text) and not (n == 0 and cfg.lead_connective and CONNECTIVE_RE.match(text)):
             prev = [x for x in scores.get(hit.passage.id, []) if x[1] <= s]
             if prev:
                 ps, pe, _ = max(prev, key=lambda x: x[0])
