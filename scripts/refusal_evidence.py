@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus_suite as cs
 
+from assistant.core import self_calibration as sc
 from assistant.core.pipeline import Assistant
 from assistant.core.retrieval import encoder_text
 from assistant.core.sentences import sentence_spans
@@ -239,6 +240,23 @@ def main() -> int:
                 cells.append("/".join(f"{s[f'n_{k}'] - b[f'n_{k}']:+d}" for k in ("answerable", "unanswerable", "simulated")))
             table.append([f"O={o:.1f} T={t:.2f}", *cells])
     print(tabulate(table, headers=["rule", *[n for n in ("restaurant", "stackfaq-even") if n in by]]))
+    # The ceiling of any per-corpus calibration of the default's thresholds: the shift chosen on the
+    # corpus's own gold answers (an oracle no label-free method can beat).
+    print("\noracle per-corpus shift of both thresholds (chosen on the corpus's own gold set):")
+    table = []
+    for n in names:
+        real = [r for r in by[n] if not r.simulated]
+        if not any(not r.answerable for r in real):
+            continue
+        found = []
+        for shift in np.round(np.arange(-0.20, 0.2501, 0.005), 3):
+            sc_ = score(real, sc.shifted(base, float(shift)), None)
+            found.append((min(sc_["answerable"], sc_["unanswerable"]), float(shift), sc_))
+        meeting = [f[1] for f in found if f[2]["answerable"] >= 0.90 and f[2]["unanswerable"] >= 0.85]
+        top = max(found, key=lambda f: f[0])
+        table.append([n, f"{meeting[0]:+.3f} .. {meeting[-1]:+.3f}" if meeting else "none",
+                      f"{top[1]:+.3f}: {top[2]['answerable']:.3f} / {top[2]['unanswerable']:.3f}"])  # fmt: skip
+    print(tabulate(table, headers=["corpus", "shifts meeting 0.90 / 0.85", "best shift (max of the lower one)"]))
     # Refusal signals for the questions the default answers: how many wrong answers each would turn
     # into refusals (unanswerable and simulated questions answered) against right answers lost.
     checks = {
