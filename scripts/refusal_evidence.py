@@ -12,7 +12,7 @@ Data, all tuning: the suite's tuning corpora (evals/corpora/suite.json) and the 
 with evals/dev.jsonl, each with its leave-out simulation, and StackFAQ's even threads
 (../shared/benchmarks/stackfaq, never copied here) with theirs. Test corpora are not read.
 
-    python scripts/refusal_evidence.py --out /tmp/evidence     # ~6 min on 2 cores (StackFAQ index first)
+    python scripts/refusal_evidence.py --out /tmp/evidence     # ~7 min on 2 cores
 
 Prints, for each T, answerable right / unanswerable refused per corpus (simulated refused in
 brackets), and the choice made without the corpus it is scored on (restaurant is the only tuning
