@@ -28,7 +28,11 @@ def corrector() -> TypoCorrector:
         ("weather", "weather"),  # a known word is never changed
         ("shipping", "shipping"),
         ("xyzzyq", "xyzzyq"),  # nothing close
-        ("cat", "cat"),  # shorter than min_len
+        ("cat", "cat"),  # shorter than min_len, and no swap of two letters gives a corpus word
+        ("nad", "and"),  # three letters: corrected by swapping two neighbouring letters only
+        ("cna", "can"),
+        ("cn", "cn"),  # two letters: never
+        ("cab", "cab"),  # "can" is one substitution away, not a swap
         ("retrns", "returns"),
     ],
 )
@@ -55,6 +59,14 @@ def test_min_len_protects_short_words():
     strict = TypoCorrector(CORPUS, set(), min_len=10)
     assert strict.correct_word("shiping") == "shiping"
     assert TypoCorrector(CORPUS, set(), min_len=4).correct_word("shiping") == "shipping"
+
+
+def test_three_letter_swaps_need_one_corpus_word_and_can_be_turned_off():
+    both = TypoCorrector(["abc bca"], set())
+    assert both.correct_word("bac") == "bac"  # "abc" and "bca" are each one swap away: ambiguous
+    assert TypoCorrector(["abc"], set()).correct_word("bac") == "abc"
+    assert TypoCorrector(CORPUS, set(), swap_len=None).correct_word("nad") == "nad"
+    assert TypoCorrector(CORPUS, set()).correct("can i bring my dgo") == "can i bring my dgo"  # no "dog" here
 
 
 def test_corpus_words_are_lowercase_sorted_and_at_least_three_letters(corrector):

@@ -2,7 +2,9 @@
 
 "can i cancle my order" becomes "can i cancel my order" because "cancle" is neither in the
 model's word-piece vocabulary nor in the corpus, and "cancel" is one transposition away. A
-word the model or the corpus knows is never changed, so off-topic words stay off-topic.
+word the model or the corpus knows is never changed, so off-topic words stay off-topic. Words
+of three letters are corrected only by swapping two neighbouring letters ("dgo" -> "dog"): one
+edit of any other kind turns most three-letter words into several others.
 """
 
 from __future__ import annotations
@@ -24,11 +26,16 @@ def model_vocabulary(model_path: Path | None) -> set[str]:
 class TypoCorrector:
     """Map unknown query words to the closest corpus word (optimal string alignment distance)."""
 
-    def __init__(self, corpus_texts: list[str], known_words: set[str], *, min_len: int = 4) -> None:
+    def __init__(
+        self, corpus_texts: list[str], known_words: set[str], *, min_len: int = 4, swap_len: int | None = 3
+    ) -> None:
+        """``min_len``: shortest word corrected by any edit; ``swap_len`` (None: off): shorter words of
+        at least this length are corrected only by one swap of neighbouring letters, to one corpus word."""
         self.corpus_words = sorted({w.lower() for t in corpus_texts for w in WORD_RE.findall(t) if len(w) >= 3})
         self._corpus_set = set(self.corpus_words)
         self.known = known_words | self._corpus_set
         self.min_len = min_len
+        self.swap_len = swap_len
 
     def max_distance(self, word: str) -> int:
         return 1 if len(word) < 8 else 2
@@ -38,10 +45,18 @@ class TypoCorrector:
         from rapidfuzz.distance import OSA
 
         low = word.lower()
-        if len(low) < self.min_len or low in self.known:
+        if low in self.known:
             return word
+        if len(low) < self.min_len:
+            short_ok = self.swap_len is not None and len(low) >= self.swap_len
+            return (self._swapped(low) or word) if short_ok else word
         match = process.extractOne(low, self.corpus_words, scorer=OSA.distance, score_cutoff=self.max_distance(low))
         return match[0] if match else word
+
+    def _swapped(self, low: str) -> str | None:
+        """The one corpus word that ``low`` becomes by swapping two neighbouring letters, if exactly one."""
+        found = {low[:i] + low[i + 1] + low[i] + low[i + 2 :] for i in range(len(low) - 1)} & self._corpus_set
+        return found.pop() if len(found) == 1 else None
 
     def correct(self, text: str) -> str:
         """``text`` with unknown words replaced by their corpus correction (unchanged if none)."""
