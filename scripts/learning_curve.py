@@ -84,9 +84,10 @@ def run_curve(
     return [{"set": name, **p.to_dict()} for p in points]
 
 
-def offset_sweep(name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, offsets) -> list[dict]:
+def offset_sweep(name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, offsets, weights=None) -> list[dict]:
     """The halves split scored at each learned_offset (one index with the even halves linked),
-    and without links, for the refusal figures the offset must keep."""
+    and without links, for the refusal figures the offset must keep. With ``weights`` it sweeps
+    RetrievalConfig.rerank_dense_weight instead (the default offsets), with and without links."""
     from dataclasses import replace
 
     from assistant.core.pipeline import Assistant
@@ -101,12 +102,22 @@ def offset_sweep(name: str, corpus: Path, gold, index_dir: Path, *, verifier: st
     even = [q for q in gold if q.id in fold and fold[q.id] % 2 == 0]
     test = [*odd, *(q for q in gold if not q.answerable)]
     base, _ = Assistant.open([str(corpus)], index_dir, encoder=encoder, verifier=verifier, use_calibration=False, log=log)
-    rows = [{"set": name, **replace(score_point(base, "halves, no links", 0, test)).to_dict(), "learned_offset": None}]
+    rows = []
+    for w in weights or ():
+        a = Assistant(base.index, encoder, retrieval=RetrievalConfig(rerank_dense_weight=w), verifier=base.verifier)
+        rows.append({"set": name, **score_point(a, "halves, no links", 0, test).to_dict(), "rerank_dense_weight": w})
+        log(f"{name}: {rows[-1]}")
+    if not weights:
+        rows.append({"set": name, **replace(score_point(base, "halves, no links", 0, test)).to_dict(), "learned_offset": None})
     links = index_dir.parent / f"{index_dir.name}-halves.jsonl"
     save_links(links, history_links(even, base.index.passages))
     linked, _ = Assistant.open([str(corpus)], index_dir, encoder=encoder, verifier=verifier, use_calibration=False,
                                learned=links, log=log)  # fmt: skip
-    for offset in offsets:
+    for w in weights or ():
+        a = Assistant(linked.index, encoder, retrieval=RetrievalConfig(rerank_dense_weight=w), verifier=linked.verifier)
+        rows.append({"set": name, **score_point(a, "halves", len(even), test).to_dict(), "rerank_dense_weight": w})
+        log(f"{name}: {rows[-1]}")
+    for offset in () if weights else offsets:
         a = Assistant(linked.index, encoder, retrieval=RetrievalConfig(learned_offset=offset, learned_section_offset=offset),
                       verifier=linked.verifier)
         rows.append({"set": name, **score_point(a, "halves", len(even), test).to_dict(), "learned_offset": offset})
@@ -167,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clusters", action="store_true", help="also score the grouping of refused questions")
     ap.add_argument("--offsets", help="comma-separated learned_offset values: score the halves split at each instead of the curve")
     ap.add_argument("--learned-offsets", metavar="FAQ,SECTION", help="the curve with these offsets instead of the defaults")
+    ap.add_argument("--rerank-weights", help="comma-separated rerank_dense_weight values: score the halves split, with and without links, at each")
     ap.add_argument("--json", type=Path, help="write every figure here")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -175,10 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     curve_offsets = [float(x) for x in args.learned_offsets.split(",")] if args.learned_offsets else None
     for name in sets:
         suffix = "" if args.verifier == "mpnet" else f"-{args.verifier}"
-        if args.offsets:
+        if args.offsets or args.rerank_weights:
             corpus, gold = bundled() if name == "bundled" else stackfaq(args.stackfaq, args.work, hold_out=name == "stackfaq")
             rows += offset_sweep(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
-                                 offsets=[float(x) for x in args.offsets.split(",")])  # fmt: skip
+                                 offsets=[float(x) for x in (args.offsets or "0").split(",")],
+                                 weights=[float(x) for x in args.rerank_weights.split(",")] if args.rerank_weights else None)  # fmt: skip
         elif name == "stackfaq":
             corpus, gold = stackfaq(args.stackfaq, args.work, hold_out=True)
             rows += run_curve(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from assistant.core.refusal import FEATURES, RefusalModel
-from assistant.core.retrieval import Retriever
+from assistant.core.retrieval import RetrievalConfig, Retriever
 from assistant.core.stages import (
     MAX_QUESTION_CHARS,
     VERIFY_CANDIDATES,
@@ -177,6 +177,18 @@ def test_reranker_scores_are_verified_plus_lexical_term_and_reordered():
         Hit(a, pytest.approx(0.3), dense=0.8, lexical=0.5, verified=pytest.approx(0.2), lexical_term=0.1),
     ]
     assert verifier.embedded == ["the query"] and verifier.asked == [[0, 1, 2]]
+
+
+def test_reranker_dense_weight_averages_both_models_cosines():
+    a, b = passage("a"), passage("b")
+    hits = [Hit(a, 0.9, dense=0.9, lexical=0.0, lexical_term=0.0), Hit(b, 0.5, dense=0.5, lexical=0.0, lexical_term=0.05)]
+    verifier = FakeVerifier({0: 0.5, 1: 0.6})
+    alone = Reranker(verifier, {"a": 0, "b": 1}).run("q", hits)
+    assert [h.passage.id for h in alone] == ["b", "a"]  # the verifier alone prefers b
+    both = Reranker(verifier, {"a": 0, "b": 1}, dense_weight=1.0).run("q", hits)
+    assert [(h.passage.id, h.score) for h in both] == [("a", pytest.approx(0.7)), ("b", pytest.approx(0.6))]
+    with pytest.raises(ConfigError, match="rerank_dense_weight must be in"):
+        RetrievalConfig(rerank_dense_weight=-1)
 
 
 def test_reranker_leaves_no_hits_alone_without_calling_the_model():

@@ -97,7 +97,8 @@ class Assistant:
         self.guard = InstructionGuard()
         self.retriever = Retriever(index, encoder, retrieval)
         self.reranker = (
-            Reranker(verifier, index.by_id, learned_offsets=self.retriever.config.offsets)
+            Reranker(verifier, index.by_id, learned_offsets=self.retriever.config.offsets,
+                     dense_weight=self.retriever.config.rerank_dense_weight)
             if verifier is not None else None
         )  # fmt: skip
         self.decider = Decider(refusal or self.default_refusal(), self.retriever, index.by_id)

@@ -17,6 +17,7 @@ from assistant.schema import Hit
 MODES = ("hybrid", "dense", "lexical")
 LEARNED_OFFSET = 0.15
 LEARNED_SECTION_OFFSET = 0.25
+RERANK_DENSE_WEIGHT = 0.0
 
 # Words of a question the encoders read. An encoder's cost grows with the text's length (a
 # 2,000-character question cost ~360 ms in MiniLM and ~480 ms in the verifier, against ~5 and
@@ -59,12 +60,17 @@ class RetrievalConfig:
     # questions against statements (docs/learning.md: the values that keep unanswerable refusals).
     learned_offset: float = LEARNED_OFFSET  # learned keys of FAQ rows
     learned_section_offset: float = LEARNED_SECTION_OFFSET  # learned keys of plain-text passages
+    # When the verifier re-ranks the candidates, this share of the retriever's own cosine is added
+    # to the verifier's: the two models' evidence combined (docs/learning.md).
+    rerank_dense_weight: float = RERANK_DENSE_WEIGHT
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"retrieval mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if not 0 <= self.lexical_weight <= 10:
             raise ConfigError(f"lexical_weight must be in [0, 10], got {self.lexical_weight}")
+        if not 0 <= self.rerank_dense_weight <= 10:
+            raise ConfigError(f"rerank_dense_weight must be in [0, 10], got {self.rerank_dense_weight}")
         for name in ("learned_offset", "learned_section_offset"):
             if not 0 <= getattr(self, name) <= 2:
                 raise ConfigError(f"{name} must be in [0, 2], got {getattr(self, name)}")

@@ -130,12 +130,14 @@ class Reranker:
 
     Each hit gets the verifier's cosine (``verified``) and a new score: that cosine plus the
     lexical term the retriever added (``hit.lexical_term``): the stronger model orders the
-    candidates the fast one found (StackFAQ hit@1 0.963 -> 0.978; docs/retrieval.md).
+    candidates the fast one found (StackFAQ hit@1 0.963 -> 0.978; docs/retrieval.md). With
+    ``dense_weight`` w the cosine is ``(verified + w * dense) / (1 + w)``: both models' evidence,
+    on the cosine scale the margins are set in.
     """
 
     def __init__(
         self, verifier: Verifier, passage_index: Mapping[str, int], *, candidates: int = VERIFY_CANDIDATES,
-        learned_offsets: tuple[float, float] = (0.0, 0.0),
+        learned_offsets: tuple[float, float] = (0.0, 0.0), dense_weight: float = 0.0,
     ) -> None:
         if candidates <= 0:
             raise ConfigError(f"candidates must be > 0, got {candidates}")
@@ -143,6 +145,7 @@ class Reranker:
         self.passage_index = passage_index
         self.candidates = candidates
         self.learned_offsets = learned_offsets  # as the retriever's (RetrievalConfig.offsets)
+        self.dense_weight = dense_weight  # share of the retriever's cosine added to the verifier's
         self._learned = bool(getattr(getattr(verifier, "index", None), "learned", ()))  # its index holds learned keys
 
     def run(self, query: str, hits: list[Hit], qvec: np.ndarray | None = None) -> list[Hit]:
@@ -167,7 +170,9 @@ class Reranker:
                 self.verifier.passage_scores(qvecs[i], ids, learned_offsets=self.learned_offsets)
                 if self._learned else self.verifier.passage_scores(qvecs[i], ids)
             )  # fmt: skip
-            verified = [replace(h, verified=float(v), score=float(v) + h.lexical_term) for h, v in zip(hits[i], scores)]
+            w = self.dense_weight
+            verified = [replace(h, verified=float(v), score=(float(v) + w * h.dense) / (1 + w) + h.lexical_term)
+                        for h, v in zip(hits[i], scores)]  # fmt: skip
             out[i] = sorted(verified, key=lambda h: -h.score)
         return out
 
