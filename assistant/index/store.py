@@ -272,7 +272,8 @@ def _embed(
         old_rows = np.asarray(reuse_old)
         order = np.argsort(old_rows, kind="stable")  # read a memory-mapped previous index in order
         vectors[np.asarray(reuse_new)[order]] = old[1][old_rows[order]]
-    pending = list(todo.values())
+    # longest first across all of them, so that each encode call's batches hold texts of like length
+    pending = sorted(todo.values(), key=lambda rows: -len(texts[rows[0]]))
     step = 256  # texts per encode call (progress granularity); the encoder batches within it
     for start in range(0, len(pending), step):
         group = pending[start : start + step]
