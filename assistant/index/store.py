@@ -401,7 +401,10 @@ def open_index(
     if previous is not None and not rebuild:
         m = previous.manifest
         if m.get("model_fingerprint") != encoder.fingerprint:
-            reason = f"model changed ({m.get('model')} -> {encoder.name})"
+            was, now = m.get("model"), encoder.name
+            if was == now:  # the same model read differently (e.g. fewer tokens): say how
+                was, now = f"{was} {m.get('model_fingerprint')}", encoder.fingerprint
+            reason = f"model changed ({was} -> {now})"
         elif m.get("corpus_fingerprint") != state.fingerprint:
             reason = "corpus changed"
         elif _learned_keys(source, links, previous.passages) != previous.learned:
