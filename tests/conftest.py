@@ -135,9 +135,9 @@ def real_encoder():
 def real_verifier():
     """The packaged all-mpnet-base-v2 verifier through sentence-transformers, loaded once per session."""
     from assistant.models.embeddings import SentenceTransformerEncoder
-    from assistant.models.verifier import VERIFIER_NAME, packaged_model_path
+    from assistant.models.verifier import MAX_TOKENS, VERIFIER_NAME, packaged_model_path
 
-    enc = SentenceTransformerEncoder(packaged_model_path())
+    enc = SentenceTransformerEncoder(packaged_model_path(), max_tokens=MAX_TOKENS or None)
     enc.name = VERIFIER_NAME
     enc.encode(["warm up"])
     return enc

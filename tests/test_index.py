@@ -37,6 +37,12 @@ def test_model_change_rebuilds(tiny_corpus, tmp_path, fake_encoder):
     _, stats = open_index([tiny_corpus], tmp_path / "i", Other())
     assert stats.rebuilt and stats.reason.startswith("model changed")
 
+    class Shorter(Other):  # the same model reading fewer tokens (a verifier index from before)
+        fingerprint = "other-v1-t256"
+
+    _, stats = open_index([tiny_corpus], tmp_path / "i", Shorter())
+    assert stats.rebuilt and stats.reason == "model changed (other other-v1 -> other-v1-t256)"
+
 
 def test_corrupted_index_is_detected_and_rebuilt(tiny_corpus, tmp_path, fake_encoder):
     idx_dir = tmp_path / "i"

@@ -70,6 +70,25 @@ def test_export_is_checked_recorded_and_reused(onnx_index):
     assert (onnx.path / "model.onnx").stat().st_mtime_ns == before
 
 
+def test_an_encoder_told_to_read_fewer_tokens_truncates_and_has_its_own_fingerprint(onnx_encoder, onnx_verifier):
+    from assistant.models.embeddings import SentenceTransformerEncoder
+    from assistant.models.verifier import MAX_TOKENS
+
+    short = OnnxEncoder(onnx_encoder.path, max_tokens=16)
+    assert (short.max_tokens, short.fingerprint) == (16, f"{onnx_encoder.fingerprint}-t16")
+    # at or above the model's own limit (256) it is the plain model: the same fingerprint, the same index
+    assert OnnxEncoder(onnx_encoder.path, max_tokens=256).fingerprint == onnx_encoder.fingerprint
+    head = "Refunds are issued to the original payment method within five business days of receiving"
+    texts = [f"{head} the parcel back.", f"{head} a cancelled subscription, minus any fees already paid."]
+    cut, whole = short.encode(texts), onnx_encoder.encode(texts)
+    assert float(cut[0] @ cut[1]) > 0.9999  # only the first 16 tokens (the same) were read
+    assert float(whole[0] @ whole[1]) < 0.99
+    assert SentenceTransformerEncoder(max_tokens=16).fingerprint == f"{onnx_encoder.fingerprint}-t16"
+    assert SentenceTransformerEncoder(max_tokens=512).fingerprint == onnx_encoder.fingerprint
+    # the verifier as shipped reads MAX_TOKENS tokens, and its index is keyed by that
+    assert onnx_verifier.max_tokens == MAX_TOKENS and onnx_verifier.fingerprint.endswith(f"-t{MAX_TOKENS}")
+
+
 @pytest.mark.slow
 def test_indexes_are_interchangeable_between_encoders(onnx_index, real_encoder):
     index_dir, _ = onnx_index

@@ -102,7 +102,10 @@ def test_real_model_self_calibrates_at_index_time_and_gold_calibration_wins(
     base = RefusalModel.default_for(VERIFIER_NAME)
     assert a.refusal == base
     # the leave-outs it was fitted on: the default and the shifted model refuse the shares it reports
-    rows = sc.probe_features(a, sc.probes(a.index.passages))
+    items = sc.probes(a.index.passages)
+    rows = sc.probe_features(a, items)
+    # asked in one batch, the probes get the features they get one by one (up to float rounding)
+    assert rows == [pytest.approx(a.features_for(p.query, leave_out=p.left_out), abs=1e-5) for p in items]
     assert sum(base.probability(r) < 0.5 for r in rows) / len(rows) == pytest.approx(fitted.refused_before)
     moved = sc.shifted(base, fitted.shift)
     assert sum(moved.probability(r) < 0.5 for r in rows) / len(rows) == pytest.approx(fitted.refused_after)

@@ -264,6 +264,21 @@ class Assistant:
         hits = self.retriever.search(query, self.candidates, exclude=self.passage_indices(leave_out))
         return self.decider.features(query, self.verify(query, hits))
 
+    def features_many(
+        self, questions: Sequence[str], leave_outs: Sequence[Collection[str]]
+    ) -> list[dict[str, float]]:
+        """``features_for`` of each question with its own ``leave_out``; each model encodes all
+        the questions in one batch (the index-time self-calibration asks 120 at once)."""
+        queries = [self.corrector.correct(self.cleaner.run(q)) for q in questions]
+        qvecs = self.encoder.encode([encoder_text(q) for q in queries]) if queries else []
+        hits = [
+            self.retriever.search(q, self.candidates, qvec=v, exclude=self.passage_indices(left))
+            for q, v, left in zip(queries, qvecs, leave_outs)
+        ]
+        if self.reranker is not None:
+            hits = self.reranker.run_many(queries, hits)
+        return [self.decider.features(q, h) for q, h in zip(queries, hits)]
+
     def ask(self, question: str, *, leave_out: Collection[str] = (), history: Sequence[str] = ()) -> Answer:
         """Answer ``question`` from the policies, or refuse and point to human support.
 

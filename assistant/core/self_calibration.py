@@ -140,8 +140,9 @@ def probes(passages: Sequence[Passage], *, max_probes: int = MAX_PROBES) -> list
 
 
 def probe_features(assistant: Assistant, items: Sequence[Probe]) -> list[dict[str, float]]:
-    """The refusal features of each probe, asked with its entry left out."""
-    return [assistant.features_for(p.query, leave_out=p.left_out) for p in items]
+    """The refusal features of each probe, asked with its entry left out (the probes' queries
+    encoded in one batch per model: ``Assistant.features_many``)."""
+    return assistant.features_many([p.query for p in items], [p.left_out for p in items])
 
 
 def headroom(model: RefusalModel, feats: dict[str, float]) -> float:

@@ -272,7 +272,8 @@ def _embed(
         old_rows = np.asarray(reuse_old)
         order = np.argsort(old_rows, kind="stable")  # read a memory-mapped previous index in order
         vectors[np.asarray(reuse_new)[order]] = old[1][old_rows[order]]
-    pending = list(todo.values())
+    # longest first across all of them, so that each encode call's batches hold texts of like length
+    pending = sorted(todo.values(), key=lambda rows: -len(texts[rows[0]]))
     step = 256  # texts per encode call (progress granularity); the encoder batches within it
     for start in range(0, len(pending), step):
         group = pending[start : start + step]
@@ -400,7 +401,10 @@ def open_index(
     if previous is not None and not rebuild:
         m = previous.manifest
         if m.get("model_fingerprint") != encoder.fingerprint:
-            reason = f"model changed ({m.get('model')} -> {encoder.name})"
+            was, now = m.get("model"), encoder.name
+            if was == now:  # the same model read differently (e.g. fewer tokens): say how
+                was, now = f"{was} {m.get('model_fingerprint')}", encoder.fingerprint
+            reason = f"model changed ({was} -> {now})"
         elif m.get("corpus_fingerprint") != state.fingerprint:
             reason = "corpus changed"
         elif _learned_keys(source, links, previous.passages) != previous.learned:

@@ -82,6 +82,14 @@ def model_dim(path: Path) -> int:
     raise ModelError(f"cannot tell the embedding dimension of {path}")
 
 
+def model_max_tokens(path: Path) -> int:
+    """The tokens a sentence-transformers model reads of a text (its ``max_seq_length``; 512 when unsaid)."""
+    try:
+        return int(json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 512
+
+
 def normalize(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -92,12 +100,17 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
 class SentenceTransformerEncoder:
     """The reference encoder: sentence-transformers on the CPU, loaded lazily on first use."""
 
-    def __init__(self, model: str | Path | None = None, *, device: str = "cpu") -> None:
+    def __init__(self, model: str | Path | None = None, *, device: str = "cpu", max_tokens: int | None = None) -> None:
+        """``max_tokens``: read at most this many tokens of a text (below the model's own limit;
+        the fingerprint then says it, as OnnxEncoder's does)."""
         self.path = resolve_model_path(model)
         self.name = DEFAULT_MODEL if model is None else str(model)
         self.fingerprint = model_fingerprint(self.path)
         self.dim = model_dim(self.path)
         self.device = device
+        self.max_tokens = max_tokens if max_tokens is not None and 0 < max_tokens < model_max_tokens(self.path) else None
+        if self.max_tokens is not None:
+            self.fingerprint = f"{self.fingerprint}-t{self.max_tokens}"
         self._model = None
 
     @property
@@ -111,9 +124,12 @@ class SentenceTransformerEncoder:
             try:
                 from sentence_transformers import SentenceTransformer
 
-                self._model = SentenceTransformer(str(self.path), device=self.device)
+                model = SentenceTransformer(str(self.path), device=self.device)
             except Exception as exc:  # a broken folder surfaces as many different errors
                 raise ModelError(f"cannot load the embedding model from {self.path}: {exc}") from exc
+            if self.max_tokens is not None:
+                model.max_seq_length = self.max_tokens
+            self._model = model
         return self._model
 
     def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:

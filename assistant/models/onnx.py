@@ -257,7 +257,10 @@ class OnnxEncoder:
         threads: int | None = None,
         file: str | None = None,
         meta: dict | None = None,
+        max_tokens: int | None = None,
     ) -> None:
+        """``max_tokens``: read at most this many tokens of a text (fewer than the model's
+        ``max_seq_length``); the vectors of longer texts then differ, so the fingerprint says it."""
         self.path = Path(folder)
         if meta is None:  # an export on disk (not one being checked while it is made): verify it
             try:
@@ -277,6 +280,10 @@ class OnnxEncoder:
         self.meta = meta
         self.name = name or meta["model"]
         self.fingerprint = meta["fingerprint"] if variant == "fp32" else f"{meta['fingerprint']}-{variant}"
+        self.max_tokens = int(meta["max_seq_length"])
+        if max_tokens is not None and 0 < max_tokens < self.max_tokens:
+            self.max_tokens = int(max_tokens)
+            self.fingerprint = f"{self.fingerprint}-t{self.max_tokens}"
         self.dim = int(meta["dim"])
         self.variant = variant
         self.threads = threads
@@ -307,7 +314,7 @@ class OnnxEncoder:
             tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
         except Exception as exc:  # tokenizers raises a bare Exception with Rust text
             raise ModelError(f"cannot load the tokenizer {self.path / 'tokenizer.json'}: {exc}") from None
-        tok.enable_truncation(self.meta["max_seq_length"])
+        tok.enable_truncation(self.max_tokens)
         tok.enable_padding(pad_id=self.meta["pad_id"], pad_token=self.meta["pad_token"])
         self._tokenizer = tok
 
@@ -360,6 +367,7 @@ def open_encoder(
     backend: str = "onnx",
     export: bool = True,
     log: Callable[[str], None] | None = None,
+    max_tokens: int | None = None,
 ) -> "Encoder":
     """The fastest faithful encoder for ``model``.
 
@@ -369,27 +377,29 @@ def open_encoder(
     sentence-transformers. ``backend="onnx-int8"``: the int8-quantised export, about 3x
     faster per question but only close to the reference (see docs/performance.md); it has
     its own fingerprint, so an index built with it is never mixed with fp32 vectors.
+    ``max_tokens``: read at most this many tokens of each text (see OnnxEncoder).
     """
     if backend not in BACKENDS:
         raise ModelError(f"encoder backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
     name = DEFAULT_MODEL if model is None else str(model)
     if backend == "torch" or cache_dir is None:
-        return SentenceTransformerEncoder(model)
+        return SentenceTransformerEncoder(model, max_tokens=max_tokens)
     variant = "int8" if backend == "onnx-int8" else "fp32"
     name = name if variant == "fp32" else f"{name} (int8)"
     path = resolve_model_path(model)
     folder = export_dir(cache_dir, model_fingerprint(path))
     if (folder / EXPORT_META).is_file():
         try:
-            return OnnxEncoder(folder, name=name, variant=variant)
+            return OnnxEncoder(folder, name=name, variant=variant, max_tokens=max_tokens)
         except ModelError as exc:
             if log:
                 log(f"encoder: {exc}; exporting again")
     if not export:
-        return SentenceTransformerEncoder(model)
+        return SentenceTransformerEncoder(model, max_tokens=max_tokens)
     try:
-        return OnnxEncoder(export_onnx(model, cache_dir, quantize=variant == "int8", log=log), name=name, variant=variant)
+        exported = export_onnx(model, cache_dir, quantize=variant == "int8", log=log)
+        return OnnxEncoder(exported, name=name, variant=variant, max_tokens=max_tokens)
     except ModelError as exc:
         if log:
             log(f"encoder: {exc}; using sentence-transformers")
-        return SentenceTransformerEncoder(model)
+        return SentenceTransformerEncoder(model, max_tokens=max_tokens)

