@@ -200,6 +200,15 @@ def test_a_calibration_for_another_verifier_is_not_used(tiny_corpus, tmp_path):
     RefusalModel(weights={"dense": 1.0}, bias=-0.5, source="calibrated on y", verifier=vf.VERIFIER_NAME).save(tmp_path / "idx")
     b, _ = open_with_verifier(tiny_corpus, tmp_path / "idx")
     assert b.refusal.source == "calibrated on y"
+    # Fitted on the same verifier built another way (another model file, another token limit): not used.
+    RefusalModel(weights={"dense": 1.0}, bias=-0.5, source="calibrated on z", verifier=vf.VERIFIER_NAME,
+                 verifier_fingerprint="0123abcd-t384").save(tmp_path / "idx")  # fmt: skip
+    logs = []
+    c, _ = open_with_verifier(tiny_corpus, tmp_path / "idx", log=logs.append)
+    assert c.refusal.source == "default" and any("fitted on verifier vectors 0123abcd-t384" in m for m in logs)
+    RefusalModel(weights={"dense": 1.0}, bias=-0.5, source="calibrated on w", verifier=vf.VERIFIER_NAME,
+                 verifier_fingerprint=c.verifier.encoder.fingerprint).save(tmp_path / "idx")  # fmt: skip
+    assert open_with_verifier(tiny_corpus, tmp_path / "idx")[0].refusal.source == "calibrated on w"
 
 
 def test_verifier_is_off_for_very_large_corpora(tiny_corpus, tmp_path, monkeypatch):

@@ -72,7 +72,8 @@ def cmd_calibrate(args) -> int:
     source = f"calibrated on {Path(args.gold).name} sha256:{gold_digest(args.gold)}"
     model = fit(X, y, source=source, max_answerable_refused=share)
     model = RefusalModel(
-        weights=model.weights, bias=model.bias, source=model.source, metrics=cv, verifier=assistant.verifier_name
+        weights=model.weights, bias=model.bias, source=model.source, metrics=cv, verifier=assistant.verifier_name,
+        verifier_fingerprint=assistant.verifier.encoder.fingerprint if assistant.verifier is not None else "",
     )
     print("weights: " + ", ".join(f"{k}={v:+.2f}" for k, v in model.weights.items()) + f", bias={model.bias:+.2f}")
     if args.dry_run:

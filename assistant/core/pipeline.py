@@ -186,6 +186,11 @@ class Assistant:
                 log(f"refusal: the stored calibration was fitted with verifier {refusal.verifier!r}, not {wanted!r}; "
                     "using the default (run `assistant calibrate` again)")  # fmt: skip
             refusal = None
+        elif refusal is not None and checker is not None and refusal.verifier_fingerprint not in ("", checker.encoder.fingerprint):
+            if log:
+                log(f"refusal: the stored calibration was fitted on verifier vectors {refusal.verifier_fingerprint}, "
+                    f"the index now holds {checker.encoder.fingerprint}; using the default (run `assistant calibrate` again)")
+            refusal = None
         assistant = cls(
             index, encoder, retrieval=retrieval, answer=answer, refusal=refusal, verifier=checker,
             default_refusal=default_refusal,

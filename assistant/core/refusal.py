@@ -53,6 +53,9 @@ class RefusalModel:
     source: str = "default"
     metrics: dict[str, float] = field(default_factory=dict)  # cross-validated figures from calibrate
     verifier: str = "none"  # the verifier whose cosines the features were read from ("none": the retriever's)
+    # Its encoder's fingerprint (model and how many tokens it reads), when a calibration recorded it:
+    # cosines from a differently built verifier index are not the ones the weights were fitted on.
+    verifier_fingerprint: str = ""
 
     @classmethod
     def default(
