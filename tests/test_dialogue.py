@@ -12,8 +12,10 @@ from assistant.cli.main import main
 from assistant.dialogue.clarify import is_vague, option_question
 from assistant.dialogue.resolve import (
     MAX_HISTORY,
+    REASKS,
     check_history,
     choose,
+    converse,
     decide,
     readings,
 )
@@ -173,6 +175,87 @@ def test_a_context_reading_off_the_messages_own_words_is_refused():
     assert ctx("is it hypoallergenic?", 0.30).answered  # p3 is the message's own best passage: kept
 
 
+def hits(*scored: tuple[str, float]) -> list[Hit]:
+    """Retrieved passages with verifier scores, in the order given."""
+    return [Hit(Passage(pid, "faq", "", "...", "faq.txt", 1), v, verified=v) for pid, v in scored]
+
+
+@pytest.mark.parametrize(
+    "history, message, want",
+    [(["When would a parcel to Toronto arrive?"], "how about Seoul", "When would a parcel to Seoul arrive?"),
+     (["How long does delivery to Italy take?"], "and Glasgow?", "How long does delivery to Glasgow take?"),
+     (["What metal are your necklaces made of?"], "and the earrings?", "What metal are your earrings made of?")],
+)  # fmt: skip
+def test_more_places_and_items_are_slots(history, message, want):
+    assert next(r.text for r in readings(message, history) if r.kind == "slot") == want
+
+
+@pytest.mark.parametrize(
+    "text, value, named",
+    [("And for Asia is 3 to 10 working days.", "Seoul", True), ("For Europe, UK and North America ...", "Glasgow", True),
+     ("For Europe, UK and North America ...", "Bogota", False),
+     ("Most of our jewelry is made with 925 sterling silver.", "earrings", True),  # a piece of jewellery
+     ("Most of our jewelry is made with 925 sterling silver.", "watches", False)],  # a watch is no jewellery
+)  # fmt: skip
+def test_a_region_or_jewelry_names_its_members(text, value, named):
+    assert mentions(text, value) is named
+
+
+def test_a_refused_context_reading_yields_to_the_messages_own_passage():
+    history, message = ["Is the jewelry plated?"], "will it come off if I resize it?"
+    alone = said("p2", RESIZE, p=0.53)
+    ctx = replace(REFUSED, retrieved=hits(("p2", 0.43), ("p3", 0.41)))
+    assert choose(message, readings(message, history), [alone, ctx]) == 0  # the context reading ranks p2 first too
+    ctx = replace(REFUSED, retrieved=hits(("p3", 0.43), ("p2", 0.41)))
+    assert choose(message, readings(message, history), [alone, ctx]) == 1  # it points elsewhere: stays refused
+
+
+def test_a_context_reading_on_the_passage_the_message_alone_answers_unsurely():
+    history, message = ["Is the jewelry made of sterling silver?"], "is it nickel free?"
+    silver = said("p3", "Most of our jewelry is made with 925 sterling silver with rhodium plated.")
+    options = readings(message, history)
+
+    def alone(p):
+        return replace(silver, confidence=p, evidence={"p_answer": p}, retrieved=hits(("p3", 0.46), ("p1", 0.25)))
+
+    got = decide(message, options, [alone(0.86), silver])  # "nickel" and "free" quoted nowhere
+    assert (got.answered, got.refusal_reason) == (False, "not_stated")
+    assert decide(message, options, [alone(0.95), silver], pick=1).answered  # answered surely alone: kept
+    plated = said("p3", "Most of our jewelry is made with 925 sterling silver with rhodium plated.", p=0.86)
+    assert decide("is it plated?", readings("is it plated?", history), [replace(plated, retrieved=hits(("p3", 0.5))), silver]).answered
+
+
+def test_a_narrowed_reading_skips_the_own_words_gap():
+    history, message = ["I'd like to return my earrings."], "who pays the postage?"
+    mailbox = replace(said("s4", "Please check with your family members who might have access to your mailbox.", p=0.82),
+                      retrieved=hits(("s4", 0.50), ("s3", 0.49), ("r3", 0.40)))
+    postage = said("r3", "For any items being returned to us, you will be expected to cover the cost of shipping.", p=0.88)
+    options = readings(message, history)
+    assert choose(message, options, [mailbox, postage]) == 1  # the conversation names the return
+    got = decide(message, options, [mailbox, postage])  # alone, r3 ranks 0.10 below the best: narrowing overrules that
+    assert got.answered and got.resolved_question == f"{history[0]} {message}"
+    assert choose(message, options, [mailbox, replace(postage, evidence={"p_answer": 0.7})]) == 0  # not sure enough
+
+
+def test_a_missing_duration_is_asked_again_without_the_passages_found():
+    history, message = ["How do I contact support?"], "how fast do you reply?"
+    context = f"{history[0]} {message}"
+    found = {(): said("p4", "Contact Support"), ("p4",): said("f1", "You can chat live with us."),
+             ("f1", "p4"): said("f2", "We will get back to you within 5-20 hours!")}  # fmt: skip
+    asked = []
+
+    def ask_many(questions, leave_out=()):
+        asked.append((list(questions), sorted(leave_out)))
+        return [found[tuple(sorted(leave_out))] if q == context else REFUSED for q in questions]
+
+    got = converse(ask_many, message, history)
+    assert got.answered and "5-20 hours" in got.answer and got.resolved_question == context
+    assert asked[1:] == [([context], ["p4"]), ([context], ["f1", "p4"])] and REASKS == 2
+    found[("f1", "p4")] = said("f2", "We will get back to you soon!")  # no passage states a duration: the policies don't say
+    got = converse(ask_many, message, history)
+    assert (got.answered, got.refusal_reason) == (False, "not_stated")
+
+
 # --- the real pipeline -----------------------------------------------------------------------
 
 
@@ -203,6 +286,13 @@ def test_follow_ups_in_their_conversation(seed_assistant):
     assert (allergy.answered, allergy.refusal_reason) == (False, "not_stated")
     why = seed_assistant.ask("why not?", history=["Do you accept cash?"])  # the policy gives no reason
     assert (why.answered, why.refusal_reason) == (False, "not_stated")
+    # Seoul lies in Asia; the return names which postage; the materials passage never says "nickel".
+    seoul = seed_assistant.ask("how about Seoul", history=["When would a parcel to Toronto arrive?"])
+    assert seoul.answered and "3 to 10 working days" in seoul.answer
+    postage = seed_assistant.ask("who pays the postage?", history=["I'd like to return my earrings."])
+    assert postage.answered and "cost of shipping" in postage.answer
+    nickel = seed_assistant.ask("is it nickel free?", history=["Is the jewelry made of sterling silver?"])
+    assert (nickel.answered, nickel.refusal_reason) == (False, "not_stated")
 
 
 def test_a_vague_topic_gets_the_sections_to_choose_from(seed_assistant):

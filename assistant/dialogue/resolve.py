@@ -43,6 +43,9 @@ CONTEXT_TURNS = 2  # earlier messages read together with the message in the ``co
 ANCHOR_RANK = 5
 BARE_WORDS = 4  # a phrase up to this many words, not shaped as a question, may lean on the conversation
 ALONE_CONFIDENT = 0.9  # a follow-up-shaped message answered alone at least this surely stays alone
+# A context reading that narrows a message answered alone must itself be answered this surely
+# (p_answer; 0.5 to 0.88 scored alike on the five tuning files, docs/dialogue.md).
+NARROW_CONFIDENT = 0.8
 NARROW_WORDS = 10  # a message up to this many words may be narrowed by the conversation (narrows; docs/dialogue.md)
 # A topic-naming message refused alone is read in context when the context answer's passage
 # holds this share of its topical words (all of them: one shared word such as "ship" is no evidence).
@@ -59,6 +62,10 @@ REASON_RE = re.compile(
 # of its best passage (chosen on the tuning dialogues: answered follow-ups lie 0.00-0.04 below,
 # uncovered ones 0.06-0.20 below; docs/dialogue.md).
 OWN_MARGIN = 0.05
+# A context reading that misses the duration or amount asked is asked again without the passage
+# it found, up to this many times (one more batch of one question each; 2 and 3 scored alike on
+# the tuning dialogues, 1 one answer fewer: docs/dialogue.md).
+REASKS = 2
 
 AskMany = Callable[..., Sequence[Answer | QuestionError]]
 
@@ -154,7 +161,11 @@ def choose(
         return 0
     answer = answers[ctx]
     if not answer.answered:
-        return ctx  # a follow-up the policies don't cover stays refused
+        # A follow-up the policies don't cover stays refused, unless the context reading's own best
+        # passage is the one the message alone is answered from ("will it come off if I resize
+        # it?" after "Is the jewelry plated?": the two messages together are refused, the message
+        # alone is answered from the resizing passage that the context reading ranks first too).
+        return 0 if alone.answered and alone.citations and top_passage(answer) == alone.citations[0].id else ctx
     if alone.answered and alone.citations and alone.citations[0].id != answer.citations[0].id and repeats(answer, previous):
         # "and how long before it ships?" after a delivery question: read in context it only
         # repeats the delivery answer; alone it is answered from another passage: something new.
@@ -164,18 +175,35 @@ def choose(
     return ctx if anchored(answer, alone) or (not alone.answered and strength == 2) else 0
 
 
+def top_passage(answer: Answer) -> str | None:
+    """The id of the passage ``answer`` ranks first among those it retrieved, or None."""
+    return answer.retrieved[0].passage.id if answer.retrieved else None
+
+
 def narrows(message: str, context: str, alone: Answer, answer: Answer) -> bool:
     """A short message answered alone from one passage, and in context, confidently, from another
     among its own best that holds more of the conversation's topical words ("who pays for
     shipping?" after "I want to return an item."): the conversation says which shipping."""
     if len(WORD_RE.findall(message)) > NARROW_WORDS or not (answer.answered and alone.citations and answer.citations):
         return False
-    if answer.evidence.get("p_answer", answer.confidence) < ALONE_CONFIDENT or answer.citations[0].id == alone.citations[0].id:
+    if answer.evidence.get("p_answer", answer.confidence) < NARROW_CONFIDENT or answer.citations[0].id == alone.citations[0].id:
         return False
     said = content_terms(" ".join(topical_words(context[: len(context) - len(message)])))
     ctx_terms = content_terms(answer.citations[0].text) & said
     own_terms = content_terms(alone.citations[0].text) & said
     return anchored(answer, alone) and len(ctx_terms) > len(own_terms)
+
+
+def narrowed(message: str, alone: Answer | QuestionError, answer: Answer, context: str) -> bool:
+    """Whether the context reading (``context``, answered ``answer``) was taken by :func:`narrows`:
+    the message names a topic of its own and was answered alone too, from a passage naming less of
+    the conversation. The own-words gap measures how far the message alone ranks the context
+    passage below its own best, which is what narrowing overrules ("who pays the postage?" after
+    a return: neither passage says "postage"), so it is not checked then."""
+    return (
+        isinstance(alone, Answer) and alone.answered and not followup_strength(message)
+        and narrows(message, context, alone, answer)
+    )
 
 
 def anchored(answer: Answer, alone: Answer) -> bool:
@@ -241,7 +269,21 @@ def off_topic(message: str, answer: Answer, alone: Answer | QuestionError) -> bo
     words of its own that no quoted sentence holds, and alone it ranks that passage more than
     OWN_MARGIN below its best ("is it hypoallergenic?" after "What is your jewelry made of?")."""
     gap = own_gap(message, answer, alone)
-    return gap is not None and gap > OWN_MARGIN
+    if gap is None:
+        return False
+    # "is it nickel free?" after a materials question: alone, the message finds the same passage
+    # (gap 0) but is answered only unsurely; the conversation adds no evidence that it says so.
+    return gap > OWN_MARGIN or same_unsure(answer, alone)
+
+
+def same_unsure(answer: Answer, alone: Answer | QuestionError) -> bool:
+    """Whether the message ``alone`` was answered from the same first passage as ``answer``, with
+    ``p_answer`` below ALONE_CONFIDENT."""
+    return (
+        isinstance(alone, Answer) and alone.answered and bool(alone.citations) and bool(answer.citations)
+        and alone.citations[0].id == answer.citations[0].id
+        and alone.evidence.get("p_answer", alone.confidence) < ALONE_CONFIDENT
+    )
 
 
 def decide(
@@ -259,7 +301,8 @@ def decide(
         unnamed_slot(reading, answer)
         or unanswered_kind(message, answer)
         or gives_no_reason(message, answer)
-        or (reading.kind == "context" and off_topic(message, answer, answers[0]))
+        or (reading.kind == "context" and off_topic(message, answer, answers[0])
+            and not narrowed(message, answers[0], answer, reading.text))
     ):
         # "what about Brazil?" after a delivery question: the passage gives delivery times, but
         # never for Brazil (nor South America); "how long will it take?" after a resizing
@@ -291,8 +334,17 @@ def converse(ask_many: AskMany, message: str, history: Sequence[str] = (), *, le
     answer = answers[pick]
     if pick and answer.answered and not unnamed_slot(options[pick], answer) and unanswered_kind(message, answer):
         # "how fast do you reply?" after an email question, read in context, found the live-chat
-        # passage (no duration): the same reading without that passage may find the one stating it.
-        again = ask_many([options[pick].text], leave_out=[*leave_out, answer.citations[0].id])[0]
-        if isinstance(again, Answer) and again.answered and not unanswered_kind(message, again):
-            answers = [*answers[:pick], again, *answers[pick + 1 :]]
+        # passage (no duration): the same reading without that passage may find the one stating it
+        # (after "How do I contact support?" it finds "Contact Support", then the live-chat passage,
+        # then the one stating "5-20 hours").
+        skipped = [*leave_out]
+        for _ in range(REASKS):
+            skipped.append(answer.citations[0].id)
+            again = ask_many([options[pick].text], leave_out=skipped)[0]
+            if not (isinstance(again, Answer) and again.answered):
+                break
+            if not unanswered_kind(message, again):
+                answers = [*answers[:pick], again, *answers[pick + 1 :]]
+                break
+            answer = again
     return decide(message, options, answers, pick)

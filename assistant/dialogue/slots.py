@@ -10,6 +10,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# More countries and large cities, by the region a policy names them by (REGIONS adds them there).
+MORE_PLACES: dict[str, tuple[str, ...]] = {
+    "asia": ("seoul", "busan", "beijing", "shanghai", "shenzhen", "guangzhou", "osaka", "kyoto", "delhi", "new delhi",
+             "mumbai", "bangalore", "bangkok", "hanoi", "ho chi minh city", "manila", "jakarta", "kuala lumpur", "taipei",
+             "macau", "pakistan", "bangladesh", "sri lanka", "nepal", "cambodia", "laos", "myanmar", "mongolia", "brunei"),
+    "europe": ("amsterdam", "brussels", "vienna", "zurich", "geneva", "stockholm", "oslo", "copenhagen", "helsinki",
+               "warsaw", "prague", "czech republic", "czechia", "hungary", "budapest", "romania", "bulgaria", "croatia",
+               "slovakia", "slovenia", "luxembourg", "iceland", "estonia", "latvia", "lithuania", "lisbon", "milan",
+               "munich", "hamburg", "barcelona", "dublin", "athens", "ukraine", "serbia"),
+    "uk": ("northern ireland", "edinburgh", "glasgow", "manchester", "liverpool", "cardiff", "belfast"),
+    "north america": ("chicago", "san francisco", "miami", "boston", "seattle", "houston", "dallas", "vancouver",
+                      "montreal", "ottawa", "calgary", "mexico city", "california", "texas", "florida"),
+    "south america": ("bogota", "buenos aires", "lima", "sao paulo", "rio de janeiro", "venezuela",
+                      "ecuador", "uruguay", "paraguay", "bolivia"),
+    "oceania": ("melbourne", "auckland", "brisbane", "fiji"),
+}
 PLACES = (
     "north america", "south america", "latin america", "central america", "the middle east", "middle east",
     "europe", "asia", "africa", "oceania", "australia", "new zealand", "the uk", "uk", "united kingdom", "england",
@@ -20,6 +36,7 @@ PLACES = (
     "belgium", "switzerland", "austria", "sweden", "norway", "denmark", "finland", "poland", "greece", "turkey",
     "russia", "israel", "egypt", "nigeria", "kenya", "south africa", "morocco", "dubai", "uae", "saudi arabia",
     "london", "paris", "berlin", "tokyo", "new york", "los angeles", "sydney", "toronto", "madrid", "rome",
+    *(place for places in MORE_PLACES.values() for place in places),
 )
 PAYMENTS = (
     "visa", "mastercard", "master card", "american express", "amex", "discover", "paypal", "amazon pay",
@@ -55,6 +72,9 @@ REGIONS: dict[str, tuple[str, ...]] = {
     "africa": ("egypt", "nigeria", "kenya", "south africa", "morocco"),
     "oceania": ("australia", "new zealand", "sydney"),
 }
+for _region, _places in MORE_PLACES.items():
+    REGIONS[_region] = (*REGIONS[_region], *_places)
+REGIONS["europe"] = (*REGIONS["europe"], *MORE_PLACES["uk"])
 
 
 # Other ways a policy names a slot ("checks" for "cheque", "American Express" for "Amex").
@@ -65,6 +85,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "cash on delivery": ("cash",), "credit card": ("credit cards", "credit and debit cards"),
     "debit card": ("debit cards", "credit and debit cards"),
 }
+# A piece of jewellery is named by a policy on "jewelry" as a whole (a watch is not jewellery).
+JEWELRY = ("jewelry", "jewellery")
 
 
 def _pattern(words: tuple[str, ...]) -> re.Pattern[str]:
@@ -153,9 +175,13 @@ def swap(frame: str, slot: Slot, value: str) -> str:
 
 
 def names(value: str) -> list[str]:
-    """The ways a policy may name ``value``: itself, its ALIASES, and for a place the regions it lies in."""
+    """The ways a policy may name ``value``: itself, its ALIASES, for a piece of jewellery "jewelry",
+    and for a place the regions it lies in."""
     key = value.lower().strip()
-    return [key, *ALIASES.get(key, ()), *(region for region, places in REGIONS.items() if key in places)]
+    kinds = ALIASES.get(key, ())
+    if key in ITEMS and key not in ("watch", "watches"):
+        kinds = (*kinds, *JEWELRY)
+    return [key, *kinds, *(region for region, places in REGIONS.items() if key in places)]
 
 
 def mentions(text: str, value: str) -> bool:
