@@ -222,7 +222,8 @@ def test_a_context_reading_on_the_passage_the_message_alone_answers_unsurely():
     assert (got.answered, got.refusal_reason) == (False, "not_stated")
     assert decide(message, options, [alone(0.95), silver], pick=1).answered  # answered surely alone: kept
     plated = said("p3", "Most of our jewelry is made with 925 sterling silver with rhodium plated.", p=0.86)
-    assert decide("is it plated?", readings("is it plated?", history), [replace(plated, retrieved=hits(("p3", 0.5))), silver]).answered
+    plated = replace(plated, retrieved=hits(("p3", 0.5)))
+    assert decide("is it plated?", readings("is it plated?", history), [plated, silver]).answered  # its word is quoted
 
 
 def test_a_narrowed_reading_skips_the_own_words_gap():

@@ -186,7 +186,8 @@ def narrows(message: str, context: str, alone: Answer, answer: Answer) -> bool:
     shipping?" after "I want to return an item."): the conversation says which shipping."""
     if len(WORD_RE.findall(message)) > NARROW_WORDS or not (answer.answered and alone.citations and answer.citations):
         return False
-    if answer.evidence.get("p_answer", answer.confidence) < NARROW_CONFIDENT or answer.citations[0].id == alone.citations[0].id:
+    unsure = answer.evidence.get("p_answer", answer.confidence) < NARROW_CONFIDENT
+    if unsure or answer.citations[0].id == alone.citations[0].id:
         return False
     said = content_terms(" ".join(topical_words(context[: len(context) - len(message)])))
     ctx_terms = content_terms(answer.citations[0].text) & said
