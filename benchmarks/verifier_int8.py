@@ -26,6 +26,11 @@ SETS = {
     "gold": (ROOT / "corpus", ROOT / "evals" / "gold.jsonl"),
     "stackfaq": (ROOT.parent / "shared" / "benchmarks" / "stackfaq" / "corpus.jsonl",
                  ROOT.parent / "shared" / "benchmarks" / "stackfaq" / "queries.jsonl"),
+    # the tuning corpora of the suite (evals/corpora/suite.json; its test corpora are never used here)
+    "bike-shop": (ROOT / "evals" / "corpora" / "bike-shop" / "speichenwerk-faq.md", ROOT / "evals" / "corpora" / "bike-shop" / "gold.jsonl"),
+    "software-subscription": (ROOT / "evals" / "corpora" / "software-subscription" / "terms.txt",
+                              ROOT / "evals" / "corpora" / "software-subscription" / "gold.jsonl"),
+    "restaurant": (ROOT / "evals" / "corpora" / "restaurant" / "helpdesk-export.csv", ROOT / "evals" / "corpora" / "restaurant" / "gold.jsonl"),
 }
 KINDS = ("mpnet", "mpnet-int8")
 
@@ -35,7 +40,7 @@ def _pct(values, q: float) -> float:
 
 
 def measure(name: str, corpus: Path, gold_path: Path, work: Path, log) -> dict:
-    import assistant.evaluation.scoring as ev
+    import assistant.evaluation.run as ev
     from assistant.core.pipeline import Assistant
     from assistant.evaluation.gold import load_gold
     from assistant.models.onnx import MODEL_CACHE, open_encoder
