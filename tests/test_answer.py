@@ -401,3 +401,25 @@ def test_another_passage_joins_only_near_the_lead(other_passage_rel, quoted):
     chosen = select_sentences(hits, scores, cfg, question="How long until my order arrives?")
     assert [h.passage.id for h, _, _ in chosen].count(P2.id) == (quoted == 4)
     assert len(chosen) == quoted and SHIP.text[chosen[0][1] : chosen[0][2]] == "Orders arrive in 2 to 5 days."
+
+
+ENGRAVE = Passage("f:prd-1", "f", "Products", "Rings can be resized by a jeweler. We do not offer engraving.", "f.txt", 21)
+
+
+@pytest.mark.parametrize(
+    "question, lead_negation_rel, lead",
+    [
+        ("Can you engrave my ring?", 0.7, "We do not offer engraving."),  # a yes/no question: the negation answers
+        ("Can you engrave my ring?", None, "Rings can be resized by a jeweler."),
+        ("Can you engrave my ring?", 0.95, "Rings can be resized by a jeweler."),  # the negation scores below 0.95 of the lead
+        ("Which rings can be engraved?", 0.7, "Rings can be resized by a jeweler."),  # not a yes/no question
+    ],
+)
+def test_a_yes_no_question_is_opened_by_its_negation(question, lead_negation_rel, lead):
+    hits = [Hit(ENGRAVE, 0.8, dense=0.8)]
+    # p = sigmoid(-8 + 8) = 0.5 for the resizing sentence, sigmoid(-8 + 3.8 + 4) = 0.45 for the
+    # negation (a policy statement: the yes/no type) of a yes/no question
+    scores = {ENGRAVE.id: _spans(ENGRAVE, [0.8, 0.38])}
+    cfg = _Cfg(selector=TYPED, lead_negation_rel=lead_negation_rel)
+    chosen = select_sentences(hits, scores, cfg, question=question)
+    assert ENGRAVE.text[chosen[0][1] : chosen[0][2]] == lead and len(chosen) == 2

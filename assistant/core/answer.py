@@ -72,6 +72,10 @@ class AnswerConfig:
     # sentence that does and scores at least ``lead_type_rel`` times the best one's probability
     # opens the answer instead (None: the selector's order). docs/retrieval.md, section 6.
     lead_type_rel: float | None = 0.5
+    # ... and a yes/no question ("Do you offer custom jewelry?") is opened by a chosen negation
+    # ("We currently do not offer customization ...") that scores at least this share of the
+    # lead's probability and shares as many of the question's words, when the lead holds none.
+    lead_negation_rel: float | None = 0.7
     generic_extras: bool = False  # whether a pointer-only sentence ("... for more details!") may be quoted beside the lead
     # A sentence of another passage than the lead's joins only when it scores at least this share
     # of the lead's probability (a part's best sentence still joins by ``part_min``).
@@ -340,7 +344,9 @@ def select_sentences(
         chosen.append((rank, s, e))
     if cfg.lead_type_rel is not None:
         # A multi-part question is answered in its parts' order: its first part says what leads.
-        chosen = _lead_states_answer(parts[0] if parts else question, candidates, ranked, chosen, cfg.lead_type_rel)
+        chosen = _lead_states_answer(
+            parts[0] if parts else question, candidates, ranked, chosen, cfg.lead_type_rel, cfg.lead_negation_rel
+        )
     # Without the parts' texts (older callers), each part is read as the whole question.
     for part, table in zip(list(parts) or [question] * len(part_scores), part_scores):
         part_ranked = score_sentences(part, candidates, table, cfg.selector)
@@ -368,11 +374,17 @@ def _lead_states_answer(
     ranked: list[tuple[float, int, int, int, dict[str, float]]],
     chosen: list[tuple[int, int, int]],
     rel: float,
+    negation_rel: float | None = None,
 ) -> list[tuple[int, int, int]]:
     """``chosen`` with the first sentence that states the asked kind of answer moved to the front,
     when the lead states none and that sentence scores at least ``rel`` times the lead's
-    probability. A sentence that leans on the one before it ("They are valid ...") never moves."""
-    asked = [ANSWER_TRAITS[t] for t in question_types(question) if t in ANSWER_TRAITS]
+    probability; for a question that only asks yes or no, the first negation at ``negation_rel``
+    that shares at least as many of the question's words (None: not for yes/no questions). A
+    sentence that leans on the one before it ("They are valid ...") never moves."""
+    types = question_types(question)
+    asked = [ANSWER_TRAITS[t] for t in types if t in ANSWER_TRAITS]
+    if not asked and types == {"yesno"} and negation_rel is not None:
+        asked, rel = [NEGATION_RE], negation_rel
     if not asked:
         return chosen
     info = {r[1:4]: r for r in ranked}
@@ -383,10 +395,13 @@ def _lead_states_answer(
 
     if states(chosen[0]):
         return chosen
-    lead_p = info[chosen[0]][0]
+    lead_p, lead_overlap = info[chosen[0]][0], info[chosen[0]][4]["overlap"]
     for key in chosen[1:]:
         p, f = info[key][0], info[key][4]
-        if states(key) and p >= rel * lead_p and not f["anaphor"]:
+        # A negation must be as much about the question as the lead: "Do you take PayPal?" is not
+        # opened by "We DO NOT accept money orders, checks, or cash."
+        on_topic = asked != [NEGATION_RE] or f["overlap"] >= lead_overlap
+        if states(key) and p >= rel * lead_p and not f["anaphor"] and on_topic:
             return [key, *(k for k in chosen if k != key)]
     return chosen
 
