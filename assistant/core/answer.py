@@ -321,8 +321,12 @@ def select_sentences(
     joins when it scores ``cfg.extra_min`` or more and at least ``cfg.extra_rel`` times the best
     one's probability (at most ``cfg.max_sentences`` in all), and
     each part adds its own best sentence when it scores ``cfg.part_min``. A pointer-only sentence
-    never leads while another candidate exists. A sentence that starts
-    with an anaphor ("These fees ...") brings the one before it, quoted just before it.
+    never leads while another candidate exists and joins only with ``cfg.generic_extras``; a
+    sentence of another passage than the lead's joins only from ``cfg.other_passage_rel`` of the
+    lead's probability. The lead is then the first chosen sentence that states the asked kind of
+    answer (``cfg.lead_type_rel``, ``cfg.lead_negation_rel``), when the best one does not. A
+    sentence that starts with an anaphor ("These fees ...") brings the one before it, quoted just
+    before it.
     Returns (hit, start, end) in answer order.
     """
     ranked = score_sentences(question, candidates, scores, cfg.selector, verified)
