@@ -7,8 +7,9 @@ answerable tuning question is a training row, labelled 1 when it contains one of
 ``must_include`` facts. The script prints the weights as the literals to paste into answer.py,
 the cross-validated AUROC and top-1 (folds grouped by corpus and FAQ passage, so no fold is
 scored by a model that saw its paraphrases) and the selection rule's figures for a grid of
-settings, each scored out of fold (every question's answer chosen by weights fitted without its
-group): the tables in docs/retrieval.md, section 6.
+settings and of the lead rules (AnswerConfig.lead_type_rel, lead_negation_rel, generic_extras,
+other_passage_rel), each scored out of fold (every question's answer chosen by weights fitted
+without its group): the tables in docs/retrieval.md, section 6.
 
     PYTHONPATH=. python scripts/fit_selector.py [--cache FILE]
 
@@ -283,6 +284,13 @@ GRID = [
     (max_sentences, 0.0, extra_rel) for max_sentences in (2, 3, 4) for extra_rel in (0.0, 0.3, 0.5, 0.6, 0.7, 0.8)
 ]
 
+LEAD_GRID = [
+    (None, None, True, 0.0), (None, None, False, 0.0),
+    *((rel, None, False, 0.0) for rel in (0.0, 0.3, 0.5, 0.7, 0.9)), (0.5, None, True, 0.0),
+    *((0.5, None, False, rel) for rel in (0.3, 0.5, 0.7, 0.9)),
+    *((0.5, rel, False, 0.5) for rel in (0.3, 0.5, 0.7, 0.9)),
+]  # fmt: skip
+
 
 def load(cache: str | None) -> list[dict]:
     """Every tuning question with what the selector sees, tagged with its corpus (``set``)."""
@@ -326,6 +334,15 @@ def main(argv: list[str] | None = None) -> int:
     for max_sentences, extra_min, extra_rel in GRID:
         cfg = replace(shipped, max_sentences=max_sentences, extra_min=extra_min, extra_rel=extra_rel)
         print(line(f"{max_sentences} | {extra_min} | {extra_rel}", oof_counts(data, cfg, selectors, parts)))
+    print("\nthe lead rules, pointer sentences and other passages' sentences, out of fold (the rest as shipped):")
+    print("| lead_type_rel | lead_negation_rel | generic_extras | other_passage_rel | answerable_accuracy | lead_accuracy "
+          "| answer_precision | mean_sentences |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for lead_type_rel, lead_negation_rel, generic_extras, other_passage_rel in LEAD_GRID:
+        cfg = replace(shipped, lead_type_rel=lead_type_rel, lead_negation_rel=lead_negation_rel,
+                      generic_extras=generic_extras, other_passage_rel=other_passage_rel)  # fmt: skip
+        label = f"{lead_type_rel} | {lead_negation_rel} | {generic_extras} | {other_passage_rel}"
+        print(line(label, oof_counts(data, cfg, selectors, parts)))
     print("\nthe shipped selector and rule, per corpus (in sample | out of fold):")
     print("| set | answerable_accuracy | lead_accuracy | answer_precision | mean_sentences |")
     print("| --- | --- | --- | --- | --- |")

@@ -351,6 +351,9 @@ def test_real_answers_lead_with_the_point(seed_assistant):
     italy = seed_assistant.ask("What's the price of shipping to Italy?")
     assert not italy.answered and italy.refusal_reason == "not_stated" and italy.citations == []
     assert [c.id for c in italy.related] == ["coco-jewelry-faq:shipping-3"]
+    # "take" read as the policies' "accept" (issue 12, item 5): answered, with the cards first.
+    cards = seed_assistant.ask("Which cards do you take?")
+    assert cards.answered and "MasterCard" in cards.sentences[0].text
 
 
 def test_default_selection_leads_with_the_best_sentence_and_quotes_at_most_four():
@@ -358,3 +361,65 @@ def test_default_selection_leads_with_the_best_sentence_and_quotes_at_most_four(
     ans = compose("paypal?", hits, hits, {P1.id: _spans(P1, [0.3, 0.7, 0.2])}, CONTACT, AnswerConfig(), 0.9)
     assert ans.sentences[0].text == "We also accept PayPal."
     assert 1 <= len(ans.sentences) <= AnswerConfig().max_sentences == 4
+
+
+PHONE = Passage("f:contact-1", "f", "Contact", "The phone line is open Monday to Friday. Call +49 30 6120 4455. Check out our Contact Page for more details!", "f.txt", 19)
+
+
+@pytest.mark.parametrize(
+    "lead_type_rel, lead",
+    [
+        (0.5, "Call +49 30 6120 4455."),  # the lead names the phone; the next sentence states the number
+        (None, "The phone line is open Monday to Friday."),  # the selector's order
+        (0.99, "The phone line is open Monday to Friday."),  # the number scores below 0.99 of the lead
+    ],
+)
+def test_the_lead_states_the_asked_kind_of_answer(lead_type_rel, lead):
+    hits = [Hit(PHONE, 0.8, dense=0.8)]
+    # p = sigmoid(-8 + 5 + 4) = 0.73 for the sentence naming the phone (a contact word), 0.38 for the number
+    scores = {PHONE.id: _spans(PHONE, [0.5, 0.75, 0.3])}
+    cfg = _Cfg(selector=TYPED, lead_type_rel=lead_type_rel)
+    chosen = [PHONE.text[s:e] for _, s, e in select_sentences(hits, scores, cfg, question="what's your phone number?")]
+    assert chosen[0] == lead and sorted(chosen) == sorted(["The phone line is open Monday to Friday.", "Call +49 30 6120 4455."])
+
+
+@pytest.mark.parametrize("generic_extras, quoted", [(False, 2), (True, 3)])
+def test_a_pointer_sentence_is_not_quoted_beside_the_answer(generic_extras, quoted):
+    hits = [Hit(PHONE, 0.8, dense=0.8)]
+    scores = {PHONE.id: _spans(PHONE, [0.75, 0.7, 0.7])}
+    chosen = select_sentences(hits, scores, _Cfg(selector=TYPED, generic_extras=generic_extras), question="phone?")
+    assert len(chosen) == quoted
+
+
+@pytest.mark.parametrize("other_passage_rel, quoted", [(0.0, 4), (0.5, 3)])
+def test_another_passage_joins_only_near_the_lead(other_passage_rel, quoted):
+    hits = [Hit(SHIP, 0.8, dense=0.8), Hit(P2, 0.7, dense=0.7)]
+    # p = 0.82 for the lead (a duration), 0.38 for P2's duration (under half the lead's), 0.38 and
+    # 0.02 for the lead passage's other sentences (they join: no floor in the lead's passage)
+    scores = {SHIP.id: _spans(SHIP, [0.4, 0.55, 0.75]), P2.id: _spans(P2, [0.35])}
+    cfg = _Cfg(selector=TYPED, other_passage_rel=other_passage_rel)
+    chosen = select_sentences(hits, scores, cfg, question="How long until my order arrives?")
+    assert [h.passage.id for h, _, _ in chosen].count(P2.id) == (quoted == 4)
+    assert len(chosen) == quoted and SHIP.text[chosen[0][1] : chosen[0][2]] == "Orders arrive in 2 to 5 days."
+
+
+ENGRAVE = Passage("f:prd-1", "f", "Products", "Rings can be resized by a jeweler. We do not offer engraving.", "f.txt", 21)
+
+
+@pytest.mark.parametrize(
+    "question, lead_negation_rel, lead",
+    [
+        ("Can you engrave my ring?", 0.7, "We do not offer engraving."),  # a yes/no question: the negation answers
+        ("Can you engrave my ring?", None, "Rings can be resized by a jeweler."),
+        ("Can you engrave my ring?", 0.95, "Rings can be resized by a jeweler."),  # the negation scores below 0.95 of the lead
+        ("Which rings can be engraved?", 0.7, "Rings can be resized by a jeweler."),  # not a yes/no question
+    ],
+)
+def test_a_yes_no_question_is_opened_by_its_negation(question, lead_negation_rel, lead):
+    hits = [Hit(ENGRAVE, 0.8, dense=0.8)]
+    # p = sigmoid(-8 + 8) = 0.5 for the resizing sentence, sigmoid(-8 + 3.8 + 4) = 0.45 for the
+    # negation (a policy statement: the yes/no type) of a yes/no question
+    scores = {ENGRAVE.id: _spans(ENGRAVE, [0.8, 0.38])}
+    cfg = _Cfg(selector=TYPED, lead_negation_rel=lead_negation_rel)
+    chosen = select_sentences(hits, scores, cfg, question=question)
+    assert ENGRAVE.text[chosen[0][1] : chosen[0][2]] == lead and len(chosen) == 2

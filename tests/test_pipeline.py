@@ -251,7 +251,9 @@ class CountingVerifier:
         return getattr(self.inner, name)
 
 
-SKIP_QUESTIONS = ["Do you take PayPal?", "How long does shipping to the UK take?", "Do you sell gift cards?",
+# The verifier hears the query as searched, so each question here is one the corrector leaves as it is
+# ("Do you take PayPal?" is searched as "Do you accept PayPal?").
+SKIP_QUESTIONS = ["Do you accept PayPal?", "How long does shipping to the UK take?", "Do you sell gift cards?",
                   "can i pay in bitcoin", "What is your return policy?"]  # fmt: skip
 
 

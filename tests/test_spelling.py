@@ -84,3 +84,21 @@ def test_model_vocabulary_keeps_whole_lowercase_words(tmp_path):
 @pytest.mark.parametrize("make_path", [lambda tmp: None, lambda tmp: tmp, lambda tmp: tmp / "missing"])
 def test_model_vocabulary_is_empty_without_a_vocab_file(tmp_path, make_path):
     assert model_vocabulary(make_path(tmp_path)) == set()
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Which cards do you take?", "Which cards do you accept?"),  # issue 12: the policies say "accept"
+        ("wat payment do u take", "wat payment do u accept"),
+        ("DO YOU TAKE amex", "DO YOU ACCEPT amex"),
+        ("How long will you take to process my order", "How long will you take to process my order"),  # time
+        ("how many days do you take", "how many days do you take"),
+        ("Do you take back returns?", "Do you take back returns?"),
+        ("Can I take a test ride?", "Can I take a test ride?"),  # the customer takes, not the store
+    ],
+)
+def test_a_store_that_takes_is_read_as_accepting(question, expected):
+    assert TypoCorrector(["We accept all major cards.", "how many days"], set()).correct(question) == expected
+    # A corpus that never says "accept" keeps the customer's word.
+    assert TypoCorrector(["We take all major cards.", "how many days"], set()).correct(question) == question

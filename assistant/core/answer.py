@@ -61,12 +61,25 @@ class AnswerConfig:
     # when the selector gives it at least ``extra_min`` and ``extra_rel`` times the lead's score;
     # each part of a multi-part question adds its best sentence when that reaches ``part_min``.
     # The defaults are the grid point of docs/retrieval.md section 6 that loses no answerable
-    # tuning question (out of fold: 143 of 178 complete, lead_accuracy 0.683); every shorter
-    # rule there loses answerable questions (2 sentences: 125 of 178).
+    # tuning question (out of fold: 144 of 178 complete, lead_accuracy 0.685 with the lead rule
+    # below); every shorter rule there loses answerable questions (2 sentences: 124 of 178).
     extra_min: float = 0.0
     extra_rel: float = 0.0  # ... and at least this share of the leading sentence's probability
     lead_connective: bool = True  # a leading "And ..." / "However ..." sentence keeps the lead
     part_min: float = 0.2
+    # The lead must state what was asked: when the question asks for a duration, an amount, a
+    # contact channel or a list (ANSWER_TRAITS) and the best sentence states none, a chosen
+    # sentence that does and scores at least ``lead_type_rel`` times the best one's probability
+    # opens the answer instead (None: the selector's order). docs/retrieval.md, section 6.
+    lead_type_rel: float | None = 0.5
+    # ... and a yes/no question ("Do you offer custom jewelry?") is opened by a chosen negation
+    # ("We currently do not offer customization ...") that scores at least this share of the
+    # lead's probability and shares as many of the question's words, when the lead holds none.
+    lead_negation_rel: float | None = 0.7
+    generic_extras: bool = False  # whether a pointer-only sentence ("... for more details!") may be quoted beside the lead
+    # A sentence of another passage than the lead's joins only when it scores at least this share
+    # of the lead's probability (a part's best sentence still joins by ``part_min``).
+    other_passage_rel: float = 0.5
     selector: SentenceSelector = field(default_factory=lambda: SentenceSelector())
 
 
@@ -114,6 +127,16 @@ SENTENCE_TRAITS: dict[str, re.Pattern[str]] = {
     "contact": re.compile(r"[\w.+-]+@[\w-]+\.\w|\bchat\b|\bcall us\b|\bphone\b", re.IGNORECASE),
     "list": re.compile(r",[^,]+,|\bincluding\b|&", re.IGNORECASE),
     "yesno": re.compile(r"\b(?:not|no|never|cannot|only)\b|n't\b|^\W*(?:yes|no)\b|\b(?:we|you) (?:accept|offer|do|will|can|must|may)\b", re.IGNORECASE),
+}
+# What a sentence must *state* to open the answer to a question of each type (the lead rule,
+# AnswerConfig.lead_type_rel). Stricter than SENTENCE_TRAITS, which also count a sentence that
+# only names the topic ("The phone line is open ...", "... fees may apply"): a contact question
+# is answered by an address, a number or the chat, an amount question by an amount.
+ANSWER_TRAITS: dict[str, re.Pattern[str]] = {
+    "duration": SENTENCE_TRAITS["duration"],
+    "amount": STATES_AMOUNT_RE,
+    "contact": re.compile(r"[\w.+-]+@[\w-]+\.\w|\+?\d[\d ()/-]{6,}\d|\bchat\b|\bcall us\b", re.IGNORECASE),
+    "list": SENTENCE_TRAITS["list"],
 }
 # Pointers elsewhere ("Check out our Shipping Policy Page for more details!") answer nothing.
 GENERIC_RE = re.compile(r"\bfor more details?\b|\bcheck out our\b|\bunable to find\b", re.IGNORECASE)
@@ -202,11 +225,11 @@ def sentence_features(
 
 # Fitted by scripts/fit_selector.py (tuning data only, listwise); rerun it after changing the features.
 SELECTOR_WEIGHTS: dict[str, float] = {
-    "retr": 0.5485, "retr_gap": 0.7707, "ver": 1.1241, "ver_gap": 1.4458, "overlap": 1.2935, "type_match": 0.5324,
-    "type_miss": -0.4903, "passage_rank": -0.1602, "position": -0.0631, "generic": -1.0422, "anaphor": -0.1409,
-    "ver_top": 0.4815, "specific": 0.6665, "first_short": 1.1748, "negation": -0.1952,
+    "retr": 0.5363, "retr_gap": 0.7347, "ver": 1.1215, "ver_gap": 1.4145, "overlap": 1.4091, "type_match": 0.5198,
+    "type_miss": -0.4788, "passage_rank": -0.1705, "position": -0.0509, "generic": -1.0634, "anaphor": -0.1517,
+    "ver_top": 0.4799, "specific": 0.669, "first_short": 1.104, "negation": -0.2638,
 }  # fmt: skip
-SELECTOR_BIAS = -0.864
+SELECTOR_BIAS = -0.9059
 
 
 @dataclass(frozen=True)
@@ -298,8 +321,12 @@ def select_sentences(
     joins when it scores ``cfg.extra_min`` or more and at least ``cfg.extra_rel`` times the best
     one's probability (at most ``cfg.max_sentences`` in all), and
     each part adds its own best sentence when it scores ``cfg.part_min``. A pointer-only sentence
-    never leads while another candidate exists. A sentence that starts
-    with an anaphor ("These fees ...") brings the one before it, quoted just before it.
+    never leads while another candidate exists and joins only with ``cfg.generic_extras``; a
+    sentence of another passage than the lead's joins only from ``cfg.other_passage_rel`` of the
+    lead's probability. The lead is then the first chosen sentence that states the asked kind of
+    answer (``cfg.lead_type_rel``, ``cfg.lead_negation_rel``), when the best one does not. A
+    sentence that starts with an anaphor ("These fees ...") brings the one before it, quoted just
+    before it.
     Returns (hit, start, end) in answer order.
     """
     ranked = score_sentences(question, candidates, scores, cfg.selector, verified)
@@ -311,10 +338,19 @@ def select_sentences(
     ranked.sort(key=lambda x: x[4]["generic"])
     chosen: list[tuple[int, int, int]] = [ranked[0][1:4]]
     floor = max(cfg.extra_min, cfg.extra_rel * ranked[0][0])
-    for p, rank, s, e, _ in ranked[1:]:
+    for p, rank, s, e, f in ranked[1:]:
         if len(chosen) >= cfg.max_sentences or p < floor:
             break
+        if f["generic"] and not cfg.generic_extras:
+            continue
+        if rank != ranked[0][1] and p < cfg.other_passage_rel * ranked[0][0]:
+            continue
         chosen.append((rank, s, e))
+    if cfg.lead_type_rel is not None:
+        # A multi-part question is answered in its parts' order: its first part says what leads.
+        chosen = _lead_states_answer(
+            parts[0] if parts else question, candidates, ranked, chosen, cfg.lead_type_rel, cfg.lead_negation_rel
+        )
     # Without the parts' texts (older callers), each part is read as the whole question.
     for part, table in zip(list(parts) or [question] * len(part_scores), part_scores):
         part_ranked = score_sentences(part, candidates, table, cfg.selector)
@@ -334,6 +370,44 @@ def select_sentences(
         if (rank, s, e) not in ordered:
             ordered.append((rank, s, e))
     return [(candidates[rank], s, e) for rank, s, e in ordered]
+
+
+def _lead_states_answer(
+    question: str,
+    candidates: Sequence[Hit],
+    ranked: list[tuple[float, int, int, int, dict[str, float]]],
+    chosen: list[tuple[int, int, int]],
+    rel: float,
+    negation_rel: float | None = None,
+) -> list[tuple[int, int, int]]:
+    """``chosen`` with the first sentence that states the asked kind of answer moved to the front,
+    when the lead states none and that sentence scores at least ``rel`` times the lead's
+    probability; for a question that only asks yes or no, the first negation at ``negation_rel``
+    that shares at least as many of the question's words (None: not for yes/no questions). A
+    sentence that leans on the one before it ("They are valid ...") never moves."""
+    types = question_types(question)
+    asked = [ANSWER_TRAITS[t] for t in types if t in ANSWER_TRAITS]
+    if not asked and types == {"yesno"} and negation_rel is not None:
+        asked, rel = [NEGATION_RE], negation_rel
+    if not asked:
+        return chosen
+    info = {r[1:4]: r for r in ranked}
+
+    def states(key: tuple[int, int, int]) -> bool:
+        text = candidates[key[0]].passage.text[key[1] : key[2]]
+        return any(rx.search(text) for rx in asked)
+
+    if states(chosen[0]):
+        return chosen
+    lead_p, lead_overlap = info[chosen[0]][0], info[chosen[0]][4]["overlap"]
+    for key in chosen[1:]:
+        p, f = info[key][0], info[key][4]
+        # A negation must be as much about the question as the lead: "Do you take PayPal?" is not
+        # opened by "We DO NOT accept money orders, checks, or cash."
+        on_topic = asked != [NEGATION_RE] or f["overlap"] >= lead_overlap
+        if states(key) and p >= rel * lead_p and not f["anaphor"] and on_topic:
+            return [key, *(k for k in chosen if k != key)]
+    return chosen
 
 
 NOT_STATED_CONFIDENCE = 0.8  # a rule, not a model: a fixed, modest confidence
