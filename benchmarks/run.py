@@ -155,8 +155,6 @@ def run_bench(
             ("ours", "ours-warm", {"corpus": corpus, "index_dir": str(ours_index)}),
             # the verifier asked for every question (before the decisive-question skip)
             ("ours_always", "ours-warm", {"corpus": corpus, "index_dir": str(ours_index), "always_verify": True}),
-            # the verifier's fp32 encoding for every question it hears (before the int8 draft)
-            ("ours_nodraft", "ours-warm", {"corpus": corpus, "index_dir": str(ours_index), "no_draft": True}),
             ("ours_fast", "ours-warm", {"corpus": corpus, "index_dir": str(ours_index), "verifier": "none"}),
             # the int8 encoder has its own fingerprint, hence its own index folder
             ("ours_int8", "ours-warm", {"corpus": corpus, "index_dir": str(work / "ours-index-int8"),

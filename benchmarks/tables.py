@@ -52,10 +52,6 @@ def summary_rows(results: dict) -> list[dict]:
             always = {**s["warm"], "ours": s["warm"].get("ours_always")}
             row("  same, verifier asked for every question: p50 (ms)", always, "p50_ms", higher=False, target=TARGETS["warm_p50_ms"])
             row("  same, verifier asked for every question: p95 (ms)", always, "p95_ms", higher=False, target=TARGETS["warm_p95_ms"])
-        if "ours_nodraft" in s["warm"]:
-            nodraft = {**s["warm"], "ours": s["warm"].get("ours_nodraft")}
-            row("  same, without the verifier's int8 draft: p50 (ms)", nodraft, "p50_ms", higher=False, target=TARGETS["warm_p50_ms"])
-            row("  same, without the verifier's int8 draft: p95 (ms)", nodraft, "p95_ms", higher=False, target=TARGETS["warm_p95_ms"])
         if "ours_fast" in s["warm"]:
             row("  same, --verifier none: p50 (ms)", fast(s["warm"]), "p50_ms", higher=False, target=TARGETS["warm_p50_ms"])
             row("  same, --verifier none: p95 (ms)", fast(s["warm"]), "p95_ms", higher=False, target=TARGETS["warm_p95_ms"])

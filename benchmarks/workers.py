@@ -27,15 +27,13 @@ from benchmarks.measure import latencies, log, memory_mb
 def w_ours_warm(a: dict) -> dict:
     from assistant.core.pipeline import Assistant
 
-    extra = {"skip_verifier_at": None, "draft_at": None} if a.get("always_verify") else {}
-    if a.get("no_draft"):
-        extra["draft_at"] = None
+    extra = {"skip_verifier_at": None} if a.get("always_verify") else {}
     assistant, _ = Assistant.open(
         a["corpus"], a["index_dir"], backend=a.get("backend", "onnx"), verifier=a.get("verifier", "mpnet"), **extra
     )
     out = latencies(assistant.ask, a["questions"], a["rounds"])
     out["torch_loaded"] = "torch" in sys.modules
-    out["verifier_use"] = dict(assistant.verifier_use)  # questions skipped / decided by the draft / fp32
+    out["verifier_use"] = dict(assistant.verifier_use)  # questions the retriever alone decided / the verifier heard
     return out
 
 

@@ -279,6 +279,7 @@ def test_decisive_questions_skip_the_verifier_and_are_answered_as_without_it(see
     assert 0 < len(skipped) < len(SKIP_QUESTIONS)
     assert all(p.confidence >= 0.99 for q, p in zip(SKIP_QUESTIONS, plain) if q in skipped)
     assert all(p.confidence < 0.99 for q, p in zip(SKIP_QUESTIONS, plain) if q not in skipped)
+    assert cut.verifier_use == {"skipped": len(skipped), "verified": len(SKIP_QUESTIONS) - len(skipped)}
     for q, a, f, p in zip(SKIP_QUESTIONS, mixed, full, plain):
         assert (a.answer, a.citations) == ((p if q in skipped else f).answer, (p if q in skipped else f).citations)
 
@@ -291,48 +292,8 @@ def test_decisive_questions_skip_the_verifier_and_are_answered_as_without_it(see
         Assistant(index, encoder, verifier=counting, skip_verifier_at=1.5)
 
 
-def test_the_int8_draft_decides_where_it_is_decisive_and_fp32_hears_the_rest(seed_assistant):
-    from collections import Counter
-
-    index, encoder, verifier = seed_assistant.index, seed_assistant.encoder, seed_assistant.verifier
-    draft = verifier.draft_encoder()
-    assert draft is not None and draft.variant == "int8" and draft.max_tokens == verifier.encoder.max_tokens
-    counting = CountingVerifier(verifier)  # counts the fp32 encodings only (the draft is the inner one's)
-    full = Assistant(index, encoder, verifier=counting).ask_many(SKIP_QUESTIONS)
-
-    keep_all = Assistant(index, encoder, verifier=counting, draft_at=0.5)  # every draft outcome is kept
-    keep_all.ask_many(SKIP_QUESTIONS)  # the first call never loads the draft: a one-shot `assistant ask`
-    assert keep_all.verifier_use == Counter(fp32=5)
-    counting.asked.clear()
-    drafted = keep_all.ask_many(SKIP_QUESTIONS)
-    assert counting.asked == [] and keep_all.verifier_use["draft"] == 5
-    # the draft's vectors are only close to fp32's: its p(answerable) differs (hence the cut below)
-    assert [a.evidence.get("p_answer") for a in drafted] != [a.evidence.get("p_answer") for a in full]
-
-    # at a cut only decisive drafts are kept; every other question is answered exactly as in fp32
-    cut = Assistant(index, encoder, verifier=counting, draft_at=0.95)
-    cut.ask_many(SKIP_QUESTIONS[:1])
-    counting.asked.clear()
-    mixed = cut.ask_many(SKIP_QUESTIONS)
-    for q, a, d, f in zip(SKIP_QUESTIONS, mixed, drafted, full):
-        p = d.evidence["p_answer"]
-        expect = d if p >= 0.95 or p <= 0.05 else f
-        assert (a.answer, a.citations) == (expect.answer, expect.citations), q
-        assert (q in counting.asked) == (expect is f)
-
-    # a follow-up's readings and a refusal model set after opening always hear the fp32 verifier
-    counting.asked.clear()
-    keep_all.ask("and to Japan?", history=["How long does shipping to the UK take?"])
-    assert counting.asked
-    keep_all.refusal = RefusalModel.default_for(seed_assistant.verifier_name)
-    assert keep_all.draft_at is None
-    with pytest.raises(ValueError, match="draft_at"):
-        Assistant(index, encoder, verifier=counting, draft_at=0.2)
-
-
 def test_the_opened_assistant_skips_only_with_the_default_refusal_model(seed_assistant, seed_index_dir):
-    from assistant.core.pipeline import DRAFT_AT, SKIP_VERIFIER_AT
+    from assistant.core.pipeline import SKIP_VERIFIER_AT
 
     assert seed_assistant.skip_verifier_at == SKIP_VERIFIER_AT
-    assert seed_assistant.draft_at == DRAFT_AT
     assert Assistant(seed_assistant.index, seed_assistant.encoder, skip_verifier_at=0.5).skip_verifier_at is None

@@ -7,8 +7,8 @@ clean -> guard -> retrieve -> rerank (verifier) -> decide (refusal model) -> com
 from __future__ import annotations
 
 import functools
-from collections import Counter
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -52,12 +52,6 @@ MAX_PARTS = 6  # parts of a multi-part question answered separately
 # tuning set no question changes outcome at this cut, and 18-26% of questions skip the verifier
 # (scripts/verifier_skip.py; docs/performance.md, "Skipping the verifier").
 SKIP_VERIFIER_AT = 0.99
-# The verifier's int8 draft: a question the verifier must hear is first encoded by the int8 export
-# of the same model (about 4x faster), scored against the same fp32 index; the draft's outcome is
-# kept when its p(answerable) is >= this or <= 1 - this, and otherwise the question is encoded
-# again in fp32. At 0.95 no tuning question changes outcome or first sentence
-# (scripts/verifier_draft.py; docs/performance.md, "The int8 draft").
-DRAFT_AT = 0.95
 
 
 class Assistant:
@@ -75,7 +69,6 @@ class Assistant:
         verifier: Verifier | None = None,
         default_refusal: RefusalModel | None = None,
         skip_verifier_at: float | None = None,
-        draft_at: float | None = None,
     ) -> None:
         """``refusal`` decides answer or refuse; without it, ``default_refusal`` does, or else
         the default model for the verifier (RefusalModel.default_for).
@@ -83,17 +76,9 @@ class Assistant:
         ``skip_verifier_at``: with a verifier, a question whose retriever-only evidence already
         gives p(answerable) >= this (under the ``--verifier none`` default model) is answered
         without asking the verifier, as ``--verifier none`` would answer it. None: always ask it.
-
-        ``draft_at``: with a verifier that has an int8 draft (Verifier.draft_encoder), a question is
-        first re-read on the draft's vector, and that outcome is kept when p(answerable) >= this or
-        <= 1 - this; otherwise the verifier encodes it in fp32. From the second ``ask_many`` call on
-        (a one-shot process never loads the draft), and only with the default refusal model, as
-        ``skip_verifier_at``. None: never.
         """
         if skip_verifier_at is not None and not 0.0 <= skip_verifier_at <= 1.0:
             raise ValueError(f"skip_verifier_at must be in [0, 1] or None, got {skip_verifier_at}")
-        if draft_at is not None and not 0.5 <= draft_at <= 1.0:
-            raise ValueError(f"draft_at must be in [0.5, 1] or None, got {draft_at}")
         if top_k <= 0:
             raise ValueError(f"top_k must be > 0, got {top_k}")
         self.index = index
@@ -119,10 +104,8 @@ class Assistant:
         )  # fmt: skip
         self.decider = Decider(refusal or self.default_refusal(), self.retriever, index.by_id)
         self.skip_verifier_at = skip_verifier_at if verifier is not None else None
-        self.draft_at = draft_at if verifier is not None else None
-        self._calls = 0  # ask_many calls so far: the draft is loaded by the second
-        # How each question was re-read: "skipped" (the retriever decided), "draft" (the int8 draft
-        # decided), "fp32" (the verifier's fp32 encoding); counted since opening (bench, scripts).
+        # How each question was decided: "skipped" (the retriever alone) or "verified" (the
+        # verifier heard it); counted since opening (bench, scripts).
         self.verifier_use: Counter[str] = Counter()
         # The decision without the verifier, for the questions it is not asked about.
         self.fast_decider = Decider(RefusalModel.default_for("none"), self.retriever, index.by_id)
@@ -136,7 +119,6 @@ class Assistant:
         """A refusal model set after opening (a calibration, a replay) always hears the verifier."""
         self.decider = Decider(model, self.retriever, self.index.by_id)
         self.skip_verifier_at = None
-        self.draft_at = None
 
     def default_refusal(self) -> RefusalModel:
         """The refusal model used without a calibration: the one given, else the default for this verifier."""
@@ -166,7 +148,6 @@ class Assistant:
         self_calibrate: bool = False,
         skip_verifier_at: float | None = SKIP_VERIFIER_AT,
         learned: str | Path | None = None,
-        draft_at: float | None = DRAFT_AT,
     ) -> tuple["Assistant", BuildStats]:
         """Open (building or refreshing as needed) the index for ``corpus`` and wrap it.
 
@@ -183,8 +164,8 @@ class Assistant:
         default thresholds to the corpus's own leave-outs (assistant/core/self_calibration.py;
         stored with the index, fitted again when the corpus changes).
 
-        ``skip_verifier_at``, ``draft_at``: see ``Assistant``; they apply only to the default refusal
-        model (a stored calibration or a ``default_refusal`` always hears the fp32 verifier).
+        ``skip_verifier_at``: see ``Assistant``; it applies only to the default refusal model
+        (a stored calibration or a ``default_refusal`` always hears the verifier).
 
         ``learned``: a confirmed-links file (assistant/learning/links.py; a missing file holds no
         links): each usable link's question becomes an extra key of its passage, in both indexes.
@@ -218,7 +199,6 @@ class Assistant:
             index, encoder, retrieval=retrieval, answer=answer, refusal=refusal, verifier=checker,
             default_refusal=default_refusal,
             skip_verifier_at=skip_verifier_at if refusal is None and default_refusal is None else None,
-            draft_at=draft_at if refusal is None and default_refusal is None else None,
         )  # fmt: skip
         assistant.learned_path = Path(learned) if learned is not None else None
         assistant.links = links
@@ -253,9 +233,8 @@ class Assistant:
         fresh = Assistant(
             index, self.encoder, retrieval=self.retriever.config, answer=self.answer_config,
             top_k=self.top_k, refusal=self.refusal, verifier=verifier, default_refusal=self._default_refusal,
-            skip_verifier_at=self.skip_verifier_at, draft_at=self.draft_at,
+            skip_verifier_at=self.skip_verifier_at,
         )  # fmt: skip
-        fresh._calls = self._calls
         fresh.verifier_missing = self.verifier_missing
         fresh.learned_path, fresh.links = self.learned_path, links
         fresh.corrector  # built now, not by the first question after the refresh
@@ -334,7 +313,6 @@ class Assistant:
         A question that cannot be asked (empty, too long) gets its QuestionError in its slot.
         """
         t0 = time.perf_counter()
-        self._calls += 1
         exclude = self.passage_indices(leave_out)
         out: list[Answer | QuestionError | None] = [None] * len(questions)
         asked: list[tuple[int, str, str, list[str]]] = []  # (slot, cleaned question, corrected query, parts)
@@ -375,23 +353,9 @@ class Assistant:
             slow = [i for i, f in enumerate(fast) if f is None]
             ranked: list[list[Hit]] = [hits[: self.top_k] for hits in found]
             vqs: list[np.ndarray | None] = [None] * len(asked)
-            if self.verifier is not None and slow and self.draft_at is not None and not always_verify and self._calls > 1:
-                # The int8 draft first: its outcome is kept where it is decisive, the rest are encoded in fp32.
-                drafts = self.verifier.embed_draft([encoder_text(queries[i]) for i in slow])
-                if drafts is not None:
-                    reranked = self.reranker.run_many([queries[i] for i in slow], [found[i] for i in slow], drafts)
-                    still = []
-                    for i, vq, hits in zip(slow, drafts, reranked):
-                        decided = self.decider.run(queries[i], hits)
-                        if decided[0] >= self.draft_at or decided[0] <= 1.0 - self.draft_at:
-                            vqs[i], ranked[i], fast[i] = vq, hits, decided
-                            self.verifier_use["draft"] += 1
-                        else:
-                            still.append(i)
-                    slow = still
             if self.verifier is not None:
-                self.verifier_use["skipped"] += len(asked) - len(slow) - sum(vq is not None for vq in vqs)
-                self.verifier_use["fp32"] += len(slow)
+                self.verifier_use["skipped"] += len(asked) - len(slow)
+                self.verifier_use["verified"] += len(slow)
             if self.verifier is not None and slow:
                 # The verifier's vectors of the questions: they re-rank the hits and score the sentences.
                 slow_vqs = self.verifier.embed_many([encoder_text(queries[i]) for i in slow])

@@ -164,7 +164,7 @@ def open_verifier_encoder(
     variant = VARIANTS[kind][0]
     path = packaged_model_path(log=log)
     onnx_backend = "onnx-int8" if variant == "int8" else "onnx"
-    # A new export also holds the int8 variant: the fp32 verifier's draft (Verifier.draft_encoder).
+    # A new export also holds the int8 variant (the default verifier, ``mpnet-int8``).
     return open_encoder(
         path, path.parent / "onnx", backend="torch" if backend == "torch" else onnx_backend, log=log,
         max_tokens=MAX_TOKENS or None, quantize=True,
@@ -186,23 +186,6 @@ class Verifier:
     def embed_many(self, questions: Sequence[str]) -> np.ndarray:
         """The questions' vectors, one encoder call for all of them."""
         return self.encoder.encode(list(questions))
-
-    def draft_encoder(self) -> Encoder | None:
-        """The same model's int8 export, for the question only (about 4x faster on two cores), or None.
-
-        Its question vectors are scored against this (fp32) index, so they are only close to the
-        real ones: the assistant keeps a draft's outcome only where it is decisive and asks this
-        encoder otherwise (Assistant, ``draft_at``; docs/performance.md). Opened on first call;
-        None for a torch or int8 verifier, or an ONNX export made before it held the int8 model.
-        """
-        if "_draft" not in self.__dict__:
-            self.__dict__["_draft"] = _int8_twin(self.encoder)
-        return self.__dict__["_draft"]
-
-    def embed_draft(self, questions: Sequence[str]) -> np.ndarray | None:
-        """The questions' draft (int8) vectors, or None without a draft encoder."""
-        draft = self.draft_encoder()
-        return draft.encode(list(questions)) if draft is not None else None
 
     def sentence_scores(self, qvec: np.ndarray, passage_id: str) -> list[tuple[int, int, float]]:
         """(start, end, cosine) of each indexed sentence of one passage (empty for FAQ rows, whose
@@ -246,22 +229,7 @@ class Verifier:
         ``source``: the main index just refreshed, whose passages are reused (no second parse).
         """
         index, _ = open_index(corpus, self.index_dir, self.encoder, rebuild=True, log=log, source=source, quotes=False)
-        fresh = Verifier(self.encoder, index, self.index_dir, self.name)
-        if "_draft" in self.__dict__:  # the same model: its draft session is reused
-            fresh.__dict__["_draft"] = self.__dict__["_draft"]
-        return fresh
-
-
-def _int8_twin(encoder: Encoder) -> Encoder | None:
-    """The int8 variant of an fp32 ONNX encoder's own export (same tokens read), or None."""
-    from assistant.models.onnx import OnnxEncoder
-
-    if not isinstance(encoder, OnnxEncoder) or encoder.variant != "fp32" or "int8" not in encoder.meta.get("files", {}):
-        return None
-    try:
-        return OnnxEncoder(encoder.path, name=f"{encoder.name} (int8)", variant="int8", max_tokens=encoder.max_tokens)
-    except ModelError:
-        return None
+        return Verifier(self.encoder, index, self.index_dir, self.name)
 
 
 def open_verifier(
