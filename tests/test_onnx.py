@@ -169,3 +169,32 @@ def test_without_export_and_export_disabled_falls_back_to_sentence_transformers(
     enc = open_encoder(None, tmp_path, export=False)
     assert isinstance(enc, SentenceTransformerEncoder) and enc._model is None  # nothing loaded yet
     assert not any(tmp_path.iterdir())
+
+
+def test_the_int8_scheme_of_an_export_and_of_one_made_before_it_was_recorded():
+    from assistant.models.onnx import INT8_MIN_COSINE, _int8_scheme
+
+    fp32_only = {"files": {"fp32": "model.onnx"}, "check": {"min_cosine": 1.0}}
+    assert _int8_scheme(fp32_only) is None
+    both = {"files": {"fp32": "model.onnx", "int8": "model-int8.onnx"}}
+    assert _int8_scheme({**both, "check": {"min_cosine_int8": 0.97, "int8_scheme": "ffn-out-fp32"}}) == "ffn-out-fp32"
+    assert _int8_scheme({**both, "check": {"min_cosine_int8": 0.97, "int8_scheme": "fp16"}}) is None  # unknown: made again
+    # before the scheme was recorded every int8 model was quantised whole: kept if its check passes
+    assert _int8_scheme({**both, "check": {"min_cosine_int8": INT8_MIN_COSINE + 0.01}}) == "all"
+    assert _int8_scheme({**both, "check": {"min_cosine_int8": 0.568}}) is None
+
+
+def test_the_feed_forward_output_projections_are_found_by_name(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from assistant.models.onnx import _ffn_output_matmuls
+
+    names = ["/inner/encoder/layer.0/attention/attn/o/MatMul", "/inner/encoder/layer.0/attention/output/dense/MatMul",
+             "/inner/encoder/layer.0/intermediate/dense/MatMul", "/inner/encoder/layer.0/output/dense/MatMul",
+             "/inner/encoder/layer.11/output/dense/MatMul"]  # fmt: skip
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
+    nodes = [helper.make_node("MatMul", ["x", "x"], [f"y{i}"], name=n) for i, n in enumerate(names)]
+    outs = [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None) for i in range(len(names))]
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], outs)), str(tmp_path / "m.onnx"))
+    assert _ffn_output_matmuls(tmp_path / "m.onnx") == [names[3], names[4]]
