@@ -57,7 +57,7 @@ def add_corpus_args(p: argparse.ArgumentParser) -> None:
         "--verifier", choices=("mpnet", "mpnet-int8", "none"),
         help="model that re-reads the candidates to decide answer or refuse (env ASSISTANT_VERIFIER): mpnet "
         "(default; all-mpnet-base-v2, about 30 ms a question), mpnet-int8 (the same model quantised to int8: "
-        "faster, its own index) or none (the retriever's cosines alone, fastest)",
+        "about twice as fast, its own index) or none (the retriever's cosines alone, fastest)",
     )
     p.add_argument(
         "--learned", metavar="FILE",
