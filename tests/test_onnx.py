@@ -198,3 +198,30 @@ def test_the_feed_forward_output_projections_are_found_by_name(tmp_path):
     outs = [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None) for i in range(len(names))]
     onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], outs)), str(tmp_path / "m.onnx"))
     assert _ffn_output_matmuls(tmp_path / "m.onnx") == [names[3], names[4]]
+
+
+def test_weights_are_written_beside_the_model_and_give_the_same_outputs(tmp_path):
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from assistant.models.onnx import _weights_beside
+
+    w = np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32)  # 8 KB: over the 1 KB cut
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])], [numpy_helper.from_array(w, "w")],
+    )  # fmt: skip
+    model = tmp_path / "model.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    x = np.ones((1, 64), dtype=np.float32)
+    before = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    mode = model.stat().st_mode & 0o777
+    _weights_beside(model)
+    data = tmp_path / "model.onnx.data"
+    assert data.stat().st_size >= w.nbytes and model.stat().st_size < w.nbytes
+    assert data.stat().st_mode & 0o777 == mode  # as readable as the model (a shared cache)
+    after = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(before, after)

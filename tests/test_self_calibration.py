@@ -80,6 +80,26 @@ def test_a_stored_self_calibration_survives_a_round_trip_and_junk_is_refitted(tm
     assert sc.SelfCalibration.load(tmp_path) is None
 
 
+def test_each_verifier_keeps_its_own_fit_and_a_file_of_one_fit_still_reads(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    fits = [sc.SelfCalibration(shift=0.01 * i, probes=12, refused_before=0.5, refused_after=0.6, key=f"c|m|v{i}")
+            for i in range(sc.KEEP_FITS + 1)]  # fmt: skip
+    fits[0].save(tmp_path)
+    fits[1].save(tmp_path)  # another verifier on the same index: the first fit is kept
+    assert sc.SelfCalibration.load(tmp_path, "c|m|v0") == fits[0]
+    assert sc.SelfCalibration.load(tmp_path, "c|m|v1") == fits[1] == sc.SelfCalibration.load(tmp_path)
+    for f in fits[2:]:
+        f.save(tmp_path)
+    assert sc.SelfCalibration.load(tmp_path, "c|m|v0") is None  # the oldest goes past KEEP_FITS
+    assert sc.SelfCalibration.load(tmp_path, fits[-1].key) == fits[-1]
+    assert sc.SelfCalibration.load(tmp_path, "c|m|other") is None
+    (tmp_path / sc.SELF_CALIBRATION_FILE).write_text(json.dumps(asdict(fits[0])))  # as written before
+    assert sc.SelfCalibration.load(tmp_path, "c|m|v0") == fits[0] == sc.SelfCalibration.load(tmp_path)
+    assert sc.SelfCalibration.load(tmp_path, "c|m|v1") is None
+
+
 def test_the_shift_is_applied_only_when_switched_on():
     s = sc.SelfCalibration(shift=0.04, probes=12, refused_before=0.5, refused_after=0.9, key="k", applied=False)
     base = RefusalModel.default_for(VERIFIER_NAME)

@@ -34,6 +34,7 @@ from assistant.schema import Passage
 Assistant = Any
 
 SELF_CALIBRATION_FILE = "self_calibration.json"
+KEEP_FITS = 4  # fits kept per index (one per verifier the index was opened with)
 MAX_PROBES = 120  # entries simulated (evenly spread over the corpus); ~35 ms each with the verifier
 MAX_QUERY_WORDS = 20
 # The leave-one-corpus-out choice over the tuning corpora, for the worst corpus (docs/retrieval.md, 7).
@@ -88,21 +89,41 @@ class SelfCalibration:
                 "shift": self.shift, "applied": self.applied}  # fmt: skip
 
     def save(self, index_dir: Path) -> Path:
+        """Store this fit beside the others of the index (one per key: corpus, model and verifier),
+        so alternating `--verifier none` and the verifier does not fit again each time."""
         path = Path(index_dir) / SELF_CALIBRATION_FILE
+        fits = {k: v for k, v in _read_fits(path)[1].items() if k != self.key}
+        fits = dict(list(fits.items())[-(KEEP_FITS - 1):]) if KEEP_FITS > 1 else {}
+        fits[self.key] = asdict(self)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.write_text(json.dumps({"latest": self.key, "fits": fits}, indent=2))
         tmp.replace(path)
         return path
 
     @classmethod
-    def load(cls, index_dir: Path) -> SelfCalibration | None:
-        path = Path(index_dir) / SELF_CALIBRATION_FILE
-        if not path.is_file():
-            return None
+    def load(cls, index_dir: Path, key: str | None = None) -> SelfCalibration | None:
+        """The stored fit for ``key`` (None: the one saved last), or None."""
+        latest, fits = _read_fits(Path(index_dir) / SELF_CALIBRATION_FILE)
+        entry = fits.get(latest if key is None else key)
         try:
-            return cls(**json.loads(path.read_text()))
-        except (ValueError, TypeError):
+            return cls(**entry) if entry is not None else None
+        except TypeError:
             return None  # unreadable: it is derived data, fitted again
+
+
+def _read_fits(path: Path) -> tuple[str | None, dict[str, dict]]:
+    """(the key saved last, key -> fit) of a self-calibration file; a file of one fit (as written
+    before several were kept) reads as that fit alone; a missing or unreadable file as none."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None, {}
+    if not isinstance(data, dict):
+        return None, {}
+    if isinstance(data.get("fits"), dict):
+        fits = {k: v for k, v in data["fits"].items() if isinstance(v, dict)}
+        return data.get("latest"), fits
+    return data.get("key"), {data.get("key"): data}
 
 
 def shifted(base: RefusalModel, shift: float, *, source: str | None = None) -> RefusalModel:
@@ -200,7 +221,7 @@ def ensure(
     """The stored self-calibration when it fits this index, else a fresh one (saved)."""
     m = assistant.index.manifest
     key = f"{m.get('corpus_fingerprint')}|{m.get('model')}|{assistant.verifier_name}"
-    stored = SelfCalibration.load(index_dir)
+    stored = SelfCalibration.load(index_dir, key)
     if stored is not None and stored.key == key and stored.applied == APPLY_SHIFT:
         return stored
     fitted = self_calibrate(assistant, key)
