@@ -1,10 +1,10 @@
-"""Fit the sentence selector (assistant/core/answer.py, SentenceSelector) on the tuning questions.
+"""Fit the sentence selector (assistant/core/sentences.py, SentenceSelector) on the tuning questions.
 
 Tuning data only: evals/dev.jsonl and evals/gold.jsonl on the bundled corpus, and the corpora
 that evals/corpora/suite.json marks "tuning" with their gold sets. evals/test.jsonl and the
 suite's test corpora are held out and never read here. Every candidate sentence of every
 answerable tuning question is a training row, labelled 1 when it contains one of the row's
-``must_include`` facts. The script prints the weights as the literals to paste into answer.py,
+``must_include`` facts. The script prints the weights as the literals to paste into sentences.py,
 the cross-validated AUROC and top-1 (folds grouped by corpus and FAQ passage, so no fold is
 scored by a model that saw its paraphrases) and the selection rule's figures for a grid of
 settings and of the lead rules (AnswerConfig.lead_type_rel, lead_negation_rel, generic_extras,
@@ -30,15 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.core.answer import (
+from assistant.core.answer import AnswerConfig, select_sentences, split_question
+from assistant.core.sentences import (
     SELECTOR_FEATURES,
-    AnswerConfig,
     SentenceSelector,
     content_terms,
     question_types,
-    select_sentences,
     sentence_features,
-    split_question,
 )
 from assistant.core.pipeline import MAX_PARTS, Assistant
 from assistant.dialogue.clarify import is_vague

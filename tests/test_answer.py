@@ -166,12 +166,12 @@ def test_pipeline_plumbing_with_fake_encoder(tiny_corpus, tmp_path, fake_encoder
 
 # --- the sentence selector --------------------------------------------------------------------
 
-from assistant.core.answer import (
+from assistant.core.answer import select_sentences
+from assistant.core.sentences import (
     SELECTOR_FEATURES,
     SentenceSelector,
     content_terms,
     question_types,
-    select_sentences,
     sentence_features,
 )
 from assistant.core.answer import AnswerConfig as _Cfg

@@ -21,7 +21,8 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
-from assistant.core.answer import SENTENCE_TRAITS, content_terms, question_types, refuse
+from assistant.core.answer import refuse
+from assistant.core.sentences import SENTENCE_TRAITS, content_terms, question_types
 from assistant.dialogue.clarify import offer
 from assistant.dialogue.slots import (
     QUESTION_START_RE,
