@@ -1,4 +1,4 @@
-"""Fresh-process `assistant ask`: wall time and peak RSS, several setups alternated in one run.
+"""Fresh-process `assistant ask`: wall time, several setups alternated in one run.
 
 Each setup is a model cache (ASSISTANT_MODEL_CACHE, where the verifier's ONNX export lives) and
 an index folder (whose models/ holds MiniLM's export). Runs alternate between the setups, so load
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -26,16 +25,13 @@ from assistant.settings import offline_env  # noqa: E402
 QUESTIONS = ("Do you take PayPal?", "can i pay in bitcoin")
 
 
-def one(cache: str, index_dir: str, question: str, verifier: str) -> tuple[float, float]:
-    """(seconds, peak RSS of the child in MB) of one fresh `assistant ask`."""
+def one(cache: str, index_dir: str, question: str, verifier: str) -> float:
+    """Seconds of one fresh `assistant ask` (wall clock, process start to exit)."""
     env = {**os.environ, **offline_env(), "ASSISTANT_MODEL_CACHE": str(Path(cache).resolve())}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "assistant", "ask", "-q", "--index-dir", index_dir, "--verifier", verifier, question],
                    env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, (peak if peak > before else float("nan")) / 1024
+    return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         for v in verifiers:
             for q in QUESTIONS:
                 for name, cache, index_dir in setups:
-                    times.setdefault((name, v, q), []).append(one(cache, index_dir, q, v)[0])
+                    times.setdefault((name, v, q), []).append(one(cache, index_dir, q, v))
     print(f"load average {os.getloadavg()[0]:.2f}")
     print("| setup | verifier | question | median s | min-max s |\n| --- | --- | --- | --- | --- |")
     for (name, v, q), ts in times.items():
