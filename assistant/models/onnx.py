@@ -4,7 +4,9 @@ onnxruntime and tokenizers alone (no torch when answering)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -209,10 +211,12 @@ def export_onnx(
             # Quantise the plain graph (the quantiser cannot type the fused contrib ops), per
             # channel: per-tensor scales cost far more accuracy on this model (min cosine 0.82).
             for scheme in INT8_SCHEMES:
-                quantize_dynamic(
-                    str(tmp / "raw.onnx"), str(tmp / ONNX_FILES["int8"]), weight_type=QuantType.QInt8, per_channel=True,
-                    nodes_to_exclude=_ffn_output_matmuls(tmp / "raw.onnx") if scheme == "ffn-out-fp32" else None,
-                )
+                with _quiet_root_logger():  # the quantiser logs a pre-processing hint on the root logger
+                    quantize_dynamic(
+                        str(tmp / "raw.onnx"), str(tmp / ONNX_FILES["int8"]), weight_type=QuantType.QInt8,
+                        per_channel=True,
+                        nodes_to_exclude=_ffn_output_matmuls(tmp / "raw.onnx") if scheme == "ffn-out-fp32" else None,
+                    )
                 int8_cosine = verify(ONNX_FILES["int8"])
                 if int8_cosine >= INT8_MIN_COSINE:
                     break
@@ -237,6 +241,18 @@ def export_onnx(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """The root logger at ERROR for the duration (onnxruntime's quantiser warns there on every call)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _weights_beside(model: Path) -> None:
