@@ -9,7 +9,9 @@ an ImportError traceback from deep inside.
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
+import sys
 
 from assistant.errors import AssistantError
 
@@ -56,3 +58,42 @@ def require_extra(extra: str, what: str) -> None:
     missing = missing_modules(extra)
     if missing:
         raise MissingExtraError(extra, what, missing)
+
+
+class _NoStubRewrite(importlib.abc.MetaPathFinder):
+    """Loads ``gradio.component_meta`` with its ``create_or_modify_pyi`` made a no-op.
+
+    Gradio 6 re-derives a type-stub (``.pyi``) file for each of its ~80 components every time it
+    is imported (parsing each component's source, and writing into site-packages when the stub
+    differs). That is about 45% of ``import gradio`` (3.4 s instead of 6.0 s of CPU on the
+    reference machine), paid by every server start; stubs serve type checkers, not a running
+    server. Should a gradio release rename the function, nothing is patched and gradio imports
+    as usual.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "gradio.component_meta":
+            return None
+        sys.meta_path.remove(self)  # once: the lookup below must find the real module
+        spec = importlib.util.find_spec(name)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run = loader.exec_module
+
+        def exec_module(module) -> None:
+            run(module)
+            if callable(getattr(module, "create_or_modify_pyi", None)):
+                module.create_or_modify_pyi = lambda *args, **kwargs: None
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def import_gradio():
+    """``import gradio`` without its import-time stub regeneration (see _NoStubRewrite)."""
+    if "gradio" not in sys.modules and not any(isinstance(f, _NoStubRewrite) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoStubRewrite())
+    import gradio
+
+    return gradio

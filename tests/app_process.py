@@ -18,7 +18,7 @@ from assistant.server.process import READY_RE, Lines, ServerProcess
 from assistant.server.process import child_env as _child_env
 
 ROOT = Path(__file__).resolve().parent.parent
-__all__ = ["READY_RE", "ROOT", "AppProcess", "Lines", "child_env", "copy_seed_corpus", "index_dir_with_model"]
+__all__ = ["READY_RE", "ROOT", "SEED_INDEX", "AppProcess", "Lines", "child_env", "copy_seed_corpus", "index_dir_with_model"]
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -27,9 +27,19 @@ def child_env(**extra: str) -> dict[str, str]:
     return _child_env(base, **extra)
 
 
-def index_dir_with_model(path: Path, model_cache: Path) -> Path:
-    """An index folder whose model exports are the session's (so a child skips the ONNX export)."""
+# `make test` indexes the bundled corpus here before pytest runs (exporting MiniLM into its models/).
+SEED_INDEX = ROOT / ".cache" / "seed-index"
+
+
+def index_dir_with_model(path: Path, model_cache: Path, *, seeded: bool = False) -> Path:
+    """An index folder whose model exports are the session's (so a child skips the ONNX export).
+
+    ``seeded``: start from a copy of `make test`'s index of the bundled corpus (where there is
+    one), for a child that serves the bundled corpus and is not itself testing the build; the
+    child still checks it against the corpus and rebuilds it if they differ."""
     path.mkdir(parents=True, exist_ok=True)
+    if seeded and SEED_INDEX.is_dir():
+        shutil.copytree(SEED_INDEX, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MODEL_CACHE))
     (path / MODEL_CACHE).symlink_to(model_cache, target_is_directory=True)
     return path
 

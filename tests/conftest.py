@@ -143,15 +143,17 @@ def real_verifier():
     return enc
 
 
+PREBUILT_MODELS = ROOT / ".cache" / "seed-index" / "models"  # `make test` exports MiniLM here (its seed index)
+
+
 @pytest.fixture(scope="session")
 def seed_index_dir(tmp_path_factory, model_cache) -> Path:
     """The seed index's folder; its ``models/`` is the session's export, so a CLI child opening it
     loads MiniLM as a user's second run does instead of exporting it again."""
-    from assistant.models.onnx import MODEL_CACHE
+    from .app_process import index_dir_with_model
 
-    folder = tmp_path_factory.mktemp("seed-index")
-    (folder / MODEL_CACHE).symlink_to(model_cache, target_is_directory=True)
-    return folder
+    # `make test`'s index of the same corpus, opened and checked like any index (rebuilt if stale)
+    return index_dir_with_model(tmp_path_factory.mktemp("seed-index"), model_cache, seeded=True)
 
 
 @pytest.fixture(scope="session")
@@ -161,10 +163,6 @@ def seed_assistant(onnx_encoder, onnx_verifier, seed_index_dir):
 
     assistant, _ = Assistant.open([str(SEED_CORPUS.parent)], seed_index_dir, encoder=onnx_encoder, verifier=onnx_verifier)
     return assistant
-
-
-# `make test` exports MiniLM here (its seed index) before pytest runs.
-PREBUILT_MODELS = ROOT / ".cache" / "seed-index" / "models"
 
 
 @pytest.fixture(scope="session")
@@ -250,3 +248,29 @@ def fake_assistant(tiny_corpus, tmp_path, fake_encoder):
     a, _ = Assistant.open([tiny_corpus], tmp_path / "idx", encoder=fake_encoder, answer=AnswerConfig(part_min_dense=0.3),
                           default_refusal=RefusalModel.default(0.3))  # fmt: skip
     return a
+
+
+# The longest tests (8-40 s each in `pytest --durations=25`: child servers, real exports, the gate,
+# the browser), started first: with two workers, a long test picked up last would leave one worker
+# idle at the end (longest-first scheduling). Order only; no test depends on it.
+LONGEST_FIRST = (
+    "tests/test_onnx.py",
+    "tests/test_replicas.py",
+    "tests/test_api.py::test_app_py_builds_the_index_then_serves",
+    "tests/test_load.py",
+    "tests/test_eval.py::test_bundled_eval_passes_its_gate",
+    "tests/test_faults.py::test_real_server_answers_from_the_edited_corpus",
+    "tests/test_bad_input.py::test_a_50_mb_corpus_file",
+    "tests/test_integrity.py::test_a_truncated_model_is_exported_again",
+    "tests/test_browser.py",
+    "tests/test_faults.py",
+    "tests/test_self_calibration.py::test_real_model",
+    "tests/test_install.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order

@@ -40,10 +40,10 @@ def test_every_file_of_a_version_is_in_its_checksums_and_the_name_seals_them(tin
     assert folder.name.endswith(hashlib.sha256((folder / CHECKSUMS).read_bytes()).hexdigest())
 
 
-def test_a_same_length_edit_of_a_policy_in_the_manifest_is_never_answered(tiny_corpus, tmp_path, real_encoder):
+def test_a_same_length_edit_of_a_policy_in_the_manifest_is_never_answered(tiny_corpus, tmp_path, onnx_encoder):
     """The issue's attack: one policy sentence in manifest.json edited in place (same length)."""
     idx_dir = tmp_path / "i"
-    Assistant.open([tiny_corpus], idx_dir, encoder=real_encoder)
+    Assistant.open([tiny_corpus], idx_dir, encoder=onnx_encoder)
     manifest = version(idx_dir) / "manifest.json"
     data = manifest.read_bytes()
     assert data.count(b"30 days") == 1
@@ -51,7 +51,7 @@ def test_a_same_length_edit_of_a_policy_in_the_manifest_is_never_answered(tiny_c
     with pytest.raises(IndexError_, match=r"manifest\.json is missing or corrupted \(checksum mismatch\)"):
         Index.load(idx_dir)
     logs: list[str] = []
-    assistant, stats = Assistant.open([tiny_corpus], idx_dir, encoder=real_encoder, log=logs.append)
+    assistant, stats = Assistant.open([tiny_corpus], idx_dir, encoder=onnx_encoder, log=logs.append)
     assert stats.rebuilt and len([line for line in logs if "rebuilding" in line]) == 1, logs
     answer = assistant.ask(RETURNS)
     assert answer.answered and "30 days" in answer.answer and "90 days" not in json.dumps(answer.to_dict())

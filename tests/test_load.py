@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_reduced_load_test_gets_no_errors(tmp_path, model_cache):
-    index_dir = index_dir_with_model(tmp_path / "index", model_cache)
+    index_dir = index_dir_with_model(tmp_path / "index", model_cache, seeded=True)
     out = tmp_path / "load.json"
     proc = subprocess.run(
         [sys.executable, "scripts/load_test.py", "--clients", "10", "--requests", "200", "--max-seconds", "300",

@@ -33,12 +33,15 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def onnx_index(tmp_path_factory):
-    """The bundled corpus indexed the default way: the model exported to ONNX beside the index,
-    and the verifier's export (in the run's model cache) and index beside it, as `assistant index` does."""
+def onnx_index(tmp_path_factory, model_cache):
+    """The bundled corpus indexed the default way, as `assistant index` does: the model's ONNX export
+    beside the index (the session's, as a second index finds it: the export itself runs end to end
+    in tests/test_integrity.py's re-export), the verifier's export and index beside it."""
     from assistant.core.pipeline import Assistant
 
-    index_dir = tmp_path_factory.mktemp("onnx-index")
+    from .app_process import index_dir_with_model
+
+    index_dir = index_dir_with_model(tmp_path_factory.mktemp("onnx-index"), model_cache)
     assistant, stats = Assistant.open([str(SEED_CORPUS.parent)], index_dir, verifier="mpnet")
     assert assistant.verifier is not None and isinstance(assistant.verifier.encoder, OnnxEncoder)
     assert stats.rebuilt and isinstance(assistant.encoder, OnnxEncoder)

@@ -88,7 +88,7 @@ def test_a_server_that_ignores_the_stop_signal_is_killed():
 
 @pytest.mark.slow
 def test_the_real_assistant_server_starts_answers_and_stops(tmp_path, model_cache):
-    index_dir = index_dir_with_model(tmp_path / "index", model_cache)
+    index_dir = index_dir_with_model(tmp_path / "index", model_cache, seeded=True)
     with ServerProcess.assistant(
         "--index-dir", str(index_dir), "--data-dir", str(tmp_path / "data"), "--verifier", "none", cwd=ROOT,
     ) as server:

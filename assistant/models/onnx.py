@@ -108,6 +108,8 @@ def export_onnx(
     out = export_dir(cache_dir, fingerprint)
     if _usable_export(out, quantize):
         return out
+    # A folder that cannot be made fails now, before the torch import (seconds) it would follow.
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
     from assistant.extras import require_extra
 
     require_extra("torch", f"exporting {DEFAULT_MODEL if model is None else path.name} to ONNX (once per model, at index time)")

@@ -346,9 +346,10 @@ class _Refused(Exception):
 
 def _mount_ui(app: FastAPI, service, *, auth: tuple[str, str] | None, title: str) -> dict[str, Any]:
     """Mount the Gradio UI(s); return each mount path ("" for /) with its Blocks."""
-    import gradio as gr
-
+    from assistant.extras import import_gradio
     from assistant.server.web import CSS, build_ui
+
+    gr = import_gradio()
 
     common: dict[str, Any] = dict(
         footer_links=["api"], run_history=False, show_error=False, ssr_mode=False, css=CSS, theme=gr.themes.Soft(),

@@ -16,14 +16,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import gradio as gr
-
 from assistant.dialogue.clarify import option_question
 from assistant.errors import AssistantError, FeedbackError, UnavailableError
+from assistant.extras import import_gradio
 from assistant.schema import Answer
 
 if TYPE_CHECKING:
     from assistant.server.service import AssistantService
+
+gr = import_gradio()  # `import gradio`, less its import-time type-stub rewriting
 
 TABS = ("chat", "agent", "insights")
 EXAMPLE_QUESTIONS = (
