@@ -78,7 +78,12 @@ def test_contact_questions_are_recognised(question, expected):
 @pytest.mark.parametrize(
     "question, channel",
     [("When can I call you?", "hours"), ("what are the shop opening hours", "hours"), ("what's your phone number", "phone"),
-     ("What is the email address for customer support?", "email"), ("how can I reach you?", "any")],
+     ("What is the email address for customer support?", "email"), ("how can I reach you?", "any"),
+     # when an email gets its reply is a question about the email channel
+     ("how soon will you answer my email", "email"), ("How quickly does your team respond to emails?", "email"),
+     ("how long until I get an email reply?", "email"), ("when will you reply to my e-mail", "email"),
+     ("I emailed you about a refund, what now", None), ("Will my receipt come by email?", None),
+     ("email me the invoice", None)],
 )  # fmt: skip
 def test_contact_questions_name_the_channel_they_need(question, channel):
     assert contact_request(question) == channel
@@ -93,6 +98,8 @@ def test_a_channel_the_corpus_does_not_give_is_not_answered():
     assert answer_contact("what's your phone number", contact, quotable, []) is None
     ans = answer_contact("What is your email address?", contact, quotable, [])
     assert ans.answered and "support@coco-jewelry.com" in ans.answer
+    ans = answer_contact("how soon will you answer my email", contact, quotable, [])  # issue 12's example
+    assert ans.answered and "within 5-20 hours" in ans.answer
 
 
 def test_contact_answer_quotes_the_contact_passage():

@@ -36,7 +36,10 @@ CONTACT_QUESTIONS = (
                          r"|\bwhen can i (?:call|reach|phone|ring)\b|\bphone line open\b", re.I)),
     ("phone", re.compile(r"\b(?:your|a|the) (?:tele)?phone(?: number)?\b|\b(?:tele)?phone (?:number|line)\b"
                          r"|\bcall (?:you|us|someone|the (?:store|shop))\b|\bring you\b|\bhotline\b", re.I)),
-    ("email", re.compile(r"\byour e-?mail\b|\be-?mail (?:you|us|support)\b|\be-?mail address (?:for|of) (?:the )?(?:support|customer|you)", re.I)),
+    ("email", re.compile(r"\byour e-?mail\b|\be-?mail (?:you|us|support)\b|\be-?mail address (?:for|of) (?:the )?(?:support|customer|you)"
+                         # when an email gets its reply ("how soon will you answer my email")
+                         r"|\b(?:answer|repl(?:y|ies)|respond|response|get back)\w*(?: \w+){0,3}? (?:to )?(?:my |an |your |the )?e-?mails?\b"
+                         r"|\be-?mail (?:repl(?:y|ies)|responses?|answers?)\b", re.I)),
     ("any", re.compile(r"\breach (?:you|someone|a person|support|customer service|the (?:store|shop))\b"
                        r"|\bcontact (?:you|support|the (?:store|shop)|customer service|a person)\b|\bget in touch\b"
                        r"|\b(?:speak|talk) (?:to|with) (?:someone|a person|a human|support)\b", re.I)),
