@@ -73,6 +73,38 @@ def test_export_is_checked_recorded_and_reused(onnx_index):
     assert (onnx.path / "model.onnx").stat().st_mtime_ns == before
 
 
+def test_questions_and_bulk_texts_run_on_their_own_sessions_with_the_same_vectors(onnx_encoder):
+    """A question runs on QUERY_THREADS threads that sleep between calls, a bulk call on every core
+    spinning; the thread settings change the speed, never the vectors."""
+    from assistant.models.onnx import QUERY_BATCH, QUERY_THREADS
+
+    encoder = OnnxEncoder(onnx_encoder.path)
+    texts = [f"How long does shipping to zone {i} take?" for i in range(QUERY_BATCH + 1)]
+    one = encoder.encode(texts[:1])
+    assert set(encoder._sessions) == {(QUERY_THREADS, False)}
+    bulk = encoder.encode(texts)
+    assert set(encoder._sessions) == {(QUERY_THREADS, False), (0, True)}
+    np.testing.assert_allclose(one[0], bulk[0], atol=1e-5)
+    pinned = OnnxEncoder(onnx_encoder.path, threads=1)  # an explicit thread count is kept
+    np.testing.assert_allclose(pinned.encode(texts[:1])[0], one[0], atol=1e-5)
+    assert set(pinned._sessions) == {(1, False)}
+
+
+def test_query_threads_come_from_the_environment_or_a_clear_error(onnx_encoder, monkeypatch):
+    from assistant.models.onnx import QUERY_THREADS, QUERY_THREADS_ENV
+
+    encoder = OnnxEncoder(onnx_encoder.path)
+    monkeypatch.setenv(QUERY_THREADS_ENV, "1")  # e.g. several replicas on one host
+    encoder.encode(["Do you take PayPal?"])
+    assert set(encoder._sessions) == {(1, False)}
+    monkeypatch.setenv(QUERY_THREADS_ENV, "two")
+    with pytest.raises(ModelError, match=r"ASSISTANT_QUERY_THREADS must be a whole number of threads \(0: every core\), got 'two'"):
+        encoder.encode(["Do you take PayPal?"])
+    monkeypatch.delenv(QUERY_THREADS_ENV)
+    encoder.encode(["Do you take PayPal?"])
+    assert (QUERY_THREADS, False) in encoder._sessions
+
+
 def test_an_encoder_told_to_read_fewer_tokens_truncates_and_has_its_own_fingerprint(onnx_encoder, onnx_verifier):
     from assistant.models.embeddings import SentenceTransformerEncoder
     from assistant.models.verifier import MAX_TOKENS

@@ -59,7 +59,24 @@ EXPORT_CHECK_TEXTS = (
 )
 SUPPORTED_POOLING = ("mean", "cls")
 BACKENDS = ("onnx", "onnx-int8", "torch")
-QUERY_BATCH = 8  # encode calls with at most this many texts run single-threaded
+QUERY_BATCH = 8  # encode calls with at most this many texts are questions (QUERY_THREADS), not bulk
+# Questions run on every core with the pool's threads sleeping, not spinning, between calls: one
+# question then encodes ~25-35% faster on the 2-core reference machine (the verifier 43 -> 31 ms,
+# MiniLM 6.6 -> 4.2 ms), while concurrent questions cost about what one thread each did (the
+# spinning pool of the same size lost a fifth of that throughput). docs/performance.md. Several
+# replicas on one host each take every core: give each fewer with ASSISTANT_QUERY_THREADS.
+QUERY_THREADS = 0
+QUERY_THREADS_ENV = "ASSISTANT_QUERY_THREADS"
+
+
+def query_threads() -> int:
+    """Threads for a question's encoding: ASSISTANT_QUERY_THREADS when set, else QUERY_THREADS (0: every core)."""
+    raw = os.environ.get(QUERY_THREADS_ENV, "").strip()
+    if not raw:
+        return QUERY_THREADS
+    if not raw.isdigit():
+        raise ModelError(f"{QUERY_THREADS_ENV} must be a whole number of threads (0: every core), got {raw!r}")
+    return int(raw)
 
 
 def export_dir(cache_dir: str | Path, fingerprint: str) -> Path:
@@ -370,20 +387,23 @@ class OnnxEncoder:
         self._sessions: dict[int, object] = {}
         self._tokenizer = None
 
-    def _session(self, threads: int):
-        """An onnxruntime session running on ``threads`` threads (0: one per core), made once."""
-        session = self._sessions.get(threads)
+    def _session(self, threads: int, *, spinning: bool = True):
+        """An onnxruntime session running on ``threads`` threads (0: one per core), made once;
+        without ``spinning`` its idle pool threads sleep instead of busy-waiting for work."""
+        session = self._sessions.get((threads, spinning))
         if session is None:
             import onnxruntime as ort
 
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
             opts.intra_op_num_threads = threads
+            if not spinning:
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
                 session = ort.InferenceSession(str(self._file), opts, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime raises its own exception types with C++ text
                 raise ModelError(f"cannot load the ONNX model {self._file}: {exc}") from None
-            self._sessions[threads] = session
+            self._sessions[(threads, spinning)] = session
         return session
 
     def _load_tokenizer(self) -> None:
@@ -422,11 +442,12 @@ class OnnxEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._tokenizer is None:
             self._load_tokenizer()
-        # A question (or a few) runs on one thread: a short sequence gains little from more,
-        # and one thread per request is what scales under concurrent requests on a busy CPU.
-        # Bulk encoding (index builds) uses every core.
-        threads = self.threads if self.threads is not None else (1 if len(texts) <= QUERY_BATCH else 0)
-        session = self._session(threads)
+        # A question (or a few) runs on QUERY_THREADS threads that sleep between calls, so that
+        # concurrent requests do not burn the cores waiting; bulk encoding (index builds) uses
+        # every core, spinning.
+        query = len(texts) <= QUERY_BATCH
+        threads = self.threads if self.threads is not None else (query_threads() if query else 0)
+        session = self._session(threads, spinning=not query)
         # sentence-transformers strips each text (and lowercases when the model asks for it).
         prepared = [str(t).strip() for t in texts]
         if self.meta.get("do_lower_case"):
