@@ -13,6 +13,7 @@ from pathlib import Path
 
 from assistant.errors import ConfigError
 from assistant.learning.links import default_links_path
+import assistant.models.onnx as onnx_models
 from assistant.models.onnx import BACKENDS
 from assistant.models.verifier import resolve_verifier
 
@@ -120,3 +121,17 @@ def learned_path(args: argparse.Namespace, corpus: list[str]) -> tuple[Path, boo
     if named:
         return Path(named), True
     return default_links_path(corpus), False
+
+
+QUERY_THREADS_ENV = "ASSISTANT_QUERY_THREADS"
+
+
+def apply_query_threads(environ=os.environ) -> int:
+    """Set the threads a question's encoding runs on from ASSISTANT_QUERY_THREADS (0: every core,
+    the default); e.g. 1 for each of two replicas sharing a 2-core host. Returns the value in force."""
+    raw = environ.get(QUERY_THREADS_ENV, "").strip()
+    if raw:
+        if not raw.isdigit():
+            raise ConfigError(f"{QUERY_THREADS_ENV} must be a whole number of threads (0: every core), got {raw!r}")
+        onnx_models.QUERY_THREADS = int(raw)
+    return onnx_models.QUERY_THREADS

@@ -90,19 +90,22 @@ def test_questions_and_bulk_texts_run_on_their_own_sessions_with_the_same_vector
     assert set(pinned._sessions) == {(1, False)}
 
 
-def test_query_threads_come_from_the_environment_or_a_clear_error(onnx_encoder, monkeypatch):
-    from assistant.models.onnx import QUERY_THREADS, QUERY_THREADS_ENV
+def test_query_threads_come_from_the_environment_or_a_clear_error(onnx_encoder, monkeypatch, capsys):
+    import assistant.models.onnx as onnx_models
+    from assistant.cli.main import main
+    from assistant.settings import QUERY_THREADS_ENV, apply_query_threads
 
+    monkeypatch.setattr(onnx_models, "QUERY_THREADS", onnx_models.QUERY_THREADS)  # restored after the test
+    assert apply_query_threads({}) == 0  # unset: every core
+    assert apply_query_threads({QUERY_THREADS_ENV: "1"}) == 1  # e.g. two replicas on a 2-core host
     encoder = OnnxEncoder(onnx_encoder.path)
-    monkeypatch.setenv(QUERY_THREADS_ENV, "1")  # e.g. several replicas on one host
     encoder.encode(["Do you take PayPal?"])
     assert set(encoder._sessions) == {(1, False)}
     monkeypatch.setenv(QUERY_THREADS_ENV, "two")
-    with pytest.raises(ModelError, match=r"ASSISTANT_QUERY_THREADS must be a whole number of threads \(0: every core\), got 'two'"):
-        encoder.encode(["Do you take PayPal?"])
-    monkeypatch.delenv(QUERY_THREADS_ENV)
-    encoder.encode(["Do you take PayPal?"])
-    assert (QUERY_THREADS, False) in encoder._sessions
+    assert main(["ask", "-q", "Do you take PayPal?"]) == 2  # refused at the edge, before any model loads
+    assert capsys.readouterr().err.strip() == (
+        "error: ASSISTANT_QUERY_THREADS must be a whole number of threads (0: every core), got 'two'"
+    )
 
 
 def test_an_encoder_told_to_read_fewer_tokens_truncates_and_has_its_own_fingerprint(onnx_encoder, onnx_verifier):

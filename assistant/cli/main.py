@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from assistant.cli import bench, calibrate, common, evaluate, learn, lint, serve
 from assistant.core.stages import clean_question
 from assistant.errors import AssistantError, QuestionError
-from assistant.settings import add_corpus_args, offline_env
+from assistant.settings import add_corpus_args, apply_query_threads, offline_env
 
 # --- commands ------------------------------------------------------------------------------
 
@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     # cost a median 27 ms a question on a busy machine (scripts/profile_ask.py, docs/performance.md).
     threadpool_limits(limits=1, user_api="blas")
     try:
+        apply_query_threads()
         return args.func(args)
     except AssistantError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -63,20 +63,9 @@ QUERY_BATCH = 8  # encode calls with at most this many texts are questions (QUER
 # Questions run on every core with the pool's threads sleeping, not spinning, between calls: one
 # question then encodes ~25-35% faster on the 2-core reference machine (the verifier 43 -> 31 ms,
 # MiniLM 6.6 -> 4.2 ms), while concurrent questions cost about what one thread each did (the
-# spinning pool of the same size lost a fifth of that throughput). docs/performance.md. Several
-# replicas on one host each take every core: give each fewer with ASSISTANT_QUERY_THREADS.
+# spinning pool of the same size lost a fifth of that throughput). docs/performance.md. The edges
+# set it from ASSISTANT_QUERY_THREADS (settings.apply_query_threads): replicas sharing a host.
 QUERY_THREADS = 0
-QUERY_THREADS_ENV = "ASSISTANT_QUERY_THREADS"
-
-
-def query_threads() -> int:
-    """Threads for a question's encoding: ASSISTANT_QUERY_THREADS when set, else QUERY_THREADS (0: every core)."""
-    raw = os.environ.get(QUERY_THREADS_ENV, "").strip()
-    if not raw:
-        return QUERY_THREADS
-    if not raw.isdigit():
-        raise ModelError(f"{QUERY_THREADS_ENV} must be a whole number of threads (0: every core), got {raw!r}")
-    return int(raw)
 
 
 def export_dir(cache_dir: str | Path, fingerprint: str) -> Path:
@@ -446,7 +435,7 @@ class OnnxEncoder:
         # concurrent requests do not burn the cores waiting; bulk encoding (index builds) uses
         # every core, spinning.
         query = len(texts) <= QUERY_BATCH
-        threads = self.threads if self.threads is not None else (query_threads() if query else 0)
+        threads = self.threads if self.threads is not None else (QUERY_THREADS if query else 0)
         session = self._session(threads, spinning=not query)
         # sentence-transformers strips each text (and lowercases when the model asks for it).
         prepared = [str(t).strip() for t in texts]
