@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.models.onnx import OnnxEncoder  # noqa: E402
+from benchmarks.measure import percentile  # noqa: E402
 from assistant.settings import offline_env  # noqa: E402
 
 SETTINGS = ((1, True), (2, True), (2, False))  # (threads, spinning)
@@ -45,15 +46,11 @@ def load(encoder: OnnxEncoder, threads: int, spinning: bool, callers: int, per: 
             encoder.encode([f"how long does shipping to Germany take {c} {i}"])
             latencies.append(time.perf_counter() - t)
 
-    pool = [threading.Thread(target=caller, args=(c,)) for c in range(callers)]
     start = time.perf_counter()
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    with ThreadPoolExecutor(callers) as pool:
+        list(pool.map(caller, range(callers)))
     wall = time.perf_counter() - start
-    latencies.sort()
-    return len(latencies) / wall, latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.95)] * 1000
+    return len(latencies) / wall, percentile(latencies, 50) * 1000, percentile(latencies, 95) * 1000
 
 
 def main() -> None:

@@ -59,6 +59,13 @@ def run_caches(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         if not os.environ.get("ASSISTANT_MODEL_CACHE"):
             mp.setenv("ASSISTANT_MODEL_CACHE", str(root / "faq-assistant"))
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        if workers > 1:  # the workers share the cores, as replicas on one host do (docs/deployment.md)
+            import assistant.models.onnx as onnx_models
+
+            share = max(1, (os.cpu_count() or 1) // workers)
+            mp.setattr(onnx_models, "QUERY_THREADS", share)
+            mp.setenv("ASSISTANT_QUERY_THREADS", str(share))
         for name in HOME_CACHES:
             mp.setenv(name, str(root / name.lower()))
         yield Path(os.environ["ASSISTANT_MODEL_CACHE"])

@@ -95,7 +95,7 @@ def test_query_threads_come_from_the_environment_or_a_clear_error(onnx_encoder, 
     from assistant.cli.main import main
     from assistant.settings import QUERY_THREADS_ENV, apply_query_threads
 
-    monkeypatch.setattr(onnx_models, "QUERY_THREADS", onnx_models.QUERY_THREADS)  # restored after the test
+    monkeypatch.setattr(onnx_models, "QUERY_THREADS", 0)  # the shipped default (the suite's workers set their share)
     assert apply_query_threads({}) == 0  # unset: every core
     assert apply_query_threads({QUERY_THREADS_ENV: "1"}) == 1  # e.g. two replicas on a 2-core host
     encoder = OnnxEncoder(onnx_encoder.path)

@@ -42,10 +42,12 @@ def test_offline_env_keeps_hugging_face_offline_and_quiet():
     assert offline_env() is not offline_env()  # a fresh dict: callers may change theirs
 
 
-def test_child_env_drops_assistant_settings_but_keeps_the_model_cache():
-    base = {"PATH": "/bin", "ASSISTANT_USER": "x", "ASSISTANT_MODEL_CACHE": "/tmp/mc", "HF_HUB_OFFLINE": "0"}
+def test_child_env_drops_assistant_settings_but_keeps_the_model_cache_and_query_threads():
+    base = {"PATH": "/bin", "ASSISTANT_USER": "x", "ASSISTANT_MODEL_CACHE": "/tmp/mc", "HF_HUB_OFFLINE": "0",
+            "ASSISTANT_QUERY_THREADS": "1"}  # fmt: skip
     env = child_env(base, ASSISTANT_RATE_LIMIT="off")
-    assert env == {"PATH": "/bin", "ASSISTANT_MODEL_CACHE": "/tmp/mc", **offline_env(), "ASSISTANT_RATE_LIMIT": "off"}
+    assert env == {"PATH": "/bin", "ASSISTANT_MODEL_CACHE": "/tmp/mc", "ASSISTANT_QUERY_THREADS": "1", **offline_env(),
+                   "ASSISTANT_RATE_LIMIT": "off"}  # fmt: skip
 
 
 def test_a_server_that_exits_before_it_is_ready_is_an_error_with_its_output():

@@ -26,9 +26,10 @@ from typing import IO
 from assistant.settings import offline_env
 
 READY_RE = r"ready in [\d.]+s: open (http://127\.0\.0\.1:\d+/)"
-# Kept in a child's environment: where the models are cached is not a setting of the server,
-# and a child without it would unpack the verifier again under ~/.cache.
-KEEP = ("ASSISTANT_MODEL_CACHE",)
+# Kept in a child's environment: where the models are cached is not a setting of the server
+# (a child without it would unpack the verifier again under ~/.cache), nor is how many of the
+# host's cores a question may use.
+KEEP = ("ASSISTANT_MODEL_CACHE", "ASSISTANT_QUERY_THREADS")
 
 
 class ServerError(RuntimeError):
