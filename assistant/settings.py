@@ -11,9 +11,9 @@ import hashlib
 import os
 from pathlib import Path
 
+import assistant.models.onnx as onnx_models
 from assistant.errors import ConfigError
 from assistant.learning.links import default_links_path
-import assistant.models.onnx as onnx_models
 from assistant.models.onnx import BACKENDS
 from assistant.models.verifier import resolve_verifier
 

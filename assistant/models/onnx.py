@@ -61,10 +61,10 @@ SUPPORTED_POOLING = ("mean", "cls")
 BACKENDS = ("onnx", "onnx-int8", "torch")
 QUERY_BATCH = 8  # encode calls with at most this many texts are questions (QUERY_THREADS), not bulk
 # Questions run on every core with the pool's threads sleeping, not spinning, between calls: one
-# question then encodes ~25-35% faster on the 2-core reference machine (the verifier 43 -> 31 ms,
-# MiniLM 6.6 -> 4.2 ms), while concurrent questions cost about what one thread each did (the
-# spinning pool of the same size lost a fifth of that throughput). docs/performance.md. The edges
-# set it from ASSISTANT_QUERY_THREADS (settings.apply_query_threads): replicas sharing a host.
+# question then encodes about a third faster on the 2-core reference machine (the verifier 47.8 ->
+# 30.0 ms, MiniLM 6.7 -> 4.5 ms), and callers sharing a session lose less than with a spinning
+# pool (scripts/query_threads.py, docs/performance.md). The edges set it from
+# ASSISTANT_QUERY_THREADS (settings.apply_query_threads), e.g. for replicas sharing a host.
 QUERY_THREADS = 0
 
 
@@ -373,7 +373,7 @@ class OnnxEncoder:
         self.variant = variant
         self.threads = threads
         self._file = self.path / file
-        self._sessions: dict[int, object] = {}
+        self._sessions: dict[tuple[int, bool], object] = {}  # (threads, spinning) -> session
         self._tokenizer = None
 
     def _session(self, threads: int, *, spinning: bool = True):
