@@ -10,6 +10,7 @@ spinning in assistant/models/onnx.py (docs/performance.md). Nothing is changed; 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.models.onnx import OnnxEncoder  # noqa: E402
-from benchmarks.measure import percentile  # noqa: E402
 from assistant.settings import offline_env  # noqa: E402
+from benchmarks.measure import percentile  # noqa: E402
 
 SETTINGS = ((1, True), (2, True), (2, False))  # (threads, spinning)
 
@@ -58,13 +59,12 @@ def main() -> None:
     parser.add_argument("--model", choices=("verifier", "minilm"), default="verifier")
     parser.add_argument("--runs", type=int, default=30, help="questions per single caller (fewer per caller when concurrent)")
     args = parser.parse_args()
-    import os
-
     os.environ.update(offline_env())
+    model = encoder_for(args.model)  # opened once; each setting gets a fresh encoder of its export
     print("| threads | spinning | 1 caller: p50 / p95 ms | 2 callers: q/s, p50 ms | 4 callers: q/s, p50 / p95 ms |")
     print("| --- | --- | --- | --- | --- |")
     for threads, spinning in SETTINGS:
-        encoder = OnnxEncoder(encoder_for(args.model).path, max_tokens=encoder_for(args.model).max_tokens)
+        encoder = OnnxEncoder(model.path, max_tokens=model.max_tokens)
         encoder.encode(["warm up"] * 2)
         _, p50, p95 = load(encoder, threads, spinning, 1, args.runs)
         q2, p50_2, _ = load(encoder, threads, spinning, 2, max(1, args.runs * 2 // 3))
