@@ -72,6 +72,20 @@ def without_timing(d: dict) -> dict:
 # --- the JSON endpoints --------------------------------------------------------------------
 
 
+def test_the_ui_queues_look_for_work_every_20_ms_not_every_ms(seed_assistant, tmp_path):
+    # Gradio's idle queue polls on the JSON API's event loop: every 1 ms, an idle server used
+    # 8.5% of a core (scripts/idle_cpu.py); the chat itself is tested in a browser in test_browser.py
+    from assistant.server.api import STAFF_PATH, UI_PROGRESS_POLL_S, UI_QUEUE_POLL_S
+
+    with FeedbackStore.open(tmp_path) as s:
+        for auth, mounts in ((None, {""}), (STAFF, {"", STAFF_PATH})):
+            blocks = create_app(seed_assistant, s, auth=auth).state.gradio_blocks
+            assert set(blocks) == mounts
+            for b in blocks.values():
+                assert (b._queue.sleep_when_free, b._queue.progress_update_sleep_when_free) == (0.02, 0.1)
+    assert (UI_QUEUE_POLL_S, UI_PROGRESS_POLL_S) == (0.02, 0.1)
+
+
 def test_healthz_reports_the_index(client, seed_assistant, store):
     r = client.get("/healthz")
     assert r.status_code == 200
