@@ -156,6 +156,8 @@ def run_bench(
             # the verifier asked for every question (before the decisive-question skip)
             ("ours_always", "ours-warm", {"corpus": corpus, "index_dir": str(ours_index), "always_verify": True}),
             ("ours_fast", "ours-warm", {"corpus": corpus, "index_dir": str(ours_index), "verifier": "none"}),
+            # the int8 verifier (`--verifier mpnet-int8`, opt-in)
+            ("ours_int8v", "ours-warm", {"corpus": corpus, "index_dir": str(ours_index), "verifier": "mpnet-int8"}),
             # the int8 encoder has its own fingerprint, hence its own index folder
             ("ours_int8", "ours-warm", {"corpus": corpus, "index_dir": str(work / "ours-index-int8"),
                                         "backend": "onnx-int8", "verifier": "none"}),
@@ -170,7 +172,7 @@ def run_bench(
         out = {}
         serve = [py, "-m", "assistant", "serve", *corpus_args, "--index-dir", str(ours_index), *model_args,
                  "--port", "0", "--data-dir", str(work / "serve-data")]  # the URL comes from its "ready" line
-        for name, extra in (("ours", []), ("ours_fast", ["--verifier", "none"])):
+        for name, extra in (("ours", []), ("ours_int8v", ["--verifier", "mpnet-int8"]), ("ours_fast", ["--verifier", "none"])):
             log(f"api: {name} ({' '.join(['assistant serve', *extra])}) with {clients} clients, {requests} requests")
             out[name] = serve_and_load([*serve, *extra], questions, clients=clients, requests=requests, env=_worker_env())
         for name, folder in (("naive", naive_dir), ("bm25", bm25_dir)):

@@ -52,6 +52,10 @@ def summary_rows(results: dict) -> list[dict]:
             always = {**s["warm"], "ours": s["warm"].get("ours_always")}
             row("  same, verifier asked for every question: p50 (ms)", always, "p50_ms", higher=False, target=TARGETS["warm_p50_ms"])
             row("  same, verifier asked for every question: p95 (ms)", always, "p95_ms", higher=False, target=TARGETS["warm_p95_ms"])
+        if "ours_int8v" in s["warm"]:
+            int8v = {**s["warm"], "ours": s["warm"].get("ours_int8v")}
+            row("  same, --verifier mpnet-int8: p50 (ms)", int8v, "p50_ms", higher=False, target=TARGETS["warm_p50_ms"])
+            row("  same, --verifier mpnet-int8: p95 (ms)", int8v, "p95_ms", higher=False, target=TARGETS["warm_p95_ms"])
         if "ours_fast" in s["warm"]:
             row("  same, --verifier none: p50 (ms)", fast(s["warm"]), "p50_ms", higher=False, target=TARGETS["warm_p50_ms"])
             row("  same, --verifier none: p95 (ms)", fast(s["warm"]), "p95_ms", higher=False, target=TARGETS["warm_p95_ms"])
@@ -64,6 +68,11 @@ def summary_rows(results: dict) -> list[dict]:
         row("JSON API p95, 8 clients (ms)", s["api"], "p95_ms", higher=False, target=TARGETS["api_p95_ms"])
         row("JSON API errors", s["api"], "errors", higher=False, target=1)
         row("JSON API throughput (req/s)", s["api"], "throughput_rps", higher=True)
+        if "ours_int8v" in s["api"]:
+            int8v = {**s["api"], "ours": s["api"].get("ours_int8v")}
+            row("  same, --verifier mpnet-int8: p50, 1 client (ms)", int8v, "single_client_p50_ms", higher=False)
+            row("  same, --verifier mpnet-int8: p95, 8 clients (ms)", int8v, "p95_ms", higher=False, target=TARGETS["api_p95_ms"])
+            row("  same, --verifier mpnet-int8: throughput (req/s)", int8v, "throughput_rps", higher=True)
         if "ours_fast" in s["api"]:
             row("  same, --verifier none: p50, 1 client (ms)", fast(s["api"]), "single_client_p50_ms", higher=False)
             row("  same, --verifier none: p95, 8 clients (ms)", fast(s["api"]), "p95_ms", higher=False, target=TARGETS["api_p95_ms"])

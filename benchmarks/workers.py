@@ -26,10 +26,11 @@ from benchmarks.measure import latencies, log, memory_mb
 
 def w_ours_warm(a: dict) -> dict:
     from assistant.core.pipeline import Assistant
+    from assistant.models.verifier import DEFAULT_VERIFIER
 
     extra = {"skip_verifier_at": None} if a.get("always_verify") else {}
     assistant, _ = Assistant.open(
-        a["corpus"], a["index_dir"], backend=a.get("backend", "onnx"), verifier=a.get("verifier", "mpnet"), **extra
+        a["corpus"], a["index_dir"], backend=a.get("backend", "onnx"), verifier=a.get("verifier", DEFAULT_VERIFIER), **extra
     )
     out = latencies(assistant.ask, a["questions"], a["rounds"])
     out["torch_loaded"] = "torch" in sys.modules
@@ -48,17 +49,17 @@ def w_ours_build(a: dict) -> dict:
         encoder = OnnxEncoder(a["export"])
     verifier_encoder = None
     if a.get("verifier"):
-        from assistant.models.verifier import open_verifier_encoder
+        from assistant.models.verifier import DEFAULT_VERIFIER, open_verifier_encoder
 
-        verifier_encoder = open_verifier_encoder(log=log)
+        verifier_encoder = open_verifier_encoder(kind=a.get("verifier_kind", DEFAULT_VERIFIER), log=log)
         verifier_encoder.encode(["warm up"])  # the ONNX session starts outside the timed build
     t0 = time.perf_counter()
     index, stats = open_index(a["corpus"], a["index_dir"], encoder)
     embedded = stats.embedded
     if verifier_encoder is not None:
-        from assistant.models.verifier import open_verifier
+        from assistant.models.verifier import kind_of, open_verifier
 
-        checker = open_verifier(a["corpus"], a["index_dir"], index, encoder=verifier_encoder)
+        checker = open_verifier(a["corpus"], a["index_dir"], index, encoder=verifier_encoder, kind=kind_of(verifier_encoder))
         embedded += len(checker.index.units) if checker is not None else 0
     return {
         "passages": stats.passages, "units": stats.units, "embedded": embedded,

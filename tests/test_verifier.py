@@ -279,13 +279,38 @@ def test_int8_verifier_has_its_own_index_and_name(tiny_corpus, tmp_path):
     from assistant.index.store import open_index
 
     main_index, _ = open_index([tiny_corpus], tmp_path / "idx", FakeEncoder())
-    fp32 = vf.open_verifier([tiny_corpus], tmp_path / "idx", main_index, encoder=OtherFake())
+    fp32 = vf.open_verifier([tiny_corpus], tmp_path / "idx", main_index, encoder=OtherFake())  # the default kind
     int8 = vf.open_verifier([tiny_corpus], tmp_path / "idx", main_index, encoder=OtherFake(), kind="mpnet-int8")
     assert (fp32.name, fp32.index_dir.name) == ("all-mpnet-base-v2", "verifier")
     assert (int8.name, int8.index_dir.name) == ("all-mpnet-base-v2-int8", "verifier-int8")
     assert (tmp_path / "idx" / "verifier" / "CURRENT").is_file() and (tmp_path / "idx" / "verifier-int8" / "CURRENT").is_file()
     with pytest.raises(ConfigError, match="verifier must be one of mpnet, mpnet-int8, got 'mpnet-fp16'"):
         vf.open_verifier([tiny_corpus], tmp_path / "idx", main_index, encoder=OtherFake(), kind="mpnet-fp16")
+
+
+def test_an_encoder_given_as_the_verifier_reads_as_its_variant():
+    class Int8Fake(OtherFake):
+        variant = "int8"
+
+    assert (vf.kind_of(Int8Fake()), vf.kind_of(OtherFake())) == ("mpnet-int8", "mpnet")
+    assert vf.DEFAULT_VERIFIER == "mpnet"
+
+
+def test_an_int8_vector_does_not_depend_on_the_texts_encoded_with_it(model_cache):
+    # int8 activations are scaled by the range of the whole batch: batched, "Do you take PayPal?"
+    # got another vector next to a long text than alone, so concurrent requests changed answers
+    int8 = vf.open_verifier_encoder(kind="mpnet-int8")
+    question, other = "Do you take PayPal?", "Orders are processed within 2 working days. " * 4
+    assert int8.variant == "int8" and "-solo" in int8.fingerprint
+    alone = int8.encode([question])[0]
+    for batch in ([question, other], [other, "x", question]):
+        np.testing.assert_array_equal(int8.encode(batch)[batch.index(question)], alone)
+    np.testing.assert_array_equal(int8.encode([question] + [other] * 9)[0], alone)  # bulk too (> QUERY_BATCH)
+
+
+def test_the_int8_verifier_has_no_torch_backend():
+    with pytest.raises(ConfigError, match="verifier mpnet-int8 runs on its ONNX export only; with the torch encoder use verifier mpnet"):
+        vf.open_verifier_encoder(backend="torch", kind="mpnet-int8")
 
 
 def test_int8_verifier_needs_the_packages_too(monkeypatch):

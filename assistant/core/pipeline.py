@@ -42,7 +42,7 @@ from assistant.index.store import BuildStats, Index, open_index
 from assistant.learning.links import Link, StaleLink, check_links, load_links
 from assistant.models.embeddings import Encoder
 from assistant.models.onnx import open_encoder
-from assistant.models.verifier import Verifier, open_verifier
+from assistant.models.verifier import Verifier, kind_of, open_verifier
 from assistant.schema import Answer, Draft, Hit, Passage
 
 __all__ = ["Assistant", "clean_question", "MAX_QUESTION_CHARS", "MAX_PARTS", "VERIFY_CANDIDATES"]
@@ -181,7 +181,7 @@ class Assistant:
         if verifier is not None and verifier != "none":
             checker = open_verifier(
                 corpus, index_dir, index, encoder=None if isinstance(verifier, str) else verifier,
-                backend=backend, kind=verifier if isinstance(verifier, str) else "mpnet", rebuild=rebuild, progress_factory=progress_factory, log=log,
+                backend=backend, kind=verifier if isinstance(verifier, str) else kind_of(verifier), rebuild=rebuild, progress_factory=progress_factory, log=log,
             )  # fmt: skip
         refusal = RefusalModel.load(Path(index_dir)) if use_calibration else None
         wanted = checker.name if checker is not None else "none"

@@ -48,6 +48,10 @@ SUBDIR = VERIFIER_DIR  # the verifier's own index folder inside the index folder
 # one); its vectors differ slightly, so it has its own index folder and its own name (a stored
 # calibration for one is never used for the other).
 VARIANTS = {"mpnet": ("fp32", VERIFIER_NAME, SUBDIR), "mpnet-int8": ("int8", f"{VERIFIER_NAME}-int8", f"{SUBDIR}-int8")}
+# The verifier used unless asked otherwise. The int8 one (about twice as fast) loses 3-4 questions
+# of StackFAQ's even threads on a refusal metric at any thresholds near fp32's, more than the one
+# question issue 14 allows, so it stays opt-in (scripts/int8_thresholds.py; docs/performance.md).
+DEFAULT_VERIFIER = "mpnet"
 # Above this many units, embedding the corpus with the 12-layer model takes longer than most
 # will wait (about 15 units/s on two cores); the verifier is then off and the log says so.
 MAX_UNITS = 20_000
@@ -151,8 +155,13 @@ def packaged_model_path(cache_root: Path | None = None, *, log: Callable[[str], 
     return target
 
 
+def kind_of(encoder: Encoder) -> str:
+    """The verifier kind an encoder of the verifier's model reads as (its int8 export: ``mpnet-int8``)."""
+    return "mpnet-int8" if getattr(encoder, "variant", "fp32") == "int8" else "mpnet"
+
+
 def open_verifier_encoder(
-    *, backend: str = "onnx", kind: str = "mpnet", log: Callable[[str], None] | None = None
+    *, backend: str = "onnx", kind: str = DEFAULT_VERIFIER, log: Callable[[str], None] | None = None
 ) -> Encoder:
     """The verifier model as an encoder: its ONNX export (fp32, or int8 for ``mpnet-int8``), or torch.
 
@@ -162,6 +171,8 @@ def open_verifier_encoder(
     from assistant.models.onnx import open_encoder
 
     variant = VARIANTS[kind][0]
+    if backend == "torch" and variant == "int8":
+        raise ConfigError(f"verifier {kind} runs on its ONNX export only; with the torch encoder use verifier mpnet")
     path = packaged_model_path(log=log)
     onnx_backend = "onnx-int8" if variant == "int8" else "onnx"
     # A new export also holds the int8 variant (the default verifier, ``mpnet-int8``).
@@ -239,7 +250,7 @@ def open_verifier(
     *,
     encoder: Encoder | None = None,
     backend: str = "onnx",
-    kind: str = "mpnet",
+    kind: str = DEFAULT_VERIFIER,
     rebuild: bool = False,
     progress_factory: Callable[[int], Callable[[int], None]] | None = None,
     log: Callable[[str], None] | None = None,
@@ -276,7 +287,7 @@ def open_verifier(
 
 
 def parse_verifier(value: str | None) -> str:
-    value = (value or "mpnet").strip().lower()
+    value = (value or DEFAULT_VERIFIER).strip().lower()
     if value not in VERIFIERS:
         raise ConfigError(f"verifier must be one of {', '.join(VERIFIERS)}, got {value!r}")
     return value
