@@ -258,7 +258,7 @@ def fake_assistant(tiny_corpus, tmp_path, fake_encoder):
 
 
 # The longest tests (8-40 s each in `pytest --durations=25`: child servers, real exports, the gate,
-# the browser), started first: with two workers, a long test picked up last would leave one worker
+# the browser), started first: with a few workers, a long test picked up last would leave one worker
 # idle at the end (longest-first scheduling). Order only; no test depends on it.
 LONGEST_FIRST = (
     "tests/test_onnx.py",

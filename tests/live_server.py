@@ -17,6 +17,9 @@ def live_server(app, *, timeout_s: float = 60.0) -> Iterator[str]:
     port = sock.getsockname()[1]
     ready = threading.Event()
     server = make_server(app, on_started=ready.set)
+    # The product waits up to 5 s for open connections (a UI's event stream) when it stops; a test
+    # is done with its server by then (a module's servers cost ~5 s each to stop otherwise).
+    server.config.timeout_graceful_shutdown = 0.5
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout_s

@@ -56,12 +56,15 @@ def client(url):
 
 
 @pytest.fixture(scope="module")
-def locked_url(seed_assistant, tmp_path_factory):
-    with (
-        FeedbackStore.open(tmp_path_factory.mktemp("locked-data")) as s,
+def locked_app(seed_assistant, tmp_path_factory):
+    with FeedbackStore.open(tmp_path_factory.mktemp("locked-data")) as s:
         # These tests try wrong logins on purpose; the lock-out is tested in tests/test_security.py.
-        live_server(create_app(seed_assistant, s, auth=STAFF, login_throttle=LoginThrottle(free_failures=1000))) as base,
-    ):
+        yield create_app(seed_assistant, s, auth=STAFF, login_throttle=LoginThrottle(free_failures=1000))
+
+
+@pytest.fixture(scope="module")
+def locked_url(locked_app):
+    with live_server(locked_app) as base:
         yield base
 
 
@@ -72,17 +75,15 @@ def without_timing(d: dict) -> dict:
 # --- the JSON endpoints --------------------------------------------------------------------
 
 
-def test_the_ui_queues_look_for_work_every_20_ms_not_every_ms(seed_assistant, tmp_path):
+def test_the_ui_queues_look_for_work_every_20_ms_not_every_ms(locked_app):
     # Gradio's idle queue polls on the JSON API's event loop: every 1 ms, an idle server used
-    # 8.5% of a core (scripts/idle_cpu.py); the chat itself is tested in a browser in test_browser.py
+    # 9.3% of a core (scripts/idle_cpu.py); the chat itself is tested in a browser in test_browser.py
     from assistant.server.api import STAFF_PATH, UI_PROGRESS_POLL_S, UI_QUEUE_POLL_S
 
-    with FeedbackStore.open(tmp_path) as s:
-        for auth, mounts in ((None, {""}), (STAFF, {"", STAFF_PATH})):
-            blocks = create_app(seed_assistant, s, auth=auth).state.gradio_blocks
-            assert set(blocks) == mounts
-            for b in blocks.values():
-                assert (b._queue.sleep_when_free, b._queue.progress_update_sleep_when_free) == (0.02, 0.1)
+    blocks = locked_app.state.gradio_blocks  # with a login: two UIs (the chat, the staff views), two queues
+    assert set(blocks) == {"", STAFF_PATH}
+    for b in blocks.values():
+        assert (b._queue.sleep_when_free, b._queue.progress_update_sleep_when_free) == (0.02, 0.1)
     assert (UI_QUEUE_POLL_S, UI_PROGRESS_POLL_S) == (0.02, 0.1)
 
 
