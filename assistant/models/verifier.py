@@ -48,7 +48,7 @@ SUBDIR = VERIFIER_DIR  # the verifier's own index folder inside the index folder
 # one); its vectors differ slightly, so it has its own index folder and its own name (a stored
 # calibration for one is never used for the other).
 VARIANTS = {"mpnet": ("fp32", VERIFIER_NAME, SUBDIR), "mpnet-int8": ("int8", f"{VERIFIER_NAME}-int8", f"{SUBDIR}-int8")}
-# The verifier used unless asked otherwise. The int8 one (about twice as fast) loses 3-4 questions
+# The verifier used unless asked otherwise. The int8 one (a third less time a question) loses 3-4 questions
 # of StackFAQ's even threads on a refusal metric at any thresholds near fp32's, more than the one
 # question issue 14 allows, so it stays opt-in (scripts/int8_thresholds.py; docs/performance.md).
 DEFAULT_VERIFIER = "mpnet"
@@ -175,7 +175,7 @@ def open_verifier_encoder(
         raise ConfigError(f"verifier {kind} runs on its ONNX export only; with the torch encoder use verifier mpnet")
     path = packaged_model_path(log=log)
     onnx_backend = "onnx-int8" if variant == "int8" else "onnx"
-    # A new export also holds the int8 variant (the default verifier, ``mpnet-int8``).
+    # A new export also holds the int8 variant (``mpnet-int8``).
     return open_encoder(
         path, path.parent / "onnx", backend="torch" if backend == "torch" else onnx_backend, log=log,
         max_tokens=MAX_TOKENS or None, quantize=True,
