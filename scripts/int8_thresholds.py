@@ -72,6 +72,18 @@ def decide(frame: pd.DataFrame, plain: float, faq: float) -> pd.Series:
     return frame["answered"].astype(bool) & (frame["score"] >= cut - 1e-12)
 
 
+KEY = ["set", "id", "simulated"]
+
+
+def fp32_decisions(fp32: pd.DataFrame) -> dict[tuple, bool]:
+    """fp32's answered/refused at its shipped thresholds, by (set, id, simulated): what int8 is compared with."""
+    return dict(zip(zip(*(fp32[k] for k in KEY)), decide(fp32, VERIFIER_THRESHOLD, VERIFIER_FAQ_THRESHOLD)))
+
+
+def agreement(reference: dict[tuple, bool], frame: pd.DataFrame, answered: pd.Series) -> int:
+    return sum(reference.get(k) == a for k, a in zip(zip(*(frame[c] for c in KEY)), answered))
+
+
 def metrics(frame: pd.DataFrame, answered: pd.Series) -> dict[str, float]:
     ans = frame["answerable"].astype(bool)
     sim = frame["simulated"].astype(bool)
@@ -104,14 +116,12 @@ def losses(fp32: pd.DataFrame, int8: pd.DataFrame, plain: float, faq: float) -> 
 
 def fit_worst(fp32: pd.DataFrame, int8: pd.DataFrame, grid: np.ndarray) -> tuple[float, float, float]:
     """The (plain, faq) pair whose worst loss on any set and metric is smallest (then most agreement)."""
-    target = decide(fp32, VERIFIER_THRESHOLD, VERIFIER_FAQ_THRESHOLD)
-    ref = dict(zip(zip(fp32["set"], fp32["id"], fp32["simulated"]), target))
-    keys = list(zip(int8["set"], int8["id"], int8["simulated"]))
+    reference = fp32_decisions(fp32)
     best = None
     for plain in grid:
         for faq in grid + (VERIFIER_FAQ_THRESHOLD - VERIFIER_THRESHOLD):
             worst = max(losses(fp32, int8, plain, faq).values())
-            agree = sum(ref.get(k) == a for k, a in zip(keys, decide(int8, plain, faq)))
+            agree = agreement(reference, int8, decide(int8, plain, faq))
             key = (worst, -agree, abs(plain - VERIFIER_THRESHOLD) + abs(faq - VERIFIER_FAQ_THRESHOLD))
             if best is None or key < best[0]:
                 best = (key, float(round(plain, 3)), float(round(faq, 3)))
@@ -120,10 +130,9 @@ def fit_worst(fp32: pd.DataFrame, int8: pd.DataFrame, grid: np.ndarray) -> tuple
 
 def fit(fp32: pd.DataFrame, int8: pd.DataFrame) -> dict[str, float]:
     """Per kind of passage, the int8 threshold that agrees most with fp32 at its shipped thresholds."""
-    merged = fp32.merge(int8, on=["set", "id", "simulated"], suffixes=("_32", "_8"))
-    target = decide(fp32, VERIFIER_THRESHOLD, VERIFIER_FAQ_THRESHOLD)
-    target = pd.Series(target.values, index=pd.MultiIndex.from_frame(fp32[["set", "id", "simulated"]]))
-    want = target.loc[pd.MultiIndex.from_frame(merged[["set", "id", "simulated"]])].values
+    merged = fp32.merge(int8, on=KEY, suffixes=("_32", "_8"))
+    reference = fp32_decisions(fp32)
+    want = np.array([reference[k] for k in zip(*(merged[c] for c in KEY))])
     chosen = {}
     for key, faq_row, shipped in (("plain", False, VERIFIER_THRESHOLD), ("faq", True, VERIFIER_FAQ_THRESHOLD)):
         # a row counts for the kind its int8 evidence matched (that is the threshold it meets)
@@ -170,15 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         "int8, smallest worst loss": (int8, chosen["worst_plain"], chosen["worst_faq"]),
     }
     table = []
-    reference = {}
+    reference = fp32_decisions(fp32)
     for name in fp32["set"].unique():
-        base = fp32[fp32["set"] == name]
-        ref = decide(base, VERIFIER_THRESHOLD, VERIFIER_FAQ_THRESHOLD)
-        reference[name] = dict(zip(zip(base["id"], base["simulated"]), ref))
         for label, (frame, plain, faq) in variants.items():
             part = frame[frame["set"] == name].reset_index(drop=True)
             answered = decide(part, plain, faq)
-            agree = sum(reference[name].get((i, s)) == a for i, s, a in zip(part["id"], part["simulated"], answered))
+            agree = agreement(reference, part, answered)
             table.append({"set": name, "verifier": label, "rows": len(part), "decisions_differ": len(part) - agree,
                           **metrics(part, answered)})  # fmt: skip
     out = {"fitted": chosen, "shipped": {"plain": VERIFIER_THRESHOLD, "faq": VERIFIER_FAQ_THRESHOLD}, "table": table}
