@@ -17,10 +17,10 @@ from assistant.models.onnx import (
     EXPORT_META,
     MODEL_CACHE,
     OnnxEncoder,
-    _sentence_transformer_parts,
     export_onnx,
     open_encoder,
 )
+from assistant.models.onnx_graph import sentence_transformer_parts
 
 from .conftest import ROOT, SEED_CORPUS
 
@@ -88,6 +88,51 @@ def test_questions_and_bulk_texts_run_on_their_own_sessions_with_the_same_vector
     pinned = OnnxEncoder(onnx_encoder.path, threads=1)  # an explicit thread count is kept
     np.testing.assert_allclose(pinned.encode(texts[:1])[0], one[0], atol=1e-5)
     assert set(pinned._sessions) == {(1, False)}
+
+
+def _packs_weights(session) -> bool:
+    try:
+        return session.get_session_options().get_session_config_entry("session.disable_prepacking") != "1"
+    except RuntimeError:  # the entry is not set: onnxruntime packs
+        return True
+
+
+def test_a_one_question_process_skips_packing_the_weights_and_gets_the_same_vectors(onnx_encoder, monkeypatch):
+    """PACK_QUESTION_WEIGHTS off: question sessions start without packing (sooner for one question),
+    bulk sessions still pack, and the vectors do not change."""
+    import assistant.models.onnx as onnx_models
+
+    texts = [f"How long does shipping to zone {i} take?" for i in range(10)]
+    packed = OnnxEncoder(onnx_encoder.path)
+    want = packed.encode(texts[:1])
+    assert all(_packs_weights(s) for s in packed._sessions.values())
+    monkeypatch.setattr(onnx_models, "PACK_QUESTION_WEIGHTS", False)
+    unpacked = OnnxEncoder(onnx_encoder.path)
+    np.testing.assert_allclose(unpacked.encode(texts[:1]), want, atol=1e-5)
+    unpacked.encode(texts)  # a bulk call (an index build) packs as before
+    assert {key: _packs_weights(s) for key, s in unpacked._sessions.items()} == {
+        (onnx_models.QUERY_THREADS, False): False,
+        (0, True): True,
+    }
+
+
+def test_ask_with_one_question_turns_packing_off_for_that_call_only(monkeypatch):
+    import io
+
+    import assistant.cli.main as cli
+    import assistant.models.onnx as onnx_models
+
+    seen = []
+    monkeypatch.setattr(cli, "_ask", lambda args, questions: seen.append(onnx_models.PACK_QUESTION_WEIGHTS) or 0)
+    monkeypatch.setattr(cli, "_draft", lambda args, questions: seen.append(onnx_models.PACK_QUESTION_WEIGHTS) or 0)
+    assert cli.main(["ask", "-q", "Do you take PayPal?"]) == 0
+    assert cli.main(["draft", "-q", "Do you take PayPal?"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("Do you take PayPal?\nCan I pay in bitcoin?\n"))
+    assert cli.main(["ask", "-q", "-"]) == 0  # a batch keeps packed sessions: each question after the first gains
+    monkeypatch.setattr("sys.stdin", io.StringIO("Do you take PayPal?\n"))
+    assert cli.main(["ask", "-q", "-"]) == 0
+    assert seen == [False, False, True, True]
+    assert onnx_models.PACK_QUESTION_WEIGHTS is True  # restored for whatever the process does next
 
 
 def test_query_threads_come_from_the_environment_or_a_clear_error(onnx_encoder, monkeypatch, capsys):
@@ -180,12 +225,12 @@ def _named(name: str, config: dict | None = None):
 )
 def test_models_that_cannot_be_exported_are_named(modules, match):
     with pytest.raises(ModelError, match=f"cannot export this model to ONNX: {match}"):
-        _sentence_transformer_parts(modules)
+        sentence_transformer_parts(modules)
 
 
 def test_supported_module_layout_is_accepted():
     modules = [_named("Transformer"), _named("Pooling", {"pooling_mode": "cls"}), _named("Normalize")]
-    assert _sentence_transformer_parts(modules)[1:] == ("cls", True)
+    assert sentence_transformer_parts(modules)[1:] == ("cls", True)
 
 
 def test_missing_or_foreign_export_is_a_clear_error(tmp_path):
@@ -226,7 +271,7 @@ def test_the_feed_forward_output_projections_are_found_by_name(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from assistant.models.onnx import _ffn_output_matmuls
+    from assistant.models.onnx_graph import ffn_output_matmuls
 
     names = ["/inner/encoder/layer.0/attention/attn/o/MatMul", "/inner/encoder/layer.0/attention/output/dense/MatMul",
              "/inner/encoder/layer.0/intermediate/dense/MatMul", "/inner/encoder/layer.0/output/dense/MatMul",
@@ -235,7 +280,7 @@ def test_the_feed_forward_output_projections_are_found_by_name(tmp_path):
     nodes = [helper.make_node("MatMul", ["x", "x"], [f"y{i}"], name=n) for i, n in enumerate(names)]
     outs = [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None) for i in range(len(names))]
     onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], outs)), str(tmp_path / "m.onnx"))
-    assert _ffn_output_matmuls(tmp_path / "m.onnx") == [names[3], names[4]]
+    assert ffn_output_matmuls(tmp_path / "m.onnx") == [names[3], names[4]]
 
 
 def test_weights_are_written_beside_the_model_and_give_the_same_outputs(tmp_path):
@@ -244,7 +289,7 @@ def test_weights_are_written_beside_the_model_and_give_the_same_outputs(tmp_path
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from assistant.models.onnx import _weights_beside
+    from assistant.models.onnx_graph import weights_beside
 
     w = np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32)  # 8 KB: over the 1 KB cut
     graph = helper.make_graph(
@@ -257,7 +302,7 @@ def test_weights_are_written_beside_the_model_and_give_the_same_outputs(tmp_path
     x = np.ones((1, 64), dtype=np.float32)
     before = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     mode = model.stat().st_mode & 0o777
-    _weights_beside(model)
+    weights_beside(model)
     data = tmp_path / "model.onnx.data"
     assert data.stat().st_size >= w.nbytes and model.stat().st_size < w.nbytes
     assert data.stat().st_mode & 0o777 == mode  # as readable as the model (a shared cache)

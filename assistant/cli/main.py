@@ -6,15 +6,18 @@ Environment variables and flags are read here only, then passed down as argument
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from typing import Iterator
 
 from threadpoolctl import threadpool_limits
 
 from assistant.cli import bench, calibrate, common, evaluate, learn, lint, serve
 from assistant.core.stages import clean_question
 from assistant.errors import AssistantError, QuestionError
+from assistant.models import onnx as onnx_models
 from assistant.settings import add_corpus_args, apply_query_threads, offline_env
 
 # --- commands ------------------------------------------------------------------------------
@@ -87,10 +90,28 @@ def format_answer(answer) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _one_question(questions: list[str], args: argparse.Namespace) -> Iterator[None]:
+    """A single question fails fast when it is bad, before any model loads; and as the process
+    answers only it, the question-time sessions made meanwhile skip packing their weights
+    (onnx.PACK_QUESTION_WEIGHTS: ~0.4 s sooner to the answer). Batches keep packed sessions."""
+    if len(questions) == 1:
+        clean_question(questions[0])
+    before = onnx_models.PACK_QUESTION_WEIGHTS
+    onnx_models.PACK_QUESTION_WEIGHTS = before and not (len(questions) == 1 and args.question != ["-"])
+    try:
+        yield
+    finally:
+        onnx_models.PACK_QUESTION_WEIGHTS = before
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     questions = _read_questions(args)
-    if len(questions) == 1:
-        clean_question(questions[0])  # fail fast, before loading the model
+    with _one_question(questions, args):
+        return _ask(args, questions)
+
+
+def _ask(args: argparse.Namespace, questions: list[str]) -> int:
     assistant, _, _ = common.open_assistant(args)
     status = 0
     for n, line in enumerate(questions):
@@ -120,8 +141,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_draft(args: argparse.Namespace) -> int:
     questions = _read_questions(args)
-    if len(questions) == 1:
-        clean_question(questions[0])
+    with _one_question(questions, args):
+        return _draft(args, questions)
+
+
+def _draft(args: argparse.Namespace, questions: list[str]) -> int:
     assistant, _, _ = common.open_assistant(args)
     status = 0
     for n, q in enumerate(questions):

@@ -4,11 +4,8 @@ onnxruntime and tokenizers alone (no torch when answering)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,6 +24,7 @@ from assistant.models.embeddings import (
     normalize,
     resolve_model_path,
 )
+from assistant.models.onnx_graph import ffn_output_matmuls, quiet_root_logger, sentence_transformer_parts, weights_beside
 
 MODEL_CACHE = MODELS_DIR  # the index folder's model exports (the name is assistant/index/layout.py's)
 EXPORT_META = "export.json"
@@ -57,7 +55,6 @@ EXPORT_CHECK_TEXTS = (
     "x",
     "Orders are processed within 2 working days. " * 60,
 )
-SUPPORTED_POOLING = ("mean", "cls")
 BACKENDS = ("onnx", "onnx-int8", "torch")
 QUERY_BATCH = 8  # encode calls with at most this many texts are questions (QUERY_THREADS), not bulk
 # Questions run on every core with the pool's threads sleeping, not spinning, between calls: one
@@ -66,23 +63,16 @@ QUERY_BATCH = 8  # encode calls with at most this many texts are questions (QUER
 # pool (scripts/query_threads.py, docs/performance.md). The edges set it from
 # ASSISTANT_QUERY_THREADS (settings.apply_query_threads), e.g. for replicas sharing a host.
 QUERY_THREADS = 0
+# Whether a question-time session packs its weights for onnxruntime's matrix kernels when it is made.
+# Packing costs the verifier ~0.5 s at session start and saves ~60 ms on each question after, so a
+# process that answers a single question (`assistant ask QUESTION`) turns it off: about 0.4 s less
+# from start to answer (docs/performance.md, "One question, one process"). The vectors are the same.
+PACK_QUESTION_WEIGHTS = True
 
 
 def export_dir(cache_dir: str | Path, fingerprint: str) -> Path:
     """The folder holding the ONNX export of the model with ``fingerprint``."""
     return Path(cache_dir) / fingerprint
-
-
-def _sentence_transformer_parts(st) -> tuple[object, str, bool]:
-    """(transformer module, pooling mode, normalize) of a plain Transformer-Pooling[-Normalize] model."""
-    modules = list(st)
-    names = [type(m).__name__ for m in modules]
-    if len(modules) not in (2, 3) or names[:2] != ["Transformer", "Pooling"] or names[2:] not in ([], ["Normalize"]):
-        raise ModelError(f"cannot export this model to ONNX: modules {names} (supported: Transformer, Pooling, Normalize)")
-    pooling = modules[1].get_config_dict().get("pooling_mode")
-    if pooling not in SUPPORTED_POOLING:
-        raise ModelError(f"cannot export this model to ONNX: pooling {pooling!r} (supported: {', '.join(SUPPORTED_POOLING)})")
-    return modules[0], pooling, len(modules) == 3
 
 
 def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -132,7 +122,7 @@ def export_onnx(
     import torch
 
     reference = SentenceTransformerEncoder(model)
-    transformer, pooling, normalized = _sentence_transformer_parts(reference.model)
+    transformer, pooling, normalized = sentence_transformer_parts(reference.model)
     hf_model = transformer.auto_model.eval()
     if hasattr(hf_model, "set_attn_implementation"):
         # The eager attention graph is the one onnxruntime's optimizer knows how to fuse.
@@ -219,11 +209,11 @@ def export_onnx(
             # Quantise the plain graph (the quantiser cannot type the fused contrib ops), per
             # channel: per-tensor scales cost far more accuracy on this model (min cosine 0.82).
             for scheme in INT8_SCHEMES:
-                with _quiet_root_logger():  # the quantiser logs a pre-processing hint on the root logger
+                with quiet_root_logger():  # the quantiser logs a pre-processing hint on the root logger
                     quantize_dynamic(
                         str(tmp / "raw.onnx"), str(tmp / ONNX_FILES["int8"]), weight_type=QuantType.QInt8,
                         per_channel=True,
-                        nodes_to_exclude=_ffn_output_matmuls(tmp / "raw.onnx") if scheme == "ffn-out-fp32" else None,
+                        nodes_to_exclude=ffn_output_matmuls(tmp / "raw.onnx") if scheme == "ffn-out-fp32" else None,
                     )
                 int8_cosine = verify(ONNX_FILES["int8"])
                 if int8_cosine >= INT8_MIN_COSINE:
@@ -236,7 +226,7 @@ def export_onnx(
             (tmp / leftover).unlink(missing_ok=True)
         meta["files"]["fp32"] = ONNX_FILES["fp32"]
         for file in meta["files"].values():
-            _weights_beside(tmp / file)
+            weights_beside(tmp / file)
         meta["sha256"] = folder_digests(tmp, skip=(EXPORT_META, VERIFIED_MEMO))  # checked on every open
         (tmp / EXPORT_META).write_text(json.dumps(meta, indent=1))
         if _usable_export(out, quantize):  # another process finished first: keep its export
@@ -251,43 +241,6 @@ def export_onnx(
     return out
 
 
-@contextlib.contextmanager
-def _quiet_root_logger():
-    """The root logger at ERROR for the duration (onnxruntime's quantiser warns there on every call)."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
-def _weights_beside(model: Path) -> None:
-    """Rewrite an ONNX file with its weights in a file beside it (``<name>.data``).
-
-    onnxruntime maps such a file instead of parsing the weights out of the model's protobuf: the
-    verifier's fp32 session starts in ~0.4 s instead of ~1.0 s (docs/performance.md, "Fresh
-    process"). The vectors are the same. Exports made before keep their single file and still work.
-    """
-    import onnx
-
-    proto = onnx.load(str(model))
-    data = model.with_name(model.name + ".data")
-    data.unlink(missing_ok=True)
-    onnx.save_model(proto, str(model), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=data.name, size_threshold=1024)  # fmt: skip
-    os.chmod(data, model.stat().st_mode & 0o777)  # onnx writes it 0600; the export folder is shared
-
-
-def _ffn_output_matmuls(model: Path) -> list[str]:
-    """The MatMul nodes of the transformer layers' feed-forward output projections ("ffn-out-fp32")."""
-    import onnx
-
-    graph = onnx.load(str(model), load_external_data=False).graph
-    return [n.name for n in graph.node if n.op_type == "MatMul" and re.search(r"/layer\.\d+/output/dense/", n.name)]
-
-
 def _int8_scheme(meta: dict) -> str | None:
     """How an export's int8 model is quantised (INT8_SCHEMES), or None: none, or one quantised whole
     before the scheme was recorded whose check fails (it is made again)."""
@@ -299,10 +252,6 @@ def _int8_scheme(meta: dict) -> str | None:
     return "all" if float(check.get("min_cosine_int8", 0.0)) >= INT8_MIN_COSINE else None
 
 
-def _int8_current(meta: dict) -> bool:
-    return _int8_scheme(meta) is not None
-
-
 def _usable_export(folder: Path, quantize: bool) -> bool:
     try:
         meta = json.loads((folder / EXPORT_META).read_text())
@@ -310,7 +259,7 @@ def _usable_export(folder: Path, quantize: bool) -> bool:
         return False
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         return False
-    return (not quantize or _int8_current(meta)) and _export_damage(folder, meta) is None
+    return (not quantize or _int8_scheme(meta) is not None) and _export_damage(folder, meta) is None
 
 
 def _export_damage(folder: Path, meta: dict | None = None) -> str | None:
@@ -381,21 +330,26 @@ class OnnxEncoder:
     def _session(self, threads: int, *, spinning: bool = True):
         """An onnxruntime session running on ``threads`` threads (0: one per core), made once;
         without ``spinning`` its idle pool threads sleep instead of busy-waiting for work."""
-        session = self._sessions.get((threads, spinning))
-        if session is None:
-            import onnxruntime as ort
+        if self._tokenizer is None:
+            self._load_tokenizer()
+        if (threads, spinning) not in self._sessions:
+            self._sessions[(threads, spinning)] = self._new_session(threads, spinning)
+        return self._sessions[(threads, spinning)]
 
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            opts.intra_op_num_threads = threads
-            if not spinning:
-                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            try:
-                session = ort.InferenceSession(str(self._file), opts, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # onnxruntime raises its own exception types with C++ text
-                raise ModelError(f"cannot load the ONNX model {self._file}: {exc}") from None
-            self._sessions[(threads, spinning)] = session
-        return session
+    def _new_session(self, threads: int, spinning: bool):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.intra_op_num_threads = threads
+        if not spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            if not PACK_QUESTION_WEIGHTS:
+                opts.add_session_config_entry("session.disable_prepacking", "1")
+        try:
+            return ort.InferenceSession(str(self._file), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types with C++ text
+            raise ModelError(f"cannot load the ONNX model {self._file}: {exc}") from None
 
     def _load_tokenizer(self) -> None:
         from tokenizers import Tokenizer
@@ -431,8 +385,6 @@ class OnnxEncoder:
         """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if self._tokenizer is None:
-            self._load_tokenizer()
         # Questions: QUERY_THREADS threads that sleep between calls; bulk (index builds): every core, spinning.
         query = len(texts) <= QUERY_BATCH
         threads = self.threads if self.threads is not None else (QUERY_THREADS if query else 0)

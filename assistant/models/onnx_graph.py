@@ -1,0 +1,63 @@
+"""Export-time helpers that read or rewrite ONNX graphs and sentence-transformers models
+(assistant/models/onnx.py makes the exports; nothing here runs when a question is answered)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from pathlib import Path
+
+from assistant.errors import ModelError
+
+SUPPORTED_POOLING = ("mean", "cls")
+
+
+def sentence_transformer_parts(st) -> tuple[object, str, bool]:
+    """(transformer module, pooling mode, normalize) of a plain Transformer-Pooling[-Normalize] model."""
+    modules = list(st)
+    names = [type(m).__name__ for m in modules]
+    if len(modules) not in (2, 3) or names[:2] != ["Transformer", "Pooling"] or names[2:] not in ([], ["Normalize"]):
+        raise ModelError(f"cannot export this model to ONNX: modules {names} (supported: Transformer, Pooling, Normalize)")
+    pooling = modules[1].get_config_dict().get("pooling_mode")
+    if pooling not in SUPPORTED_POOLING:
+        raise ModelError(f"cannot export this model to ONNX: pooling {pooling!r} (supported: {', '.join(SUPPORTED_POOLING)})")
+    return modules[0], pooling, len(modules) == 3
+
+
+@contextlib.contextmanager
+def quiet_root_logger():
+    """The root logger at ERROR for the duration (onnxruntime's quantiser warns there on every call)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def weights_beside(model: Path) -> None:
+    """Rewrite an ONNX file with its weights in a file beside it (``<name>.data``).
+
+    onnxruntime maps such a file instead of parsing the weights out of the model's protobuf: the
+    verifier's fp32 session starts in ~0.4 s instead of ~1.0 s (docs/performance.md, "Fresh
+    process"). The vectors are the same. Exports made before keep their single file and still work.
+    """
+    import onnx
+
+    proto = onnx.load(str(model))
+    data = model.with_name(model.name + ".data")
+    data.unlink(missing_ok=True)
+    onnx.save_model(proto, str(model), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=data.name, size_threshold=1024)  # fmt: skip
+    os.chmod(data, model.stat().st_mode & 0o777)  # onnx writes it 0600; the export folder is shared
+
+
+def ffn_output_matmuls(model: Path) -> list[str]:
+    """The MatMul nodes of the transformer layers' feed-forward output projections ("ffn-out-fp32")."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type == "MatMul" and re.search(r"/layer\.\d+/output/dense/", n.name)]
