@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Callable, Iterator
 
 CHUNK = 1 << 22
 VERIFIED_MEMO = ".verified.json"  # each file's stat when its hash last matched
@@ -101,3 +103,26 @@ def sealed_folder_damage(folder: Path, meta: dict, meta_name: str, *, needed: li
         return f"{unlisted[0]} is not in its checksums"
     bad = first_mismatch(folder, want, memo=VERIFIED_MEMO)
     return f"{bad}: missing or altered, SHA-256 mismatch" if bad is not None else None
+
+
+@contextlib.contextmanager
+def made_once(lock_file: Path, what: str, log: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold an inter-process lock on ``lock_file`` (the ``filelock`` package) while making ``what``.
+
+    Of several processes that need the same model export at once (replicas starting together on a
+    fresh machine, test workers), one makes it; the others wait here, then find it made instead of
+    each spending a minute of CPU on a copy. The caller checks again inside for what it needs."""
+    from filelock import FileLock, Timeout
+
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if log:
+            log(f"{what}: another process is making it; waiting for it")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

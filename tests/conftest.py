@@ -52,13 +52,16 @@ def run_caches(tmp_path_factory):
     """The run owns its caches: nothing is written under ~, and no test relies on another's cache.
 
     The verifier's unpacked model and ONNX export go to a per-run folder (about 1 GB, made once
-    per run by whichever test needs it first), unless ASSISTANT_MODEL_CACHE is set, which is then
-    used as it is (a filled one saves about a minute locally). Child processes inherit all of it.
+    per run by whichever test needs it first; the xdist workers share it, and the product's lock
+    lets one of them make it while the others wait), unless ASSISTANT_MODEL_CACHE is set, which is
+    then used as it is (a filled one saves about a minute locally). Child processes inherit all of it.
     """
     root = tmp_path_factory.mktemp("caches")
+    # Under xdist every worker's base folder sits in the run's own folder: share the model cache there.
+    shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else root
     with pytest.MonkeyPatch.context() as mp:
         if not os.environ.get("ASSISTANT_MODEL_CACHE"):
-            mp.setenv("ASSISTANT_MODEL_CACHE", str(root / "faq-assistant"))
+            mp.setenv("ASSISTANT_MODEL_CACHE", str(shared / "faq-assistant"))
         workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
         if workers > 1:  # the workers share the cores, as replicas on one host do (docs/deployment.md)
             import assistant.models.onnx as onnx_models

