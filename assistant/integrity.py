@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -126,3 +128,17 @@ def made_once(lock_file: Path, what: str, log: Callable[[str], None] | None = No
         yield
     finally:
         lock.release()
+
+
+def replace_with_copy(src: Path, dest: Path, *, skip: tuple[str, ...] = ()) -> None:
+    """Make ``dest`` a copy of the folder ``src`` (but ``skip``): copied beside it first, then swapped in."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".copy-{dest.name}-", dir=dest.parent))
+    try:
+        shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*skip))
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -157,11 +157,15 @@ def test_a_truncated_model_is_exported_again_and_gives_the_same_vectors(export_c
     model = export_copy / "model.onnx"
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     logs: list[str] = []
-    encoder = open_encoder(None, export_copy.parent, log=logs.append)
+    shared = export_copy.parent.parent / "machine-cache" / "onnx"  # the machine's model cache: empty so far
+    encoder = open_encoder(None, export_copy.parent, log=logs.append, shared=shared)
     assert isinstance(encoder, OnnxEncoder) and encoder.path == export_copy
     assert any("model.onnx: missing or altered, SHA-256 mismatch" in line and "exporting again" in line for line in logs), logs
     texts = ["How long does shipping take?", "Can I return earrings?"]
     assert np.min(np.sum(encoder.encode(texts) * real_encoder.encode(texts), axis=1)) >= 0.999
+    # the new export is also left in the machine's cache, for the next index folder to copy
+    assert _usable_export(shared / export_copy.name, quantize=False)
+    assert (shared / export_copy.name / EXPORT_META).read_text() == (export_copy / EXPORT_META).read_text()
 
 
 def test_an_index_from_before_the_checksums_lends_its_vectors_to_the_rebuild(tiny_corpus, tmp_path):

@@ -42,7 +42,7 @@ from assistant.index.store import BuildStats, Index, open_index
 from assistant.learning.links import Link, StaleLink, check_links, load_links
 from assistant.models.embeddings import Encoder
 from assistant.models.onnx import open_encoder
-from assistant.models.verifier import Verifier, kind_of, open_verifier
+from assistant.models.verifier import Verifier, kind_of, model_cache_root, open_verifier
 from assistant.schema import Answer, Draft, Hit, Passage
 
 __all__ = ["Assistant", "clean_question", "MAX_QUESTION_CHARS", "MAX_PARTS", "VERIFY_CANDIDATES"]
@@ -172,7 +172,9 @@ class Assistant:
         """
         if encoder is None:
             resolve_files(corpus)  # a bad corpus path fails before any model export
-            encoder = open_encoder(model, IndexLayout(index_dir).models, backend=backend, log=log)
+            # An export in the machine's model cache (made for another index) is copied, not made again.
+            shared = model_cache_root() / "onnx"
+            encoder = open_encoder(model, IndexLayout(index_dir).models, backend=backend, log=log, shared=shared)
         links = load_links(learned) if learned is not None else []
         index, stats = open_index(
             corpus, index_dir, encoder, rebuild=rebuild, progress_factory=progress_factory, log=log, links=links

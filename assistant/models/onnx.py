@@ -15,7 +15,9 @@ import numpy as np
 
 from assistant.errors import ModelError
 from assistant.index.layout import MODELS_DIR
-from assistant.integrity import VERIFIED_MEMO, folder_digests, made_once, sealed_folder_damage, write_json
+from assistant.integrity import (
+    VERIFIED_MEMO, folder_digests, made_once, replace_with_copy, sealed_folder_damage, write_json,
+)  # fmt: skip
 from assistant.models.embeddings import (
     DEFAULT_MODEL,
     Encoder,
@@ -24,37 +26,15 @@ from assistant.models.embeddings import (
     normalize,
     resolve_model_path,
 )
-from assistant.models.onnx_graph import quantize_int8, sentence_transformer_parts, weights_beside
+from assistant.models.onnx_graph import (
+    EXPORT_CHECK_TEXTS, INT8_MIN_COSINE, INT8_SCHEMES, quantize_int8, sentence_transformer_parts, weights_beside,
+)  # fmt: skip
 
 MODEL_CACHE = MODELS_DIR  # the index folder's model exports (the name is assistant/index/layout.py's)
 EXPORT_META = "export.json"
 EXPORT_FORMAT = 1
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
-# How the int8 variant is quantised: every weight MatMul, per channel ("all"), unless that model's
-# check cosine to fp32 is below INT8_MIN_COSINE; then the feed-forward output projections
-# (``layer.N/output/dense``, whose GELU inputs carry outliers a per-tensor activation scale cannot
-# hold) stay fp32 ("ffn-out-fp32"). all-MiniLM-L6-v2 quantises well whole (question cosine 0.994
-# mean, and 138 texts/s in bulk against 95 with its projections in fp32); all-mpnet-base-v2 does
-# not (check min 0.57; question cosine 0.881 mean -> 0.991 with them in fp32). docs/performance.md,
-# "The int8 verifier". An export made before records no scheme: "all" if its check passes,
-# else its int8 model is made again (and its vectors get another fingerprint).
-INT8_MIN_COSINE = 0.95
-INT8_SCHEMES = ("all", "ffn-out-fp32")
 MIN_EXPORT_COSINE = 0.999
-
-
-# Texts every export is checked on besides the caller's sample: short, long, accented,
-# punctuation-only, and one far past the truncation limit.
-EXPORT_CHECK_TEXTS = (
-    "How long does shipping take?",
-    "can i return earrings if i've worn them",
-    "Do you ship to Canada, and how much does it cost?",
-    "We accept Visa, MasterCard, American Express and PayPal. We do not accept cash on delivery.",
-    "Café crème brûlée — naïve résumé façade.",
-    "???",
-    "x",
-    "Orders are processed within 2 working days. " * 60,
-)
 BACKENDS = ("onnx", "onnx-int8", "torch")
 QUERY_BATCH = 8  # encode calls with at most this many texts are questions (QUERY_THREADS), not bulk
 # Questions run on every core with the pool's threads sleeping, not spinning, between calls: one
@@ -88,8 +68,13 @@ def export_onnx(
     optimize: bool = True,
     min_cosine: float = MIN_EXPORT_COSINE,
     log: Callable[[str], None] | None = None,
+    shared: Path | None = None,
 ) -> Path:
     """Export the sentence-transformers model to ONNX under ``cache_dir/<fingerprint>/`` (once).
+
+    ``shared``: another folder of exports (the machine's model cache, for an index folder's
+    ``models/``): a sealed export there is copied instead of exporting again (~10 s for MiniLM),
+    and a new export is copied there for the next index.
 
     The export is checked against the reference encoder on ``sample`` plus a fixed set of
     texts; below ``min_cosine`` it is discarded and ModelError raised. ``optimize`` fuses the
@@ -104,15 +89,31 @@ def export_onnx(
     out = export_dir(cache_dir, fingerprint)
     if _usable_export(out, quantize):
         return out
-    with made_once(Path(cache_dir) / f".export-{fingerprint}.lock", f"encoder: the ONNX export of {path.name}", log):
+    what = f"encoder: the ONNX export of {DEFAULT_MODEL if model is None else path.name}"
+    with made_once(Path(cache_dir) / f".export-{fingerprint}.lock", what, log):
         if _usable_export(out, quantize):  # another process made it meanwhile
             return out
+        source = export_dir(shared, fingerprint) if shared is not None else None
+        if source is not None and source != out and _usable_export(source, quantize):
+            if log:
+                log(f"{what}: copied from {shared}")
+            replace_with_copy(source, out, skip=(VERIFIED_MEMO,))
+            if _usable_export(out, quantize):
+                return out
         if quantize and _usable_export(out, False) and not _read_meta(out)["check"].get("optimized"):
             _add_int8(out, log)  # its fp32 graph is the plain one: quantise it, no torch, no new export
             if _usable_export(out, quantize):
                 return out
-        return _export(model, path, out, cache_dir, sample=sample, quantize=quantize, optimize=optimize,
+        made = _export(model, path, out, cache_dir, sample=sample, quantize=quantize, optimize=optimize,
                        min_cosine=min_cosine, log=log)  # fmt: skip
+    if source is not None and source != out and not _usable_export(source, quantize):
+        try:  # for the next index folder; the export made here is enough for this one
+            with made_once(Path(shared) / f".export-{fingerprint}.lock", what, log):
+                replace_with_copy(made, source, skip=(VERIFIED_MEMO,))
+        except OSError as exc:
+            if log:
+                log(f"encoder: the export was not copied to {shared} ({exc})")
+    return made
 
 
 def _export(model: str | Path | None, path: Path, out: Path, cache_dir: str | Path, *, sample, quantize: bool,
@@ -453,6 +454,7 @@ def open_encoder(
     log: Callable[[str], None] | None = None,
     max_tokens: int | None = None,
     quantize: bool = False,
+    shared: Path | None = None,
 ) -> "Encoder":
     """The fastest faithful encoder for ``model``.
 
@@ -464,6 +466,7 @@ def open_encoder(
     its own fingerprint, so an index built with it is never mixed with fp32 vectors.
     ``max_tokens``: read at most this many tokens of each text (see OnnxEncoder).
     ``quantize``: an export made now also holds the int8 variant (an existing one is kept as it is).
+    ``shared``: a folder of exports to copy from, and to copy a new export into (export_onnx).
     """
     if backend not in BACKENDS:
         raise ModelError(f"encoder backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
@@ -483,7 +486,7 @@ def open_encoder(
     if not export:
         return SentenceTransformerEncoder(model, max_tokens=max_tokens)
     try:
-        exported = export_onnx(model, cache_dir, quantize=quantize or variant == "int8", log=log)
+        exported = export_onnx(model, cache_dir, quantize=quantize or variant == "int8", log=log, shared=shared)
         return OnnxEncoder(exported, name=name, variant=variant, max_tokens=max_tokens)
     except ModelError as exc:
         if log:

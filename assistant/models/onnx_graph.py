@@ -13,6 +13,29 @@ from typing import Callable
 from assistant.errors import ModelError
 
 SUPPORTED_POOLING = ("mean", "cls")
+# How the int8 variant is quantised: every weight MatMul, per channel ("all"), unless that model's
+# check cosine to fp32 is below INT8_MIN_COSINE; then the feed-forward output projections
+# (``layer.N/output/dense``, whose GELU inputs carry outliers a per-tensor activation scale cannot
+# hold) stay fp32 ("ffn-out-fp32"). all-MiniLM-L6-v2 quantises well whole (question cosine 0.994
+# mean, and 138 texts/s in bulk against 95 with its projections in fp32); all-mpnet-base-v2 does
+# not (check min 0.57; question cosine 0.881 mean -> 0.991 with them in fp32). docs/performance.md,
+# "The int8 verifier". An export made before records no scheme: "all" if its check passes,
+# else its int8 model is made again (and its vectors get another fingerprint).
+INT8_MIN_COSINE = 0.95
+INT8_SCHEMES = ("all", "ffn-out-fp32")
+
+# Texts every export is checked on besides the caller's sample: short, long, accented,
+# punctuation-only, and one far past the truncation limit.
+EXPORT_CHECK_TEXTS = (
+    "How long does shipping take?",
+    "can i return earrings if i've worn them",
+    "Do you ship to Canada, and how much does it cost?",
+    "We accept Visa, MasterCard, American Express and PayPal. We do not accept cash on delivery.",
+    "Café crème brûlée — naïve résumé façade.",
+    "???",
+    "x",
+    "Orders are processed within 2 working days. " * 60,
+)
 
 
 def sentence_transformer_parts(st) -> tuple[object, str, bool]:
