@@ -264,6 +264,7 @@ def fake_assistant(tiny_corpus, tmp_path, fake_encoder):
 # the browser), started first: with a few workers, a long test picked up last would leave one worker
 # idle at the end (longest-first scheduling). Order only; no test depends on it.
 LONGEST_FIRST = (
+    "tests/test_verifier.py::test_the_int8_verifier_is_added_to_the_export",
     "tests/test_onnx.py",
     "tests/test_replicas.py",
     "tests/test_api.py::test_app_py_builds_the_index_then_serves",
