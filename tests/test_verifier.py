@@ -326,13 +326,18 @@ def test_an_encoder_given_as_the_verifier_reads_as_its_variant():
     assert vf.DEFAULT_VERIFIER == "mpnet"
 
 
-def test_the_int8_verifier_is_added_to_the_export_when_first_asked_and_its_vectors_ignore_the_batch(tmp_path):
+def test_the_int8_verifier_is_added_to_the_export_when_first_asked_and_its_vectors_ignore_the_batch(tmp_path, monkeypatch):
     """The verifier is exported without int8 (~40 s of a first index build that most users never
     use); `--verifier mpnet-int8` adds it in place, beside the fp32 files, which stay as they are."""
     import json
     import shutil
 
+    import assistant.models.onnx as onnx_models
     from assistant.models.onnx import EXPORT_META, OnnxEncoder, open_encoder
+
+    # Only the scheme this model ends with: quantising it whole first (which fails its check, as the
+    # test below shows for the order) would double the test's ~15 s of quantising.
+    monkeypatch.setattr(onnx_models, "INT8_SCHEMES", ("ffn-out-fp32",))
 
     fp32 = vf.open_verifier_encoder()  # the run's export
     export = tmp_path / "onnx" / fp32.path.name  # a copy of it without int8
@@ -368,6 +373,23 @@ def test_the_int8_verifier_is_added_to_the_export_when_first_asked_and_its_vecto
     for batch in ([question, other], [other, "x", question]):
         np.testing.assert_array_equal(int8.encode(batch)[batch.index(question)], alone)
     np.testing.assert_array_equal(int8.encode([question] + [other] * 9)[0], alone)  # bulk too (> QUERY_BATCH)
+
+
+def test_int8_schemes_are_tried_in_turn_until_one_passes_its_check(monkeypatch, tmp_path):
+    import onnxruntime.quantization as quantization
+
+    from assistant.models import onnx_graph
+
+    made: list[object] = []
+    monkeypatch.setattr(quantization, "quantize_dynamic", lambda raw, dest, **kw: made.append(kw["nodes_to_exclude"]))
+    monkeypatch.setattr(onnx_graph, "ffn_output_matmuls", lambda raw: ["layer.0/output/dense/MatMul"])
+    cosines = iter([0.57, 0.991])  # all-mpnet-base-v2: whole fails the check, feed-forward outputs in fp32 pass
+    args = (tmp_path / "raw.onnx", tmp_path / "int8.onnx", lambda f: next(cosines), onnx_graph.INT8_SCHEMES, 0.95)
+    assert onnx_graph.quantize_int8(*args) == ("ffn-out-fp32", 0.991)
+    assert made == [None, ["layer.0/output/dense/MatMul"]]
+    made.clear()
+    cosines = iter([0.994])  # all-MiniLM-L6-v2: whole passes, the second scheme is never made
+    assert onnx_graph.quantize_int8(*args[:2], lambda f: next(cosines), *args[3:]) == ("all", 0.994) and made == [None]
 
 
 def test_the_int8_verifier_has_no_torch_backend():
