@@ -246,6 +246,7 @@ def _export(model: str | Path | None, path: Path, out: Path, cache_dir: str | Pa
 
 
 def _read_meta(folder: Path) -> dict:
+    """An export's metadata (``export.json``); OSError or ValueError when it is missing or not JSON."""
     return json.loads((folder / EXPORT_META).read_text())
 
 
@@ -294,7 +295,7 @@ def _int8_scheme(meta: dict) -> str | None:
 
 def _usable_export(folder: Path, quantize: bool) -> bool:
     try:
-        meta = json.loads((folder / EXPORT_META).read_text())
+        meta = _read_meta(folder)
     except (OSError, ValueError):
         return False
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
@@ -305,7 +306,7 @@ def _usable_export(folder: Path, quantize: bool) -> bool:
 def _export_damage(folder: Path, meta: dict | None = None) -> str | None:
     """Why the export in ``folder`` cannot be used (a file missing, altered or unlisted), or None."""
     try:
-        meta = json.loads((folder / EXPORT_META).read_text()) if meta is None else meta
+        meta = _read_meta(folder) if meta is None else meta
         needed = [*meta.get("files", {}).values(), "tokenizer.json"]
     except (OSError, ValueError, AttributeError) as exc:
         return f"the ONNX export in {folder} is damaged ({EXPORT_META}: {exc})"
@@ -336,7 +337,7 @@ class OnnxEncoder:
         self.path = Path(folder)
         if meta is None:  # an export on disk (not one being checked while it is made): verify it
             try:
-                meta = json.loads((self.path / EXPORT_META).read_text())
+                meta = _read_meta(self.path)
             except (OSError, ValueError) as exc:
                 raise ModelError(f"no usable ONNX export in {self.path}: {exc}") from None
             if not isinstance(meta, dict):
