@@ -31,23 +31,41 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def stackfaq(folder: Path, work: Path, *, hold_out: bool):
-    """(corpus file, gold questions) for StackFAQ, with every fifth thread held out when asked."""
+def stackfaq(folder: Path, work: Path, *, hold_out: bool, even: bool = False, untitled: bool = False):
+    """(corpus file, gold questions) for StackFAQ, with every fifth thread held out when asked.
+
+    ``even``: only the even-numbered threads (the tuning half; the fifth of them held out are
+    every fifth even thread). ``untitled``: each entry's FAQ question is replaced by a title that
+    says nothing ("Help topic 12"), so user questions meet only the answers' own words, as on an
+    FAQ whose questions are worded unlike the customers' (the regime where links matter most).
+    """
     from assistant.evaluation.gold import GoldQuestion
 
     rows = [json.loads(x) for x in (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
     queries = [json.loads(x) for x in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
 
-    def dropped(entry_id: str) -> bool:
-        return hold_out and int(entry_id[1:4]) % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1
+    def thread(entry_id: str) -> int:
+        return int(entry_id[1:4])
 
-    corpus = work / ("stackfaq-heldout" if hold_out else "stackfaq-full") / "corpus.jsonl"
+    def dropped(entry_id: str) -> bool:
+        n = thread(entry_id) // 2 if even else thread(entry_id)
+        return hold_out and n % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1
+
+    def kept(entry_id: str) -> bool:
+        return not even or thread(entry_id) % 2 == 0
+
+    name = "stackfaq" + ("-even" if even else "") + ("-untitled" if untitled else "") + ("-heldout" if hold_out else "-full")
+    corpus = work / name / "corpus.jsonl"
     corpus.parent.mkdir(parents=True, exist_ok=True)
-    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows if not dropped(r["id"])), encoding="utf-8")
+    out = [
+        {**r, "title": f"Help topic {thread(r['id'])}"} if untitled else r
+        for r in rows if kept(r["id"]) and not dropped(r["id"])
+    ]  # fmt: skip
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in out), encoding="utf-8")
     gold = [
         GoldQuestion(q["id"], q["question"], answerable=not dropped(q["id"]),
                      relevant_ids=() if dropped(q["id"]) else tuple(q["relevant_ids"]), source=str(folder), line=n)
-        for n, q in enumerate(queries, 1)
+        for n, q in enumerate(queries, 1) if kept(q["id"])
     ]  # fmt: skip
     return corpus, gold
 
@@ -62,7 +80,7 @@ def bundled():
 
 
 def run_curve(
-    name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, history, halves: bool, offsets=None
+    name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, history, halves: bool, offsets=None, share=None
 ) -> list[dict]:
     from assistant.core.pipeline import Assistant
     from assistant.core.retrieval import RetrievalConfig
@@ -73,7 +91,10 @@ def run_curve(
 
     def open_with(links: Path | None):
         t0 = time.perf_counter()
-        retrieval = RetrievalConfig(learned_offset=offsets[0], learned_section_offset=offsets[1]) if offsets else None
+        knobs = {} if share is None else {"learned_rank_share": share}
+        if offsets:
+            knobs.update(learned_offset=offsets[0], learned_section_offset=offsets[1])
+        retrieval = RetrievalConfig(**knobs) if knobs else None
         assistant, stats = Assistant.open([str(corpus)], index_dir, encoder=encoder, verifier=verifier, retrieval=retrieval,
                                           use_calibration=False, learned=links, log=log)  # fmt: skip
         log(f"{name}: opened with {len(assistant.index.learned)} learned keys in {time.perf_counter() - t0:.1f}s ({stats.reason})")
@@ -84,10 +105,13 @@ def run_curve(
     return [{"set": name, **p.to_dict()} for p in points]
 
 
-def offset_sweep(name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, offsets, weights=None) -> list[dict]:
+def offset_sweep(
+    name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, offsets, weights=None, shares=None, share=None
+) -> list[dict]:
     """The halves split scored at each learned_offset (one index with the even halves linked),
     and without links, for the refusal figures the offset must keep. With ``weights`` it sweeps
-    RetrievalConfig.rerank_dense_weight instead (the default offsets), with and without links."""
+    RetrievalConfig.rerank_dense_weight instead (the default offsets), with and without links; with
+    ``shares``, RetrievalConfig.learned_rank_share (the default offsets, with links)."""
     from dataclasses import replace
 
     from assistant.core.pipeline import Assistant
@@ -117,9 +141,14 @@ def offset_sweep(name: str, corpus: Path, gold, index_dir: Path, *, verifier: st
         a = Assistant(linked.index, encoder, retrieval=RetrievalConfig(rerank_dense_weight=w), verifier=linked.verifier)
         rows.append({"set": name, **score_point(a, "halves", len(even), test).to_dict(), "rerank_dense_weight": w})
         log(f"{name}: {rows[-1]}")
-    for offset in () if weights else offsets:
-        a = Assistant(linked.index, encoder, retrieval=RetrievalConfig(learned_offset=offset, learned_section_offset=offset),
-                      verifier=linked.verifier)
+    for share in shares or ():
+        a = Assistant(linked.index, encoder, retrieval=RetrievalConfig(learned_rank_share=share), verifier=linked.verifier)
+        rows.append({"set": name, **score_point(a, "halves", len(even), test).to_dict(), "learned_rank_share": share})
+        log(f"{name}: {rows[-1]}")
+    for offset in () if weights or shares else offsets:
+        knobs = {} if share is None else {"learned_rank_share": share}
+        a = Assistant(linked.index, encoder, verifier=linked.verifier,
+                      retrieval=RetrievalConfig(learned_offset=offset, learned_section_offset=offset, **knobs))  # fmt: skip
         rows.append({"set": name, **score_point(a, "halves", len(even), test).to_dict(), "learned_offset": offset})
         log(f"{name}: {rows[-1]}")
     return rows
@@ -160,9 +189,15 @@ def table(rows: list[dict]) -> str:
     def f(v):
         return "n/a" if v is None else f"{v:.3f}"
 
+    def knob(r):
+        for key, label in (("learned_offset", "offset"), ("learned_rank_share", "rank share"), ("rerank_dense_weight", "w")):
+            if r.get(key) is not None:
+                return f", {label} {r[key]}"
+        return ""
+
     for r in rows:
         lines.append(
-            f"| {r['set']} | {r['history']}{'' if r.get('learned_offset') is None else ', offset ' + str(r['learned_offset'])} | {r['links']} | {r['test_questions']} | {f(r['hit_at_1'])} "
+            f"| {r['set']} | {r['history']}{knob(r)} | {r['links']} | {r['test_questions']} | {f(r['hit_at_1'])} "
             f"| {f(r['answerable_accuracy'])} | {f(r['answerable_refused'])} | {r['unanswerable_questions']} "
             f"| {f(r['unanswerable_refused'])} |"
         )
@@ -173,12 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stackfaq", type=Path, default=STACKFAQ)
     ap.add_argument("--work", type=Path, default=Path("/tmp/learning-curve"), help="index folders (reused between runs)")
-    ap.add_argument("--sets", default="stackfaq,stackfaq-full,bundled", help="comma-separated: stackfaq, stackfaq-full, bundled")
+    ap.add_argument("--sets", default="stackfaq,stackfaq-full,bundled",
+                    help="comma-separated: stackfaq, stackfaq-full, bundled, and for the sweeps stackfaq-even, "
+                    "stackfaq-even-untitled (even threads only, every fifth of them held out)")
     ap.add_argument("--verifier", default="mpnet", choices=("mpnet", "none"))
     ap.add_argument("--clusters", action="store_true", help="also score the grouping of refused questions")
     ap.add_argument("--offsets", help="comma-separated learned_offset values: score the halves split at each instead of the curve")
     ap.add_argument("--learned-offsets", metavar="FAQ,SECTION", help="the curve with these offsets instead of the defaults")
     ap.add_argument("--rerank-weights", help="comma-separated rerank_dense_weight values: score the halves split, with and without links, at each")
+    ap.add_argument("--rank-share", type=float, help="the curve (and the --offsets sweep) with this learned_rank_share instead of the default")
+    ap.add_argument("--rank-shares", help="comma-separated learned_rank_share values: score the halves split, with links, at each")
     ap.add_argument("--json", type=Path, help="write every figure here")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -187,26 +226,33 @@ def main(argv: list[str] | None = None) -> int:
     curve_offsets = [float(x) for x in args.learned_offsets.split(",")] if args.learned_offsets else None
     for name in sets:
         suffix = "" if args.verifier == "mpnet" else f"-{args.verifier}"
-        if args.offsets or args.rerank_weights:
-            corpus, gold = bundled() if name == "bundled" else stackfaq(args.stackfaq, args.work, hold_out=name == "stackfaq")
+        if args.offsets or args.rerank_weights or args.rank_shares:
+            if name == "bundled":
+                corpus, gold = bundled()
+            else:
+                corpus, gold = stackfaq(args.stackfaq, args.work, hold_out=name != "stackfaq-full",
+                                        even="-even" in name, untitled="untitled" in name)  # fmt: skip
             rows += offset_sweep(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
                                  offsets=[float(x) for x in (args.offsets or "0").split(",")],
-                                 weights=[float(x) for x in args.rerank_weights.split(",")] if args.rerank_weights else None)  # fmt: skip
+                                 weights=[float(x) for x in args.rerank_weights.split(",")] if args.rerank_weights else None,
+                                 shares=[float(x) for x in args.rank_shares.split(",")] if args.rank_shares else None,
+                                 share=args.rank_share)  # fmt: skip
         elif name == "stackfaq":
             corpus, gold = stackfaq(args.stackfaq, args.work, hold_out=True)
             rows += run_curve(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
-                              history=(0, 1, 2, 3), halves=True, offsets=curve_offsets)  # fmt: skip
+                              history=(0, 1, 2, 3), halves=True, offsets=curve_offsets, share=args.rank_share)  # fmt: skip
         elif name == "stackfaq-full":
             corpus, gold = stackfaq(args.stackfaq, args.work, hold_out=False)
             rows += run_curve(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
-                              history=(), halves=True, offsets=curve_offsets)  # fmt: skip
+                              history=(), halves=True, offsets=curve_offsets, share=args.rank_share)  # fmt: skip
         elif name == "bundled":
             corpus, gold = bundled()
             rows += run_curve(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
-                              history=(0, 1, 2, 3), halves=True, offsets=curve_offsets)  # fmt: skip
+                              history=(0, 1, 2, 3), halves=True, offsets=curve_offsets, share=args.rank_share)  # fmt: skip
         else:
             ap.error(f"unknown set {name!r}")
-    result = {"verifier": args.verifier, "learned_offsets": curve_offsets or "defaults", "curve": rows}
+    result = {"verifier": args.verifier, "learned_offsets": curve_offsets or "defaults",
+              "learned_rank_share": "default" if args.rank_share is None else args.rank_share, "curve": rows}
     print(table(rows))
     if args.clusters:
         result["clusters"] = cluster_scores(args.stackfaq, (0.5, 0.55, 0.6, 0.65, 0.7, 0.75))

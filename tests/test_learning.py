@@ -14,7 +14,7 @@ import pytest
 from assistant.core.corpus import resolve_files
 from assistant.core.pipeline import Assistant
 from assistant.core.refusal import RefusalModel
-from assistant.errors import LinkError
+from assistant.errors import ConfigError, LinkError
 from assistant.evaluation.gold import GoldQuestion
 from assistant.learning.clustering import group_questions
 from assistant.learning.links import (
@@ -198,6 +198,33 @@ def test_a_linked_question_is_answered_from_its_passage_with_the_real_models(sho
     passage = linked.index.passages[linked.index.by_id["tiny:packaging-1"]]
     assert answer.answered and answer.citations[0].id == "tiny:packaging-1"
     assert all(s.text in passage.text for s in answer.sentences)
+
+
+def test_a_linked_question_ranks_at_its_full_cosine_and_is_decided_at_the_offset(shop, tmp_path, onnx_encoder, onnx_verifier):
+    from assistant.core.retrieval import RetrievalConfig
+
+    learned = tmp_path / "learned.jsonl"
+    append_link(learned, Link(HIDDEN_PRICE, "tiny:packaging-1", by="sam"))
+    linked = Assistant.open([shop], tmp_path / "idx", encoder=onnx_encoder, verifier=onnx_verifier, learned=learned)[0]
+    qvec = linked.verifier.embed(HIDDEN_PRICE)
+    every = range(len(linked.index.passages))
+    packaging = linked.index.by_id["tiny:packaging-1"]
+    plain = linked.verifier.passage_scores(qvec, every)
+    decide, rank = linked.verifier.passage_scores(qvec, every, learned_offsets=(0.3, 0.3), rank_share=0.0)
+    assert rank[packaging] == pytest.approx(plain[packaging]) == pytest.approx(1.0, abs=1e-4)  # its own question
+    assert decide[packaging] == pytest.approx(0.7, abs=1e-4)  # the whole offset, for the decision
+    half = linked.verifier.passage_scores(qvec, every, learned_offsets=(0.3, 0.3), rank_share=0.5)[1]
+    assert half[packaging] == pytest.approx(0.85, abs=1e-4)
+    others = [i for i in every if i != packaging]
+    assert np.allclose(decide[others], plain[others]) and np.allclose(rank[others], plain[others])  # no learned key
+
+    # Through the pipeline: hits are ordered by the rank score and carry the decision's cosine.
+    a = Assistant(linked.index, onnx_encoder, verifier=linked.verifier,
+                  retrieval=RetrievalConfig(learned_offset=0.3, learned_section_offset=0.3, learned_rank_share=0.0))  # fmt: skip
+    hits = a.reranker.run(HIDDEN_PRICE, a.retriever.search(HIDDEN_PRICE, k=5), qvec)
+    assert hits[0].passage.id == "tiny:packaging-1" and hits[0].verified == pytest.approx(0.7, abs=1e-4)
+    with pytest.raises(ConfigError, match="learned_rank_share must be in"):
+        RetrievalConfig(learned_rank_share=1.5)
 
 
 def test_staff_link_through_the_api_and_the_next_answer_uses_it(shop, tmp_path, onnx_encoder):

@@ -99,7 +99,8 @@ class Assistant:
         self.retriever = Retriever(index, encoder, retrieval)
         self.reranker = (
             Reranker(verifier, index.by_id, learned_offsets=self.retriever.config.offsets,
-                     dense_weight=self.retriever.config.rerank_dense_weight)
+                     dense_weight=self.retriever.config.rerank_dense_weight,
+                     rank_share=self.retriever.config.learned_rank_share)
             if verifier is not None else None
         )  # fmt: skip
         self.decider = Decider(refusal or self.default_refusal(), self.retriever, index.by_id)

@@ -18,6 +18,7 @@ MODES = ("hybrid", "dense", "lexical")
 LEARNED_OFFSET = 0.15
 LEARNED_SECTION_OFFSET = 0.25
 RERANK_DENSE_WEIGHT = 0.0
+LEARNED_RANK_SHARE = 0.25  # docs/learning.md: chosen on the tuning halves
 
 # Words of a question the encoders read. An encoder's cost grows with the text's length (a
 # 2,000-character question cost ~360 ms in MiniLM and ~480 ms in the verifier, against ~5 and
@@ -60,6 +61,9 @@ class RetrievalConfig:
     # questions against statements (docs/learning.md: the values that keep unanswerable refusals).
     learned_offset: float = LEARNED_OFFSET  # learned keys of FAQ rows
     learned_section_offset: float = LEARNED_SECTION_OFFSET  # learned keys of plain-text passages
+    # The share of those offsets taken when the verifier *orders* the candidates (the refusal
+    # decision always takes all of it): 0 ranks a confirmed question at its full cosine.
+    learned_rank_share: float = LEARNED_RANK_SHARE
     # When the verifier re-ranks the candidates, this share of the retriever's own cosine is added
     # to the verifier's: the two models' evidence combined (docs/learning.md).
     rerank_dense_weight: float = RERANK_DENSE_WEIGHT
@@ -71,6 +75,8 @@ class RetrievalConfig:
             raise ConfigError(f"lexical_weight must be in [0, 10], got {self.lexical_weight}")
         if not 0 <= self.rerank_dense_weight <= 10:
             raise ConfigError(f"rerank_dense_weight must be in [0, 10], got {self.rerank_dense_weight}")
+        if not 0 <= self.learned_rank_share <= 1:
+            raise ConfigError(f"learned_rank_share must be in [0, 1], got {self.learned_rank_share}")
         for name in ("learned_offset", "learned_section_offset"):
             if not 0 <= getattr(self, name) <= 2:
                 raise ConfigError(f"{name} must be in [0, 2], got {getattr(self, name)}")

@@ -137,7 +137,7 @@ class Reranker:
 
     def __init__(
         self, verifier: Verifier, passage_index: Mapping[str, int], *, candidates: int = VERIFY_CANDIDATES,
-        learned_offsets: tuple[float, float] = (0.0, 0.0), dense_weight: float = 0.0,
+        learned_offsets: tuple[float, float] = (0.0, 0.0), dense_weight: float = 0.0, rank_share: float = 1.0,
     ) -> None:
         if candidates <= 0:
             raise ConfigError(f"candidates must be > 0, got {candidates}")
@@ -145,6 +145,7 @@ class Reranker:
         self.passage_index = passage_index
         self.candidates = candidates
         self.learned_offsets = learned_offsets  # as the retriever's (RetrievalConfig.offsets)
+        self.rank_share = rank_share  # share of those offsets taken when ordering (RetrievalConfig.learned_rank_share)
         self.dense_weight = dense_weight  # share of the retriever's cosine added to the verifier's
         self._learned = bool(getattr(getattr(verifier, "index", None), "learned", ()))  # its index holds learned keys
 
@@ -166,13 +167,15 @@ class Reranker:
             qvecs = dict(zip(todo, self.verifier.embed_many([encoder_text(queries[i]) for i in todo])))
         for i in todo:
             ids = [self.passage_index[h.passage.id] for h in hits[i]]
-            scores = (
-                self.verifier.passage_scores(qvecs[i], ids, learned_offsets=self.learned_offsets)
-                if self._learned else self.verifier.passage_scores(qvecs[i], ids)
-            )  # fmt: skip
+            if self._learned:
+                scores, ranked = self.verifier.passage_scores(
+                    qvecs[i], ids, learned_offsets=self.learned_offsets, rank_share=self.rank_share
+                )
+            else:
+                scores = ranked = self.verifier.passage_scores(qvecs[i], ids)
             w = self.dense_weight
-            verified = [replace(h, verified=float(v), score=(float(v) + w * h.dense) / (1 + w) + h.lexical_term)
-                        for h, v in zip(hits[i], scores)]  # fmt: skip
+            verified = [replace(h, verified=float(v), score=(float(r) + w * h.dense) / (1 + w) + h.lexical_term)
+                        for h, v, r in zip(hits[i], scores, ranked)]  # fmt: skip
             out[i] = sorted(verified, key=lambda h: -h.score)
         return out
 

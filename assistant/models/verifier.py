@@ -215,22 +215,36 @@ class Verifier:
         ]
 
     def passage_scores(
-        self, qvec: np.ndarray, passages: Sequence[int], *, learned_offsets: tuple[float, float] = (0.0, 0.0)
-    ) -> np.ndarray:
+        self, qvec: np.ndarray, passages: Sequence[int], *, learned_offsets: tuple[float, float] = (0.0, 0.0),
+        rank_share: float | None = None,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Best unit cosine of each given passage (indices into the shared passage list); a learned
-        key's (a confirmed question's) cosine counts less: ``learned_offsets`` (FAQ rows, plain text)."""
+        key's (a confirmed question's) cosine counts less: ``learned_offsets`` (FAQ rows, plain text).
+
+        With ``rank_share`` it returns two arrays from one pass: the scores above (what the
+        refusal decision reads) and the scores with only ``rank_share`` of each offset taken
+        (what the candidates are ordered by)."""
         out = np.empty(len(passages), dtype=np.float32)
+        rank = None if rank_share is None else np.empty(len(passages), dtype=np.float32)
         offsets = self._offsets(learned_offsets) if self.index.learned else None
         for i, pi in enumerate(passages):
             rows = self.index.passage_units[pi]
             if not len(rows):
                 out[i] = -1.0
+                if rank is not None:
+                    rank[i] = -1.0
                 continue
             cos = self.index.vectors[rows.start : rows.stop] @ qvec
             if offsets is not None:
-                cos = cos - offsets[rows.start : rows.stop]
-            out[i] = float(np.max(cos))
-        return out
+                off = offsets[rows.start : rows.stop]
+                out[i] = float(np.max(cos - off))
+                if rank is not None:
+                    rank[i] = float(np.max(cos - rank_share * off))
+            else:
+                out[i] = float(np.max(cos))
+                if rank is not None:
+                    rank[i] = out[i]
+        return out if rank is None else (out, rank)
 
     def _offsets(self, learned_offsets: tuple[float, float]) -> np.ndarray:
         cached = self.__dict__.get("_offset_cache")
