@@ -14,6 +14,9 @@ with evals/dev.jsonl, each with its leave-out simulation, and StackFAQ's even th
 
     python scripts/refusal_evidence.py --out /tmp/evidence     # ~7 min on 2 cores
 
+The rare-word rows need ``pip install wordfreq`` (everyday-English word frequencies; only this
+script reads it).
+
 Prints, for each T, answerable right / unanswerable refused per corpus (simulated refused in
 brackets), and the choice made without the corpus it is scored on (restaurant is the only tuning
 suite corpus with FAQ rows, so T is chosen on StackFAQ-even's simulation for it).
@@ -66,6 +69,10 @@ class Row:
     sentence_lead: float = 0.0  # plain text: best sentence's verifier cosine minus the whole passage's
     first_uncovered: bool = False  # a yes/no question whose first content word the best passage lacks
     any_uncovered: bool = False  # a yes/no question with a content word the best passage lacks
+    # The lowest everyday-English frequency (wordfreq's Zipf scale: 6 ~ "take", 3.5 ~ "leasing") of
+    # a question word the corpus never uses (9: none); ``_top``: one the best passage does not use.
+    rare_missing: float = 9.0
+    rare_missing_top: float = 9.0
 
 
 class SentenceVectors:
@@ -107,6 +114,7 @@ def evidence(a: Assistant, vectors: SentenceVectors, question: str, leave_out=()
     full = [c for k, c in units if k == "full"]
     if sent and full:
         out["sentence_lead"] = max(sent) - max(full)
+    out["rare_missing"], out["rare_missing_top"] = rare_missing(lex, query, pi)
     if YES_NO_RE.match(query):
         lex = a.retriever.lexical
         terms = [t for w in query.split() for t in lex.tokenize(w)[:1]]
@@ -114,6 +122,30 @@ def evidence(a: Assistant, vectors: SentenceVectors, question: str, leave_out=()
         out["first_uncovered"] = bool(covered) and not covered[0]
         out["any_uncovered"] = not all(covered)
     return out
+
+
+WORD_RE = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]")
+
+
+def rare_missing(lex, query: str, passage: int) -> tuple[float, float]:
+    """(lowest Zipf frequency of a question word the corpus lacks, the same for the passage);
+    (9, 9) without the optional ``wordfreq`` package (pip install wordfreq; not a product dependency)."""
+    try:
+        from wordfreq import zipf_frequency
+    except ImportError:
+        return 9.0, 9.0
+
+    corpus, top = [9.0], [9.0]
+    for w in WORD_RE.findall(query):
+        stems = lex.tokenize(w)
+        if not stems:
+            continue  # a stop word
+        z = zipf_frequency(w.lower(), "en")
+        if stems[0] not in lex.vocabulary:
+            corpus.append(z)
+        if stems[0] not in lex.passage_terms[passage]:
+            top.append(z)
+    return min(corpus), min(top)
 
 
 def rows_for(name: str, a: Assistant, gold, *, simulate: bool) -> list[Row]:
@@ -264,6 +296,10 @@ def main() -> int:
         "yes/no question, any content word not in the best passage": lambda r: r.any_uncovered,
         **{f"plain text, best sentence leads the passage by < {x:.2f}": (lambda r, x=x: r.sentence_lead < x)
            for x in (0.05, 0.08, 0.10)},
+        **{f"a word the corpus never uses, Zipf < {z}": (lambda r, z=z: r.rare_missing < z)
+           for z in (3.0, 3.5, 4.0, 4.5, 5.0)},
+        **{f"a word the best passage does not use, Zipf < {z}": (lambda r, z=z: r.rare_missing_top < z)
+           for z in (3.0, 3.5, 4.0)},
     }  # fmt: skip
     print("\nrefuse also when ... (questions the default answers: wrong answers caught / right answers lost):")
     table = []
