@@ -467,7 +467,7 @@ def test_unchanged_files_cost_a_stat_not_a_hash(tiny_corpus, fake_encoder, tmp_p
 @pytest.mark.slow
 def test_real_server_answers_from_the_edited_corpus(tmp_path, model_cache):
     corpus = copy_seed_corpus(tmp_path / "faq")
-    idx_dir = index_dir_with_model(tmp_path / "index", model_cache)
+    idx_dir = index_dir_with_model(tmp_path / "index", model_cache, seeded=True)  # the edit is what is tested, not the build
     question = {"question": "Can I cancel my order?"}
     old = "We accept order cancellations before the product is shipped or produced."
     new = "We accept order cancellations within 24 hours of purchase."
