@@ -106,7 +106,8 @@ def run_curve(
 
 
 def offset_sweep(
-    name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, offsets, weights=None, shares=None, share=None
+    name: str, corpus: Path, gold, index_dir: Path, *, verifier: str, offsets, weights=None, shares=None, share=None,
+    lexical=None,
 ) -> list[dict]:
     """The halves split scored at each learned_offset (one index with the even halves linked),
     and without links, for the refusal figures the offset must keep. With ``weights`` it sweeps
@@ -131,7 +132,11 @@ def offset_sweep(
         a = Assistant(base.index, encoder, retrieval=RetrievalConfig(rerank_dense_weight=w), verifier=base.verifier)
         rows.append({"set": name, **score_point(a, "halves, no links", 0, test).to_dict(), "rerank_dense_weight": w})
         log(f"{name}: {rows[-1]}")
-    if not weights:
+    for w in lexical or ():
+        a = Assistant(base.index, encoder, retrieval=RetrievalConfig(lexical_weight=w), verifier=base.verifier)
+        rows.append({"set": name, **score_point(a, "halves, no links", 0, test).to_dict(), "lexical_weight": w})
+        log(f"{name}: {rows[-1]}")
+    if not weights and not lexical:
         rows.append({"set": name, **replace(score_point(base, "halves, no links", 0, test)).to_dict(), "learned_offset": None})
     links = index_dir.parent / f"{index_dir.name}-halves.jsonl"
     save_links(links, history_links(even, base.index.passages))
@@ -141,11 +146,15 @@ def offset_sweep(
         a = Assistant(linked.index, encoder, retrieval=RetrievalConfig(rerank_dense_weight=w), verifier=linked.verifier)
         rows.append({"set": name, **score_point(a, "halves", len(even), test).to_dict(), "rerank_dense_weight": w})
         log(f"{name}: {rows[-1]}")
+    for w in lexical or ():
+        a = Assistant(linked.index, encoder, retrieval=RetrievalConfig(lexical_weight=w), verifier=linked.verifier)
+        rows.append({"set": name, **score_point(a, "halves", len(even), test).to_dict(), "lexical_weight": w})
+        log(f"{name}: {rows[-1]}")
     for share in shares or ():
         a = Assistant(linked.index, encoder, retrieval=RetrievalConfig(learned_rank_share=share), verifier=linked.verifier)
         rows.append({"set": name, **score_point(a, "halves", len(even), test).to_dict(), "learned_rank_share": share})
         log(f"{name}: {rows[-1]}")
-    for offset in () if weights or shares else offsets:
+    for offset in () if weights or shares or lexical else offsets:
         knobs = {} if share is None else {"learned_rank_share": share}
         a = Assistant(linked.index, encoder, verifier=linked.verifier,
                       retrieval=RetrievalConfig(learned_offset=offset, learned_section_offset=offset, **knobs))  # fmt: skip
@@ -190,7 +199,8 @@ def table(rows: list[dict]) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
     def knob(r):
-        for key, label in (("learned_offset", "offset"), ("learned_rank_share", "rank share"), ("rerank_dense_weight", "w")):
+        for key, label in (("learned_offset", "offset"), ("learned_rank_share", "rank share"), ("rerank_dense_weight", "w"),
+                           ("lexical_weight", "lexical weight")):
             if r.get(key) is not None:
                 return f", {label} {r[key]}"
         return ""
@@ -218,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rerank-weights", help="comma-separated rerank_dense_weight values: score the halves split, with and without links, at each")
     ap.add_argument("--rank-share", type=float, help="the curve (and the --offsets sweep) with this learned_rank_share instead of the default")
     ap.add_argument("--rank-shares", help="comma-separated learned_rank_share values: score the halves split, with links, at each")
+    ap.add_argument("--lexical-weights", help="comma-separated RetrievalConfig.lexical_weight values: score the halves split, with and without links, at each")
     ap.add_argument("--json", type=Path, help="write every figure here")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -226,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     curve_offsets = [float(x) for x in args.learned_offsets.split(",")] if args.learned_offsets else None
     for name in sets:
         suffix = "" if args.verifier == "mpnet" else f"-{args.verifier}"
-        if args.offsets or args.rerank_weights or args.rank_shares:
+        if args.offsets or args.rerank_weights or args.rank_shares or args.lexical_weights:
             if name == "bundled":
                 corpus, gold = bundled()
             else:
@@ -236,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                                  offsets=[float(x) for x in (args.offsets or "0").split(",")],
                                  weights=[float(x) for x in args.rerank_weights.split(",")] if args.rerank_weights else None,
                                  shares=[float(x) for x in args.rank_shares.split(",")] if args.rank_shares else None,
-                                 share=args.rank_share)  # fmt: skip
+                                 share=args.rank_share,
+                                 lexical=[float(x) for x in args.lexical_weights.split(",")] if args.lexical_weights else None)  # fmt: skip
         elif name == "stackfaq":
             corpus, gold = stackfaq(args.stackfaq, args.work, hold_out=True)
             rows += run_curve(name, corpus, gold, args.work / f"idx-{name}{suffix}", verifier=args.verifier,
