@@ -218,11 +218,18 @@ def test_a_linked_question_ranks_at_its_full_cosine_and_is_decided_at_the_offset
     others = [i for i in every if i != packaging]
     assert np.allclose(decide[others], plain[others]) and np.allclose(rank[others], plain[others])  # no learned key
 
-    # Through the pipeline: hits are ordered by the rank score and carry the decision's cosine.
+    # Through the pipeline: hits are ordered by the rank score and carry the decision's cosine. With
+    # an offset this large the linked passage's decision score (its own keys' best, ~0.25) is below
+    # another passage's, so only the rank score can put it first.
     a = Assistant(linked.index, onnx_encoder, verifier=linked.verifier,
-                  retrieval=RetrievalConfig(learned_offset=0.3, learned_section_offset=0.3, learned_rank_share=0.0))  # fmt: skip
+                  retrieval=RetrievalConfig(learned_offset=0.9, learned_section_offset=0.9, learned_rank_share=0.0))  # fmt: skip
     hits = a.reranker.run(HIDDEN_PRICE, a.retriever.search(HIDDEN_PRICE, k=5), qvec)
-    assert hits[0].passage.id == "tiny:packaging-1" and hits[0].verified == pytest.approx(0.7, abs=1e-4)
+    own = float(linked.verifier.passage_scores(qvec, [packaging], learned_offsets=(0.9, 0.9))[0])
+    assert hits[0].passage.id == "tiny:packaging-1" and hits[0].verified == pytest.approx(own, abs=1e-5) and own < 0.5
+    assert max(h.verified for h in hits[1:]) > hits[0].verified
+    before = Assistant(linked.index, onnx_encoder, verifier=linked.verifier,
+                       retrieval=RetrievalConfig(learned_offset=0.9, learned_section_offset=0.9, learned_rank_share=1.0))  # fmt: skip
+    assert before.reranker.run(HIDDEN_PRICE, before.retriever.search(HIDDEN_PRICE, k=5), qvec)[0].passage.id != "tiny:packaging-1"
     with pytest.raises(ConfigError, match="learned_rank_share must be in"):
         RetrievalConfig(learned_rank_share=1.5)
 
