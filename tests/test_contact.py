@@ -9,6 +9,7 @@ from assistant.core.contact import (
     contact_request,
     find_support_contact,
     is_contact_question,
+    lacks_channel,
     refusal_message,
 )
 from assistant.core.corpus import load_corpus
@@ -79,6 +80,7 @@ def test_contact_questions_are_recognised(question, expected):
     "question, channel",
     [("When can I call you?", "hours"), ("what are the shop opening hours", "hours"), ("what's your phone number", "phone"),
      ("What is the email address for customer support?", "email"), ("how can I reach you?", "any"),
+     ("What is your customer support email address?", "email"), ("Is my email address stored?", None),
      # when an email gets its reply is a question about the email channel
      ("how soon will you answer my email", "email"), ("How quickly does your team respond to emails?", "email"),
      ("how long until I get an email reply?", "email"), ("when will you reply to my e-mail", "email"),
@@ -145,3 +147,35 @@ def test_real_model_never_quotes_a_left_out_contact_passage(bike_assistant):
     ans = bike_assistant.ask("what's your phone number", leave_out=[BIKE_CONTACT])
     assert BIKE_CONTACT not in [c.id for c in ans.citations]
     assert not ans.answered or "+49 30 6120 4455" not in ans.answer
+
+
+SHOP = SupportContact("a@b.example", "email", "f:c-1", email="a@b.example", phone="030 1234 5678",
+                      hours="Monday to Friday 9:00 to 17:00", passage_ids=("f:c-1",))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "question, answer, lacks",
+    [
+        ("What is your customer support email address?", "Contact Support [1]", True),
+        ("What is your customer support email address?", "Write to a@b.example. [1]", False),
+        ("what's your phone number", "You can chat with us live. [1]", True),
+        ("what's your phone number", "Call 030 1234 5678. [1]", False),
+        ("When is your phone line open?", "Call 030 1234 5678. [1]", True),
+        ("When is your phone line open?", "We answer Monday to Friday from 9:00 to 17:00. [1]", False),
+        # how soon an email is answered is not a question about the address
+        ("how soon will you answer my email", "We reply within 24 hours. [1]", False),
+        ("how can I reach you?", "Click the chat button below. [1]", False),  # any channel will do
+        ("Do you ship to Austria?", "We ship to Austria. [1]", False),
+    ],
+)  # fmt: skip
+def test_an_answer_without_the_channel_asked_for_lacks_it(question, answer, lacks):
+    assert lacks_channel(question, answer, SHOP) is lacks
+    assert lacks_channel(question, answer, SupportContact("the store's customer support team", "none")) is False
+
+
+def test_real_model_answers_an_email_question_with_the_address_not_a_contact_heading(seed_assistant):
+    # The bundled FAQ ends a section with "Unable to find satisfactory answers ? Contact Support": the
+    # closest passage by far, but it gives no address. The answer quotes the passage that does.
+    ans = seed_assistant.ask("What is your customer support email address?")
+    assert ans.answered and "support@coco-jewelry.com" in ans.answer
+    assert [c.id for c in ans.citations] == [ans.support_contact.passage_id] == ["coco-jewelry-faq:faqs-2"]

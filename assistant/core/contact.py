@@ -29,6 +29,10 @@ HOURS_RE = re.compile(
     re.I,
 )
 PHONE_WORDS_RE = re.compile(r"\b(?:call|phone|telephone|line|ring|hotline)\b", re.I)
+# When an email gets its reply ("how soon will you answer my email"): the email channel, but not its address.
+REPLY_TIME = (r"\b(?:answer|repl(?:y|ies)|respond|response|get back)\w*(?: \w+){0,3}? (?:to )?(?:my |an |your |the )?e-?mails?\b"
+              r"|\be-?mail (?:repl(?:y|ies)|responses?|answers?)\b")
+REPLY_TIME_RE = re.compile(REPLY_TIME, re.I)
 # Questions that ask how to reach the store rather than about a policy, by the channel they need
 # (the first that matches): when to call, a phone number, an email address, or any way at all.
 CONTACT_QUESTIONS = (
@@ -36,10 +40,9 @@ CONTACT_QUESTIONS = (
                          r"|\bwhen can i (?:call|reach|phone|ring)\b|\bphone line open\b", re.I)),
     ("phone", re.compile(r"\b(?:your|a|the) (?:tele)?phone(?: number)?\b|\b(?:tele)?phone (?:number|line)\b"
                          r"|\bcall (?:you|us|someone|the (?:store|shop))\b|\bring you\b|\bhotline\b", re.I)),
-    ("email", re.compile(r"\byour e-?mail\b|\be-?mail (?:you|us|support)\b|\be-?mail address (?:for|of) (?:the )?(?:support|customer|you)"
+    ("email", re.compile(r"\byour(?: \w+){0,2} e-?mail\b|\be-?mail (?:you|us|support)\b|\be-?mail address (?:for|of) (?:the )?(?:support|customer|you)"
                          # when an email gets its reply ("how soon will you answer my email")
-                         r"|\b(?:answer|repl(?:y|ies)|respond|response|get back)\w*(?: \w+){0,3}? (?:to )?(?:my |an |your |the )?e-?mails?\b"
-                         r"|\be-?mail (?:repl(?:y|ies)|responses?|answers?)\b", re.I)),
+                         r"|" + REPLY_TIME, re.I)),
     ("any", re.compile(r"\breach (?:you|someone|a person|support|customer service|the (?:store|shop))\b"
                        r"|\bcontact (?:you|support|the (?:store|shop)|customer service|a person)\b|\bget in touch\b"
                        r"|\b(?:speak|talk) (?:to|with) (?:someone|a person|a human|support)\b", re.I)),
@@ -120,6 +123,20 @@ def refusal_message(contact: SupportContact) -> str:
 def contact_request(question: str) -> str | None:
     """The channel a question asks for ("hours", "phone", "email" or "any"); None when it asks none."""
     return next((channel for channel, pattern in CONTACT_QUESTIONS if pattern.search(question)), None)
+
+
+def lacks_channel(question: str, answer_text: str, contact: SupportContact) -> bool:
+    """True when ``question`` asks for the store's email address, phone number or hours, the corpus
+    states that channel, and ``answer_text`` quotes none of it ("What is your customer support
+    email address?" answered with "Contact Support"): the contact passage should answer instead."""
+    wanted = contact_request(question)
+    if wanted == "email":
+        return bool(contact.email) and not REPLY_TIME_RE.search(question) and not EMAIL_RE.search(answer_text)
+    if wanted == "phone":
+        return bool(contact.phone) and not PHONE_RE.search(answer_text)
+    if wanted == "hours":
+        return bool(contact.hours) and not HOURS_RE.search(answer_text)
+    return False
 
 
 def is_contact_question(question: str) -> bool:

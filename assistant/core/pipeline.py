@@ -18,7 +18,7 @@ import numpy as np
 
 from assistant.core import self_calibration
 from assistant.core.answer import AnswerConfig, compose, refuse, split_question
-from assistant.core.contact import answer_contact, find_support_contact
+from assistant.core.contact import answer_contact, find_support_contact, lacks_channel
 from assistant.core.corpus import resolve_files
 from assistant.core.draft import compose_draft
 from assistant.core.refusal import RefusalModel
@@ -393,8 +393,11 @@ class Assistant:
             q, hits, candidates, scores, self.contact, self.answer_config, p_answer, part_scores, evidence,
             parts=parts, verified=verified, query=query,
         )  # fmt: skip
-        if not result.answered and result.refusal_reason == "not_covered":
+        if (not result.answered and result.refusal_reason == "not_covered") or (
+            result.answered and lacks_channel(q, result.answer, self.contact)
+        ):
             # "what's your phone number": answered from the passage that states the contact details
+            # (refused, or answered from a passage that does not give the channel asked for)
             result = answer_contact(q, self.contact, self._contact_passages(exclude), hits, result.evidence) or result
         return result
 
