@@ -81,6 +81,7 @@ def test_contact_questions_are_recognised(question, expected):
     [("When can I call you?", "hours"), ("what are the shop opening hours", "hours"), ("what's your phone number", "phone"),
      ("What is the email address for customer support?", "email"), ("how can I reach you?", "any"),
      ("What is your customer support email address?", "email"), ("Is my email address stored?", None),
+     ("whats ur email adress for support", "email"),  # "adress": a misspelling the corpus cannot correct
      # when an email gets its reply is a question about the email channel
      ("how soon will you answer my email", "email"), ("How quickly does your team respond to emails?", "email"),
      ("how long until I get an email reply?", "email"), ("when will you reply to my e-mail", "email"),

@@ -40,7 +40,7 @@ CONTACT_QUESTIONS = (
                          r"|\bwhen can i (?:call|reach|phone|ring)\b|\bphone line open\b", re.I)),
     ("phone", re.compile(r"\b(?:your|a|the) (?:tele)?phone(?: number)?\b|\b(?:tele)?phone (?:number|line)\b"
                          r"|\bcall (?:you|us|someone|the (?:store|shop))\b|\bring you\b|\bhotline\b", re.I)),
-    ("email", re.compile(r"\byour(?: \w+){0,2} e-?mail\b|\be-?mail (?:you|us|support)\b|\be-?mail address (?:for|of) (?:the )?(?:support|customer|you)"
+    ("email", re.compile(r"\byour(?: \w+){0,2} e-?mail\b|\be-?mail (?:you|us|support)\b|\be-?mail add?ress (?:for|of) (?:the )?(?:support|customer|you)"
                          # when an email gets its reply ("how soon will you answer my email")
                          r"|" + REPLY_TIME, re.I)),
     ("any", re.compile(r"\breach (?:you|someone|a person|support|customer service|the (?:store|shop))\b"

@@ -18,7 +18,7 @@ import numpy as np
 
 from assistant.core import self_calibration
 from assistant.core.answer import AnswerConfig, compose, refuse, split_question
-from assistant.core.contact import answer_contact, find_support_contact, lacks_channel
+from assistant.core.contact import answer_contact, contact_request, find_support_contact, lacks_channel
 from assistant.core.corpus import resolve_files
 from assistant.core.draft import compose_draft
 from assistant.core.refusal import RefusalModel
@@ -393,12 +393,14 @@ class Assistant:
             q, hits, candidates, scores, self.contact, self.answer_config, p_answer, part_scores, evidence,
             parts=parts, verified=verified, query=query,
         )  # fmt: skip
+        asked = q if contact_request(q) is not None else query  # "whats ur emial adress" read as corrected
         if (not result.answered and result.refusal_reason == "not_covered") or (
-            result.answered and lacks_channel(q, result.answer, self.contact)
+            result.answered and lacks_channel(asked, result.answer, self.contact)
         ):
             # "what's your phone number": answered from the passage that states the contact details
             # (refused, or answered from a passage that does not give the channel asked for)
-            result = answer_contact(q, self.contact, self._contact_passages(exclude), hits, result.evidence) or result
+            found = answer_contact(asked, self.contact, self._contact_passages(exclude), hits, result.evidence)
+            result = result if found is None else replace(found, question=q)
         return result
 
     def _contact_passages(self, exclude: np.ndarray | None) -> dict[str, Passage]:
