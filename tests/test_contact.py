@@ -82,6 +82,7 @@ def test_contact_questions_are_recognised(question, expected):
      ("What is the email address for customer support?", "email"), ("how can I reach you?", "any"),
      ("What is your customer support email address?", "email"), ("Is my email address stored?", None),
      ("whats ur email adress for support", "email"),  # "adress": a misspelling the corpus cannot correct
+     ("how do I reach a human", "any"), ("urgent issue, who can i talk to now", "any"), ("Can I get help from a real agent?", "any"),
      # when an email gets its reply is a question about the email channel
      ("how soon will you answer my email", "email"), ("How quickly does your team respond to emails?", "email"),
      ("how long until I get an email reply?", "email"), ("when will you reply to my e-mail", "email"),
@@ -166,6 +167,7 @@ SHOP = SupportContact("a@b.example", "email", "f:c-1", email="a@b.example", phon
         # how soon an email is answered is not a question about the address
         ("how soon will you answer my email", "We reply within 24 hours. [1]", False),
         ("how can I reach you?", "Click the chat button below. [1]", False),  # any channel will do
+        ("how do I reach a human", "Unable to find satisfactory answers ? [1]", True),  # but it must give one
         ("Do you ship to Austria?", "We ship to Austria. [1]", False),
     ],
 )  # fmt: skip
@@ -180,3 +182,15 @@ def test_real_model_answers_an_email_question_with_the_address_not_a_contact_hea
     ans = seed_assistant.ask("What is your customer support email address?")
     assert ans.answered and "support@coco-jewelry.com" in ans.answer
     assert [c.id for c in ans.citations] == [ans.support_contact.passage_id] == ["coco-jewelry-faq:faqs-2"]
+
+
+def test_the_live_chat_is_a_channel_and_any_way_to_reach_a_person_quotes_it_in_corpus_order():
+    passages = load_corpus([ROOT / "corpus"])
+    contact = find_support_contact(passages)
+    assert contact.chat and "chat live" in contact.chat and "coco-jewelry-faq:faqs-1" in contact.passage_ids
+    quotable = {p.id: p for p in passages if p.id in contact.passage_ids}  # corpus order
+    ans = answer_contact("how do I reach a human", contact, quotable, [])
+    assert [c.id for c in ans.citations] == ["coco-jewelry-faq:faqs-1", "coco-jewelry-faq:faqs-2"]
+    assert "chat live" in ans.sentences[0].text and "support@coco-jewelry.com" in ans.sentences[1].text
+    email = answer_contact("What is your email address?", contact, quotable, [])
+    assert [c.id for c in email.citations] == ["coco-jewelry-faq:faqs-2"]  # the chat is quoted only when any way will do

@@ -28,6 +28,8 @@ HOURS_RE = re.compile(
     r"|\b24 hours a day\b|\b24/7\b",
     re.I,
 )
+# A live chat offered to customers ("click the button below to chat live", "use our live chat").
+CHAT_RE = re.compile(r"\b(?:live[- ]chat|chat live|chat with (?:us|one of|our|a|an)\b)", re.I)
 PHONE_WORDS_RE = re.compile(r"\b(?:call|phone|telephone|line|ring|hotline)\b", re.I)
 # When an email gets its reply ("how soon will you answer my email"): the email channel, but not its address.
 REPLY_TIME = (r"\b(?:answer|repl(?:y|ies)|respond|response|get back)\w*(?: \w+){0,3}? (?:to )?(?:my |an |your |the )?e-?mails?\b"
@@ -43,7 +45,8 @@ CONTACT_QUESTIONS = (
     ("email", re.compile(r"\byour(?: \w+){0,2} e-?mail\b|\be-?mail (?:you|us|support)\b|\be-?mail add?ress (?:for|of) (?:the )?(?:support|customer|you)"
                          # when an email gets its reply ("how soon will you answer my email")
                          r"|" + REPLY_TIME, re.I)),
-    ("any", re.compile(r"\breach (?:you|someone|a person|support|customer service|the (?:store|shop))\b"
+    ("any", re.compile(r"\breach (?:you|someone|a (?:real )?person|a human|an? (?:real |live )?agent|support|customer service|the (?:store|shop))\b"
+                       r"|\bwho (?:can|do|should) i (?:talk|speak) to\b|\b(?:a real|a live|a human) (?:agent|person|human)\b"
                        r"|\bcontact (?:you|support|the (?:store|shop)|customer service|a person)\b|\bget in touch\b"
                        r"|\b(?:speak|talk) (?:to|with) (?:someone|a person|a human|support)\b", re.I)),
 )
@@ -68,7 +71,8 @@ def find_support_contact(passages: list[Passage]) -> SupportContact:
     ``text``/``kind`` are the main channel: the most-cited support email, else a phone. The
     other fields hold every channel found: ``email``, ``phone`` (in the email's passage first,
     else in a passage that speaks of calling or contact), ``hours`` (the times stated beside
-    the phone or email) and the ids of the passages stating them.
+    the phone or email), ``chat`` (the first sentence offering a live chat) and the ids of the
+    passages stating them.
     """
     emails: Counter[str] = Counter()
     first: dict[str, str] = {}
@@ -97,8 +101,14 @@ def find_support_contact(passages: list[Passage]) -> SupportContact:
         if hours:
             hours_pid = pid
             break
-    ids = tuple(dict.fromkeys(x for x in (email_pid, phone_pid, hours_pid) if x))
-    channels = {"email": email, "phone": phone, "hours": hours, "passage_ids": ids}
+    chat = chat_pid = None
+    for p in passages:
+        found = next((t for t in split_sentences(p.text) if CHAT_RE.search(t)), None)
+        if found:
+            chat, chat_pid = found.strip(), p.id
+            break
+    ids = tuple(dict.fromkeys(x for x in (email_pid, phone_pid, hours_pid, chat_pid) if x))
+    channels = {"email": email, "phone": phone, "hours": hours, "passage_ids": ids, "chat": chat}
     if email:
         return SupportContact(text=email, kind="email", passage_id=email_pid, **channels)
     if phone:
@@ -136,6 +146,9 @@ def lacks_channel(question: str, answer_text: str, contact: SupportContact) -> b
         return bool(contact.phone) and not PHONE_RE.search(answer_text)
     if wanted == "hours":
         return bool(contact.hours) and not HOURS_RE.search(answer_text)
+    if wanted == "any":  # any way to reach a person will do, but the answer must give one
+        given = contact.email or contact.phone or contact.chat
+        return bool(given) and not (EMAIL_RE.search(answer_text) or PHONE_RE.search(answer_text) or re.search(r"\bchat\b", answer_text, re.I))
     return False
 
 
@@ -154,20 +167,18 @@ def answer_contact(
     channel it asks for.
     """
     wanted = contact_request(question)
-    given = {"hours": contact.hours, "phone": contact.phone, "email": contact.email}
+    given = {"hours": contact.hours, "phone": contact.phone, "email": contact.email, "chat": contact.chat}
     if wanted is None or not (any(given.values()) if wanted == "any" else given[wanted]):
         return None  # not about contact, or the corpus does not state what it asks ("opening hours" with none given)
     score_of = {h.passage.id: h.score for h in hits}
     citations: list[Citation] = []
     sentences: list[AnswerSentence] = []
-    for pid in contact.passage_ids:
-        p = passages.get(pid)
-        if p is None:
-            continue
+    for pid in [pid for pid in passages if pid in contact.passage_ids]:  # in the caller's (corpus) order
+        p = passages[pid]
         quoted = [
             p.text[s:e] for s, e in sentence_spans(p.text)
             if EMAIL_RE.search(p.text[s:e]) or PHONE_RE.search(p.text[s:e])
-            or (contact.hours and contact.hours in p.text[s:e])
+            or (contact.hours and contact.hours in p.text[s:e]) or (wanted == "any" and CHAT_RE.search(p.text[s:e]))
         ]  # fmt: skip
         if not quoted:
             continue

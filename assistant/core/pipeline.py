@@ -406,7 +406,7 @@ class Assistant:
     def _contact_passages(self, exclude: np.ndarray | None) -> dict[str, Passage]:
         """The passages that state the store's contact details, less those left out (``exclude``: indices)."""
         gone = set() if exclude is None else {int(i) for i in exclude}
-        found = (self.index.by_id[pid] for pid in self.contact.passage_ids if pid in self.index.by_id)
+        found = sorted(self.index.by_id[pid] for pid in self.contact.passage_ids if pid in self.index.by_id)  # corpus order
         return {self.index.passages[i].id: self.index.passages[i] for i in found if i not in gone}
 
     def _quotable(self, hits: list[Hit], parts: list[str], part_vecs: np.ndarray, exclude) -> list[Hit]:
