@@ -30,6 +30,7 @@ HOURS_RE = re.compile(
 )
 # A live chat offered to customers ("click the button below to chat live", "use our live chat").
 CHAT_RE = re.compile(r"\b(?:live[- ]chat|chat live|chat with (?:us|one of|our|a|an)\b)", re.I)
+CHAT_WORD_RE = re.compile(r"\bchat\b", re.I)  # an answer that names a chat at all gives that channel
 PHONE_WORDS_RE = re.compile(r"\b(?:call|phone|telephone|line|ring|hotline)\b", re.I)
 # When an email gets its reply ("how soon will you answer my email"): the email channel, but not its address.
 REPLY_TIME = (r"\b(?:answer|repl(?:y|ies)|respond|response|get back)\w*(?: \w+){0,3}? (?:to )?(?:my |an |your |the )?e-?mails?\b"
@@ -138,7 +139,8 @@ def contact_request(question: str) -> str | None:
 def lacks_channel(question: str, answer_text: str, contact: SupportContact) -> bool:
     """True when ``question`` asks for the store's email address, phone number or hours, the corpus
     states that channel, and ``answer_text`` quotes none of it ("What is your customer support
-    email address?" answered with "Contact Support"): the contact passage should answer instead."""
+    email address?" answered with "Contact Support"); or asks for any way to reach a person and the
+    answer gives none (no email, number or chat). The contact passages should answer instead."""
     wanted = contact_request(question)
     if wanted == "email":
         return bool(contact.email) and not REPLY_TIME_RE.search(question) and not EMAIL_RE.search(answer_text)
@@ -148,7 +150,7 @@ def lacks_channel(question: str, answer_text: str, contact: SupportContact) -> b
         return bool(contact.hours) and not HOURS_RE.search(answer_text)
     if wanted == "any":  # any way to reach a person will do, but the answer must give one
         given = contact.email or contact.phone or contact.chat
-        return bool(given) and not (EMAIL_RE.search(answer_text) or PHONE_RE.search(answer_text) or re.search(r"\bchat\b", answer_text, re.I))
+        return bool(given) and not any(rx.search(answer_text) for rx in (EMAIL_RE, PHONE_RE, CHAT_WORD_RE))
     return False
 
 
