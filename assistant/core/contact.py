@@ -104,9 +104,9 @@ def find_support_contact(passages: list[Passage]) -> SupportContact:
             break
     chat = chat_pid = None
     for p in passages:
-        found = next((t for t in split_sentences(p.text) if CHAT_RE.search(t)), None)
-        if found:
-            chat, chat_pid = found.strip(), p.id
+        if CHAT_RE.search(p.text):  # one regex over the text; only that passage is split
+            chat = next((t for t in split_sentences(p.text) if CHAT_RE.search(t)), p.text).strip()
+            chat_pid = p.id
             break
     ids = tuple(dict.fromkeys(x for x in (email_pid, phone_pid, hours_pid, chat_pid) if x))
     channels = {"email": email, "phone": phone, "hours": hours, "passage_ids": ids, "chat": chat}
