@@ -76,6 +76,7 @@ class SupportContact:
     hours: str | None = None  # when the phone line (or the store) is open, verbatim, e.g. "Monday to Friday 9:00 to 17:00"
     passage_ids: tuple[str, ...] = ()
     chat: str | None = None  # the sentence that offers a live chat, verbatim (its passage is in passage_ids)
+    address: str | None = None  # the sentence stating the shop's postal address, verbatim (its passage is in passage_ids)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""Contact questions and refusals: every channel the corpus gives (email, phone, hours), quoted from it."""
+"""Contact questions and refusals: every channel the corpus gives (email, phone, hours, chat, the shop's
+address), quoted from it."""
 
 from pathlib import Path
 
 import pytest
 
 from assistant.core.contact import (
+    ADDRESS_RE,
     answer_contact,
     contact_request,
     find_support_contact,
@@ -20,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITE = ROOT / "evals" / "corpora"
 BIKE = SUITE / "bike-shop" / "speichenwerk-faq.md"
 BIKE_CONTACT = "speichenwerk-faq:how-can-i-reach-you-1"
+BIKE_INTRO = "speichenwerk-faq:speichenwerk-bikes-frequently-asked-questions-1"  # "... our shop at Oranienstraße 48, 10969 Berlin."
 
 
 @pytest.mark.parametrize(
@@ -87,7 +90,13 @@ def test_contact_questions_are_recognised(question, expected):
      ("how soon will you answer my email", "email"), ("How quickly does your team respond to emails?", "email"),
      ("how long until I get an email reply?", "email"), ("when will you reply to my e-mail", "email"),
      ("I emailed you about a refund, what now", None), ("Will my receipt come by email?", None),
-     ("email me the invoice", None)],
+     ("email me the invoice", None),
+     # where the shop is; not the customer's delivery or billing address, nor where returns go
+     ("What is your address?", "address"), ("where are you located?", "address"), ("Where is your shop?", "address"),
+     ("whats ur adress", "address"), ("how do I get to your workshop", "address"), ("what's the shop's address", "address"),
+     ("Can I change the delivery address?", None), ("What address do I send my return package to?", None),
+     ("where are you shipping my order from", None), ("Is my billing address stored?", None),
+     ("What is your email address?", "email")],
 )  # fmt: skip
 def test_contact_questions_name_the_channel_they_need(question, channel):
     assert contact_request(question) == channel
@@ -200,3 +209,51 @@ def test_the_live_chat_is_a_channel_and_any_way_to_reach_a_person_quotes_it_in_c
     assert "chat live" in ans.sentences[0].text and "support@coco-jewelry.com" in ans.sentences[1].text
     email = answer_contact("What is your email address?", contact, quotable, [])
     assert [c.id for c in email.citations] == ["coco-jewelry-faq:faqs-2"]  # the chat is quoted only when any way will do
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [("We sell online and in our shop at Oranienstraße 48, 10969 Berlin.", True),
+     ("Visit us at 12 High Street, Oxford OX1 4AB.", True), ("Our office: 350 Fifth Avenue, New York, NY 10118.", True),
+     ("Find us at 5 rue de Rivoli, 75001 Paris.", True), ("Il negozio è in Via Roma 12.", True),
+     ("Come to 221B Baker Street.", True), ("Keizersgracht 123, 1015 CJ Amsterdam", True),
+     ("We reply via email within 24 hours.", False), ("As of September 22, 2015 If you passed away", False),
+     ("In 2019 Speichenwerk opened.", False), ("Orders over 80 euros ship free.", False),
+     ("We came 1st place in 2020.", False), ("Call +49 30 6120 4455.", False)],
+)  # fmt: skip
+def test_a_postal_address_is_recognised(text, found):
+    assert bool(ADDRESS_RE.search(text)) is found
+
+
+def test_the_shop_address_is_found_and_a_return_address_only_when_no_other(tmp_path):
+    (tmp_path / "faq.md").write_text(
+        "# Returns\n\nSend returns to our warehouse at 5 Mill Lane, Leeds LS1 4AB. Refunds take 5 days.\n\n"
+        "# Visit us\n\nOur shop is at 12 High Street, Oxford OX1 4AB. It is open daily.\n\n"
+        "# Contact\n\nEmail help@shop.example.\n",
+        encoding="utf-8",
+    )
+    passages = load_corpus([tmp_path / "faq.md"])
+    contact = find_support_contact(passages)
+    assert contact.address == "Our shop is at 12 High Street, Oxford OX1 4AB."
+    shop = next(p.id for p in passages if "High Street" in p.text)
+    assert contact.passage_ids[0] == contact.passage_id and shop in contact.passage_ids
+    quotable = {p.id: p for p in passages if p.id in contact.passage_ids}
+    ans = answer_contact("where are you located?", contact, quotable, [])
+    assert [s.text for s in ans.sentences] == [contact.address] and [c.id for c in ans.citations] == [shop]
+    email = answer_contact("What is your email address?", contact, quotable, [])
+    assert "High Street" not in email.answer  # the address passage is quoted only for where the shop is
+    (tmp_path / "faq.md").write_text("# Returns\n\nSend returns to 5 Mill Lane, Leeds LS1 4AB.\n", encoding="utf-8")
+    assert find_support_contact(load_corpus([tmp_path / "faq.md"])).address == "Send returns to 5 Mill Lane, Leeds LS1 4AB."
+    assert find_support_contact(load_corpus([ROOT / "corpus"])).address is None  # the jewellery shop states none
+
+
+@pytest.mark.parametrize("question", ["What is your address?", "where are you located?", "whats ur adress"])
+def test_real_model_answers_where_the_shop_is_from_the_sentence_that_says_so(bike_assistant, question):
+    # Refused ("What is your address?") or answered with the delivery countries ("where are you located")
+    # before the address was a channel.
+    ans = bike_assistant.ask(question)
+    assert ans.answered and "Oranienstraße 48, 10969 Berlin" in ans.answer
+    assert [c.id for c in ans.citations] == [BIKE_INTRO] and len(ans.sentences) == 1
+    assert ans.to_dict()["support_contact"]["address"] == ans.sentences[0].text
+    gone = bike_assistant.ask(question, leave_out=[BIKE_INTRO])
+    assert BIKE_INTRO not in [c.id for c in gone.citations] and "10969 Berlin" not in gone.answer

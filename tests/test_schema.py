@@ -50,7 +50,7 @@ def test_answer_to_dict_is_the_public_json_object():
         "citations": [{"id": "d:s-1", "doc_id": "d", "title": "Section", "text": "Some text.", "score": 0.9}],
         "sentences": [{"text": "Some text.", "passage_id": "d:s-1", "citation": 1}],
         "support_contact": {"text": "help@shop.example", "kind": "email", "passage_id": "d:c-1", "email": None,
-                            "phone": None, "hours": None, "passage_ids": [], "chat": None},
+                            "phone": None, "hours": None, "passage_ids": [], "chat": None, "address": None},
         "refusal_reason": None,
         "latency_ms": 12.35,
         "evidence": {"dense": 0.8123, "p_answer": 0.9},

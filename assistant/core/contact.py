@@ -1,5 +1,6 @@
-"""How to reach the store's people: the support contact the corpus states (email, phone and its hours),
-the refusal line that names every channel, and contact questions answered from that passage."""
+"""How to reach the store's people: the support contact the corpus states (email, phone and its hours,
+live chat, the shop's postal address), the refusal line that names every channel, and contact
+questions answered from that passage."""
 
 from __future__ import annotations
 
@@ -31,6 +32,23 @@ HOURS_RE = re.compile(
 # A live chat offered to customers ("click the button below to chat live", "use our live chat").
 CHAT_RE = re.compile(r"\b(?:live[- ]chat|chat live|chat with (?:us|one of|our|a|an)\b)", re.I)
 CHAT_WORD_RE = re.compile(r"\bchat\b", re.I)  # an answer that names a chat at all gives that channel
+# A postal address: a house number beside a street ("12 High Street", "Oranienstraße 48",
+# "5 rue de Rivoli", "Via Roma 12"), or a postcode beside its town ("10969 Berlin", "SW1A 1AA",
+# "Austin, TX 78701").
+_STREET = (r"(?i:street|st\.?|road|rd\.?|avenue|ave\.?|lane|ln\.?|boulevard|blvd\.?|drive|dr\.?|way|square|sq\.?|place"
+           r"|court|ct\.?|terrace|parade|row|close|crescent|highway|hwy\.?|parkway|pkwy\.?)")
+_STREET_SUFFIX = r"(?i:stra(?:ß|ss)e|str\.|weg|platz|allee|gasse|damm|ufer|markt|laan|straat|gracht|plein|kade|vej|gade|gatan|gata|vägen|katu)"
+ADDRESS_RE = re.compile(
+    rf"\b\d{{1,5}}[A-Za-z]?,?\s+(?:[A-Z][\w'’.-]*\s+){{1,4}}{_STREET}(?!\w)"  # 12 High Street, 350 Fifth Avenue
+    r"|\b\d{1,5}[a-z]?,?\s+(?i:rue|avenue|boulevard|chemin|allée|quai)\s"  # 5 rue de Rivoli
+    rf"|\b[A-ZÄÖÜ][\wäöüß-]*{_STREET_SUFFIX}\s+\d{{1,4}}[a-z]?\b"  # Oranienstraße 48, Keizersgracht 12
+    r"|\b(?:Via|Viale|Calle|Avenida|Piazza|Plaza|Corso|Largo|Rua|Ulica)\s+(?:[A-Z][\w'’-]*\s+){1,3}\d{1,4}\b"  # Via Roma 12
+    r"|\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b"  # SW1A 1AA
+    r"|(?:^|,)\s*(?:[A-Z]{1,2}-)?(?!(?:19|20)\d\d\b)\d{4,5}\s+[A-ZÄÖÜ][a-zäöüß]+|\b[A-Z]{2}\s+\d{5}(?:-\d{4})?\b"  # , 10969 Berlin (not a year); TX 78701
+)
+_PLACE_WORDS_RE = re.compile(r"\b(?:shop|store|office|workshop|showroom|studio|boutique|restaurant|pharmacy|premises|located|based"
+                             r"|visit|find us|headquarter|address|branch|counter|reception)", re.I)
+_RETURN_WORDS_RE = re.compile(r"\b(?:return|send (?:it|them|the \w+) back|ship (?:it|them) back|post (?:it|them) back)", re.I)
 PHONE_WORDS_RE = re.compile(r"\b(?:call|phone|telephone|line|ring|hotline)\b", re.I)
 # When an email gets its reply ("how soon will you answer my email"): the email channel, but not its address.
 REPLY_TIME = (r"\b(?:answer|repl(?:y|ies)|respond|response|get back)\w*(?: \w+){0,3}? (?:to )?(?:my |an |your |the )?e-?mails?\b"
@@ -39,6 +57,13 @@ REPLY_TIME_RE = re.compile(REPLY_TIME, re.I)
 # Questions that ask how to reach the store rather than about a policy, by the channel they need
 # (the first that matches): when to call, a phone number, an email address, or any way at all.
 CONTACT_QUESTIONS = (
+    # Where the shop is (not an email, delivery, billing or return address: those name their kind).
+    ("address", re.compile(r"\b(?:your|ur|the (?:shop|store)(?:'s)?|the) (?:shop(?:'s)? |store(?:'s)? |office |postal |street |physical |business |mailing )?(?:add?ress|location)\b"
+                           r"|\bwhere (?:is your (?:\w+ )?(?:shop|store|office|workshop|showroom|studio|boutique|restaurant|pharmacy|location|branch)"
+                           r"|is the (?:\w+ )?(?:shop|store|office|workshop|showroom|studio|boutique|restaurant|pharmacy)"
+                           r"|can i find (?:you|your (?:\w+ )?(?:shop|store|office|workshop|showroom)))\b"
+                           r"|\bwhere are you (?:located|based|situated)\b|\bwhere are you\W*$|\bhow (?:do|can) i (?:find|get to) (?:you|your (?:\w+ )?(?:shop|store|office|workshop))\b"
+                           r"|\bdirections to (?:you|your)\b", re.I)),
     ("hours", re.compile(r"\b(?:opening|open|business|office) hours\b|\bwhen (?:are you|is (?:the|your)(?: \w+){1,2}) open\b"
                          r"|\bwhen can i (?:call|reach|phone|ring)\b|\bphone line open\b", re.I)),
     ("phone", re.compile(r"\b(?:your|a|the) (?:tele)?phone(?: number)?\b|\b(?:tele)?phone (?:number|line)\b"
@@ -73,7 +98,8 @@ def find_support_contact(passages: list[Passage]) -> SupportContact:
     other fields hold every channel found: ``email``, ``phone`` (in the email's passage first,
     else in a passage that speaks of calling or contact), ``hours`` (the times stated beside
     the phone or email), ``chat`` (the first sentence offering a live chat) and the ids of the
-    passages stating them.
+    passages stating them; ``address``: the sentence that states the shop's postal address (a
+    house number by its street, or a postcode by its town; one about returns only when no other does).
     """
     emails: Counter[str] = Counter()
     first: dict[str, str] = {}
@@ -102,14 +128,26 @@ def find_support_contact(passages: list[Passage]) -> SupportContact:
         if hours:
             hours_pid = pid
             break
+    address = address_pid = None
+    best = None
+    for i, p in enumerate(passages):  # the sentence stating the shop's address, a return address last
+        if not ADDRESS_RE.search(p.text):
+            continue
+        for t in split_sentences(p.text):
+            if ADDRESS_RE.search(t) and not EMAIL_RE.fullmatch(t.strip()):
+                rank = (not _RETURN_WORDS_RE.search(t), bool(_PLACE_WORDS_RE.search(t)), len(ADDRESS_RE.findall(t)), -i)
+                if best is None or rank > best[0]:
+                    best = (rank, t.strip(), p.id)
+    if best is not None:
+        _, address, address_pid = best
     chat = chat_pid = None
     for p in passages:
         if CHAT_RE.search(p.text):  # one regex over the text; only that passage is split
             chat = next((t for t in split_sentences(p.text) if CHAT_RE.search(t)), p.text).strip()
             chat_pid = p.id
             break
-    ids = tuple(dict.fromkeys(x for x in (email_pid, phone_pid, hours_pid, chat_pid) if x))
-    channels = {"email": email, "phone": phone, "hours": hours, "passage_ids": ids, "chat": chat}
+    ids = tuple(dict.fromkeys(x for x in (email_pid, phone_pid, hours_pid, chat_pid, address_pid) if x))
+    channels = {"email": email, "phone": phone, "hours": hours, "passage_ids": ids, "chat": chat, "address": address}
     if email:
         return SupportContact(text=email, kind="email", passage_id=email_pid, **channels)
     if phone:
@@ -132,7 +170,7 @@ def refusal_message(contact: SupportContact) -> str:
 
 
 def contact_request(question: str) -> str | None:
-    """The channel a question asks for ("hours", "phone", "email" or "any"); None when it asks none."""
+    """The channel a question asks for ("address", "hours", "phone", "email" or "any"); None when it asks none."""
     return next((channel for channel, pattern in CONTACT_QUESTIONS if pattern.search(question)), None)
 
 
@@ -140,7 +178,8 @@ def lacks_channel(question: str, answer_text: str, contact: SupportContact) -> b
     """True when ``question`` asks for the store's email address, phone number or hours, the corpus
     states that channel, and ``answer_text`` quotes none of it ("What is your customer support
     email address?" answered with "Contact Support"); or asks for any way to reach a person and the
-    answer gives none (no email, number or chat). The contact passages should answer instead."""
+    answer gives none (no email, number or chat); or asks where the shop is and the answer gives no
+    postal address. The contact passages should answer instead."""
     wanted = contact_request(question)
     if wanted == "email":
         return bool(contact.email) and not REPLY_TIME_RE.search(question) and not EMAIL_RE.search(answer_text)
@@ -148,6 +187,8 @@ def lacks_channel(question: str, answer_text: str, contact: SupportContact) -> b
         return bool(contact.phone) and not PHONE_RE.search(answer_text)
     if wanted == "hours":
         return bool(contact.hours) and not HOURS_RE.search(answer_text)
+    if wanted == "address":
+        return bool(contact.address) and not ADDRESS_RE.search(answer_text)
     if wanted == "any":  # any way to reach a person will do, but the answer must give one
         given = contact.email or contact.phone or contact.chat
         return bool(given) and not any(rx.search(answer_text) for rx in (EMAIL_RE, PHONE_RE, CHAT_WORD_RE))
@@ -169,7 +210,7 @@ def answer_contact(
     channel it asks for.
     """
     wanted = contact_request(question)
-    given = {"hours": contact.hours, "phone": contact.phone, "email": contact.email, "chat": contact.chat}
+    given = {"hours": contact.hours, "phone": contact.phone, "email": contact.email, "chat": contact.chat, "address": contact.address}
     if wanted is None or not (any(given.values()) if wanted == "any" else given[wanted]):
         return None  # not about contact, or the corpus does not state what it asks ("opening hours" with none given)
     score_of = {h.passage.id: h.score for h in hits}
@@ -177,11 +218,14 @@ def answer_contact(
     sentences: list[AnswerSentence] = []
     for pid in [pid for pid in passages if pid in contact.passage_ids]:  # in the caller's (corpus) order
         p = passages[pid]
-        quoted = [
-            p.text[s:e] for s, e in sentence_spans(p.text)
-            if EMAIL_RE.search(p.text[s:e]) or PHONE_RE.search(p.text[s:e])
-            or (contact.hours and contact.hours in p.text[s:e]) or (wanted == "any" and CHAT_RE.search(p.text[s:e]))
-        ]  # fmt: skip
+        if wanted == "address":  # where the shop is: the sentence that says so, nothing else
+            quoted = [p.text[s:e] for s, e in sentence_spans(p.text) if p.text[s:e].strip() == contact.address]
+        else:
+            quoted = [
+                p.text[s:e] for s, e in sentence_spans(p.text)
+                if EMAIL_RE.search(p.text[s:e]) or PHONE_RE.search(p.text[s:e])
+                or (contact.hours and contact.hours in p.text[s:e]) or (wanted == "any" and CHAT_RE.search(p.text[s:e]))
+            ]  # fmt: skip
         if not quoted:
             continue
         n = len(citations) + 1
