@@ -307,6 +307,10 @@ def test_selector_answers_each_part_of_a_multi_part_question():
 
 DUTIES = Passage("f:ship-3", "f", "Shipping", "Duties and taxes may apply on arrival. These fees vary by country.", "f.txt", 11)
 PRICED = Passage("f:ship-4", "f", "Shipping", "Standard shipping costs $5. Orders over $50 ship free.", "f.txt", 13)
+ENGRAVING = Passage("f:prd-2", "f", "Products", "We engrave rings and pendants. Engraving is done in our own workshop.", "f.txt", 17)
+TIMED = Passage("f:prd-3", "f", "Products", "We engrave rings and pendants. Engraved pieces ship within 3-5 working days.", "f.txt", 19)
+WARRANTY = Passage("f:ret-4", "f", "Returns", "Every bike comes with a 2-year warranty. Wear parts are excluded.", "f.txt", 21)
+CHAIN = Passage("f:prd-4", "f", "Products", "Our chains are 45 cm long. They close with a lobster clasp.", "f.txt", 23)
 
 
 @pytest.mark.parametrize(
@@ -316,6 +320,13 @@ PRICED = Passage("f:ship-4", "f", "Shipping", "Standard shipping costs $5. Order
         ("what's the price of shipping to canada", DUTIES, True),
         ("How much does shipping to Germany cost?", PRICED, False),  # the amount is stated: answer
         ("Are there extra fees for international shipping?", DUTIES, False),  # not asking for an amount
+        # a length of time (issue 12: "a price, a place, a date")
+        ("How long does engraving take?", ENGRAVING, True), ("how soon can i get an engraved ring", ENGRAVING, True),
+        ("How long does engraving take?", TIMED, False), ("How long is the warranty?", WARRANTY, False),  # "2-year"
+        ("How long is the chain?", CHAIN, False),  # a measure: the other "how long"
+        ("where can I see how long it is?", ENGRAVING, False),  # not asking how long something takes
+        ("Do you engrave rings?", ENGRAVING, False),
+        ("How long does resizing take?", Passage("f:prd-5", "f", "Products", "We currently do not offer resizing.", "f.txt", 25), False),
     ],
 )
 def test_not_stated_refusal_names_the_related_passage(question, passage, refused):
@@ -329,6 +340,19 @@ def test_not_stated_refusal_names_the_related_passage(question, passage, refused
         assert body["related"][0]["id"] == passage.id and body["citations"] == []
     else:
         assert ans.answered and ans.related == [] and ans.to_dict()["related"] == []
+
+
+def test_one_part_of_several_asking_a_time_is_not_refused_for_it():
+    # "What details do I email you, and how soon will someone answer?": the first part is answered
+    # even when no candidate says how soon; an amount is still required of every part.
+    hits = [Hit(ENGRAVING, 0.8, dense=0.8)]
+    scores = {ENGRAVING.id: _spans(ENGRAVING, [0.6, 0.5])}
+    parts = ["Do you engrave rings", "how long does it take"]
+    ans = compose("Do you engrave rings, and how long does it take?", hits, hits, scores, CONTACT, AnswerConfig(), 0.95,
+                  [scores, scores], parts=parts)  # fmt: skip
+    assert ans.answered
+    alone = compose("how long does it take to engrave a ring?", hits, hits, scores, CONTACT, AnswerConfig(), 0.95)
+    assert alone.refusal_reason == "not_stated"
 
 
 def test_a_pointer_sentence_never_leads():

@@ -45,6 +45,26 @@ ASKS_AMOUNT_RE = re.compile(
     r"\bhow much\b|\bhow expensive\b|\bwhat (?:does|do|will|would|is|are) .{0,40}\b(?:cost|price)s?\b|\b(?:price|cost) (?:of|for|to)\b",
     re.IGNORECASE,
 )
+# The same for a length of time ("How long does engraving take?", "how soon do you reply?"): answered
+# only by a sentence stating a time, a duration, a date or a day ("within 2 working days", "7-day",
+# "18:00", "Monday", "immediately"). A measure stands for "how long / how fast" in its other sense
+# ("45 cm", "25 km/h"). "When ..." is not asked this way: "before it ships" answers it. Only a
+# question of one part is refused so: one part of several may go unstated while the others are answered.
+ASKS_TIME_RE = re.compile(
+    r"\bhow (?:long (?:do|does|did|will|would|is|are|was|were|can|could|should|has|have|until|till|before|after|for|to)|soon|quickly|fast)\b"
+    r"|\bhow many (?:minutes|hours|days|weeks|months|years)\b", re.IGNORECASE)  # not "see how long it is"
+_COUNT = r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|sixty|ninety|a|an|a few|few|several|some|many)"
+STATES_TIME_RE = re.compile(
+    rf"\b{_COUNT}(?:\s*(?:-|–|to|or)\s*{_COUNT})?[\s-]*(?:\w+ )?(?:seconds?|minutes?|mins?|hours?|hrs?|days?|nights?|weeks?|months?|years?|yrs?)\b"
+    r"|\b\d{1,2}(?:[:.]\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.)|\b\d{1,2}:\d\d\b|\b(?:mon|tues?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)days?\b"
+    r"|\b(?:immediately|instantly|right away|at once|straight away|same[- ]day|next[- ]day|overnight|24/7|daily|weekly|monthly|annually|yearly|today|tomorrow)\b"
+    r"|\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b"
+    r"|\b\d+(?:[.,]\d+)?\s*(?:mm|cm|m|km|in|inch(?:es)?|ft|feet|km/h|mph|mbps|gb|mb)\b"
+    # "We currently do not offer customization" answers "How long does engraving take?" too
+    r"|\b(?:do not|don't|does not|doesn't|cannot|can't|no longer|unable to) (?:currently )?(?:offer|provide|do|sell|accept|support|ship)\b",
+    re.IGNORECASE,
+)
+NOT_STATED_ASKS = ((ASKS_AMOUNT_RE, STATES_AMOUNT_RE, True), (ASKS_TIME_RE, STATES_TIME_RE, False))
 
 
 @dataclass(frozen=True)
@@ -234,15 +254,21 @@ def _lead_states_answer(
 NOT_STATED_CONFIDENCE = 0.8  # a rule, not a model: a fixed, modest confidence
 
 
-def not_stated(question: str, candidates: Sequence[Hit], scores: Mapping[str, list[tuple[int, int, float]]]) -> bool:
-    """True when ``question`` asks for an amount and no candidate sentence states one."""
-    if not ASKS_AMOUNT_RE.search(question) or not candidates:
+def not_stated(
+    question: str, candidates: Sequence[Hit], scores: Mapping[str, list[tuple[int, int, float]]], *, parts: int = 0
+) -> bool:
+    """True when ``question`` asks for an amount, or (a question of one part: ``parts`` < 2) a length of
+    time, and no candidate sentence states one."""
+    asked = [states for asks, states, any_parts in NOT_STATED_ASKS if asks.search(question) and (any_parts or parts < 2)]
+    if not asked or not candidates:
         return False
-    for h in candidates:
-        spans = scores.get(h.passage.id) or [(0, len(h.passage.text), 0.0)]
-        if any(STATES_AMOUNT_RE.search(h.passage.text[s:e]) for s, e, _ in spans):
-            return False
-    return True
+    for states in asked:  # a question asking for both needs each stated somewhere
+        if not any(
+            states.search(h.passage.text[s:e])
+            for h in candidates for s, e, _ in (scores.get(h.passage.id) or [(0, len(h.passage.text), 0.0)])
+        ):  # fmt: skip
+            return True
+    return False
 
 
 def compose(
@@ -280,7 +306,7 @@ def compose(
     evidence["p_answer"] = round(float(conf), 4)
     if conf < 0.5 or not candidates:
         return refuse(question, contact, confidence=1.0 - conf, reason="not_covered", hits=hits, evidence=evidence)
-    if not_stated(query or question, candidates, sentence_scores):
+    if not_stated(query or question, candidates, sentence_scores, parts=len(parts)):
         return refuse(
             question, contact, confidence=NOT_STATED_CONFIDENCE, reason="not_stated", hits=hits, evidence=evidence,
             related=[Citation.from_hit(candidates[0])],
