@@ -176,6 +176,16 @@ def seed_assistant(onnx_encoder, onnx_verifier, seed_index_dir):
 
 
 @pytest.fixture(scope="session")
+def bike_assistant(onnx_encoder, onnx_verifier, tmp_path_factory):
+    """The real pipeline (MiniLM, mpnet verifier, FAISS) on the bike shop's Markdown FAQ (a tuning corpus)."""
+    from assistant.core.pipeline import Assistant
+
+    bike = Path(__file__).resolve().parent.parent / "evals" / "corpora" / "bike-shop" / "speichenwerk-faq.md"
+    a, _ = Assistant.open([bike], tmp_path_factory.mktemp("bike"), encoder=onnx_encoder, verifier=onnx_verifier)
+    return a
+
+
+@pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
     """The packaged model's ONNX export, once per session: a copy of the one `make test` made
     (checked against its seal on open) or, without it, exported now (about 20 s). Tests that start

@@ -1,6 +1,8 @@
+from dataclasses import replace
+
 import pytest
 
-from assistant.core.answer import AnswerConfig, compose, split_question
+from assistant.core.answer import AnswerConfig, compose, split_question, yes_no_title
 from assistant.core.contact import find_support_contact
 from assistant.core.corpus import load_corpus
 from assistant.core.pipeline import Assistant, clean_question
@@ -8,7 +10,7 @@ from assistant.core.refusal import RefusalModel
 from assistant.core.stages import InstructionGuard, is_instruction_attack
 from assistant.errors import ConfigError, QuestionError
 from assistant.evaluation.metrics import auroc
-from assistant.schema import Hit, Passage, SupportContact
+from assistant.schema import Answer, AnswerSentence, Hit, Passage, SupportContact
 
 P1 = Passage("f:pay-1", "f", "Payment", "We accept Visa. We also accept PayPal. We do not accept cash.", "f.txt", 3)
 P2 = Passage("f:ship-1", "f", "Shipping", "Orders ship in 2 days.", "f.txt", 7)
@@ -447,3 +449,47 @@ def test_a_yes_no_question_is_opened_by_its_negation(question, lead_negation_rel
     cfg = _Cfg(selector=TYPED, lead_negation_rel=lead_negation_rel)
     chosen = select_sentences(hits, scores, cfg, question=question)
     assert ENGRAVE.text[chosen[0][1] : chosen[0][2]] == lead and len(chosen) == 2
+
+
+# --- a bare "Yes," / "No." lead answers its own section's question, not another ------------------
+
+REPAIR = Passage("f:repair-1", "f", "Do you repair bikes?", "Yes, our workshop repairs bikes of any brand. A service costs 59 euros.", "f.md", 45)
+
+
+def _answered_from(passage: Passage, lead: str) -> Answer:
+    return Answer("q", True, lead, 0.9, sentences=[AnswerSentence(lead, passage.id, 1)])
+
+
+@pytest.mark.parametrize(
+    "question, passage, lead, parts, checked",
+    [
+        ("Do you rent out bikes?", REPAIR, "Yes, our workshop repairs bikes of any brand.", 0, True),
+        ("can i get my bike repaired", REPAIR, "Yes, our workshop repairs bikes of any brand.", 0, True),
+        ("What does a service cost?", REPAIR, "Yes, our workshop repairs bikes of any brand.", 0, False),  # not yes/no
+        ("Do you rent out bikes?", REPAIR, "A service costs 59 euros.", 0, False),  # the lead is no bare yes
+        ("Is a trial free?", Passage("f:t-1", "f", "Is there a trial?", "No payment details are needed.", "f.md", 3),
+         "No payment details are needed.", 0, False),  # "No" as a word, not an answer
+        ("Do you rent out bikes?", Passage("f:s-1", "f", "Service", REPAIR.text, "f.md", 3),
+         "Yes, our workshop repairs bikes of any brand.", 0, False),  # a title that is no question
+        ("Do you rent out bikes?", replace(REPAIR, kind="faq"),
+         "Yes, our workshop repairs bikes of any brand.", 0, False),  # an FAQ row: its own threshold already reads the title
+        ("Do you rent bikes, and what does a service cost?", REPAIR, "Yes, our workshop repairs bikes of any brand.", 2, False),
+    ],
+)  # fmt: skip
+def test_a_bare_yes_lead_is_checked_against_its_section_question(question, passage, lead, parts, checked):
+    got = yes_no_title(question, _answered_from(passage, lead), {passage.id: passage}, parts=parts)
+    assert (got is passage) if checked else got is None
+
+
+def test_real_model_does_not_answer_another_yes_no_question_with_a_sections_yes(bike_assistant):
+    # Before: "Yes, our workshop repairs bikes of any brand." for each (near-topic questions on the bike shop).
+    for question in ("Do you rent out bikes for a weekend?", "do you sell used bikes", "Do you build custom wheels?"):
+        ans = bike_assistant.ask(question)
+        assert not ans.answered and ans.refusal_reason == "not_stated" and ans.citations == []
+        assert [c.title for c in ans.related] == ["Do you repair bikes?"]
+    # Paraphrases of the section's own question keep its "Yes," (a title-cosine rule refused the first two).
+    for question in ("Can you repair a bike I bought somewhere else?", "can i bring my bike in for a repair", "Do you do repairs?"):
+        ans = bike_assistant.ask(question)
+        assert ans.answered and ans.sentences[0].text.startswith("Yes, our workshop repairs bikes"), question
+    pickup = bike_assistant.ask("Can I pick up my order at your shop in Berlin instead of having it delivered?")
+    assert pickup.answered and pickup.sentences[0].text.startswith("Yes.")

@@ -15,7 +15,6 @@ from assistant.core.contact import (
     refusal_message,
 )
 from assistant.core.corpus import load_corpus
-from assistant.core.pipeline import Assistant
 from assistant.schema import Hit, Passage, SupportContact
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,13 +125,6 @@ def test_contact_answer_quotes_the_contact_passage():
     assert all(s.text in by_id[BIKE_CONTACT].text for s in ans.sentences) and ans.evidence["contact"] == 1.0
     assert answer_contact("Do you rent bikes?", contact, {BIKE_CONTACT: by_id[BIKE_CONTACT]}, hits) is None
     assert answer_contact("what's your phone number", contact, {}, hits) is None  # the passage is left out
-
-
-@pytest.fixture(scope="module")
-def bike_assistant(onnx_encoder, onnx_verifier, tmp_path_factory):
-    """The real pipeline (MiniLM, mpnet verifier, FAISS) on the bike shop's Markdown FAQ."""
-    a, _ = Assistant.open([BIKE], tmp_path_factory.mktemp("bike"), encoder=onnx_encoder, verifier=onnx_verifier)
-    return a
 
 
 @pytest.mark.parametrize(

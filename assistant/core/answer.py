@@ -16,6 +16,7 @@ from assistant.core.sentences import (
     ANAPHORA_RE,
     ANSWER_TRAITS,
     NEGATION_RE,
+    QUESTION_TYPES,
     STATES_AMOUNT_RE,
     SentenceSelector,
     one_line,
@@ -269,6 +270,25 @@ def not_stated(
         ):  # fmt: skip
             return True
     return False
+
+
+# A lead opening "Yes," or "No." answers its own section's question ("## Do you repair bikes?"). Quoted
+# for another yes/no question it asserts what the policies never say ("Do you rent out bikes?" ->
+# "Yes, our workshop repairs bikes of any brand."), so such an answer is decided as if the section were
+# an FAQ row (the refusal model's stricter FAQ-row threshold; Assistant._answer).
+YESNO_LEAD_RE = re.compile(r"^\W*(?:yes|no)\s*[,.!;:]", re.IGNORECASE)
+
+
+def yes_no_title(question: str, answer: Answer, passages: Mapping[str, Passage], *, parts: int = 0) -> Passage | None:
+    """The passage whose question-shaped title a bare "Yes," / "No." lead of ``answer`` replies to, when
+    ``question`` (one part) is itself a yes/no question; None otherwise (nothing to check)."""
+    if not answer.answered or not answer.sentences or parts >= 2 or not QUESTION_TYPES["yesno"].search(question):
+        return None
+    lead = answer.sentences[0]
+    passage = passages.get(lead.passage_id)
+    if passage is None or passage.kind != "section" or not passage.title.rstrip().endswith("?"):
+        return None
+    return passage if YESNO_LEAD_RE.match(lead.text) else None
 
 
 def compose(

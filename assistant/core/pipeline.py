@@ -17,7 +17,7 @@ from typing import Callable, Collection
 import numpy as np
 
 from assistant.core import self_calibration
-from assistant.core.answer import AnswerConfig, compose, refuse, split_question
+from assistant.core.answer import NOT_STATED_CONFIDENCE, AnswerConfig, compose, refuse, split_question, yes_no_title
 from assistant.core.contact import answer_contact, contact_request, find_support_contact, lacks_channel
 from assistant.core.corpus import resolve_files
 from assistant.core.draft import compose_draft
@@ -43,7 +43,7 @@ from assistant.learning.links import Link, StaleLink, check_links, load_links
 from assistant.models.embeddings import Encoder
 from assistant.models.onnx import open_encoder
 from assistant.models.verifier import Verifier, kind_of, model_cache_root, open_verifier
-from assistant.schema import Answer, Draft, Hit, Passage
+from assistant.schema import Answer, Citation, Draft, Hit, Passage
 
 __all__ = ["Assistant", "clean_question", "MAX_QUESTION_CHARS", "MAX_PARTS", "VERIFY_CANDIDATES"]
 
@@ -393,6 +393,16 @@ class Assistant:
             q, hits, candidates, scores, self.contact, self.answer_config, p_answer, part_scores, evidence,
             parts=parts, verified=verified, query=query,
         )  # fmt: skip
+        shown = {h.passage.id: h for h in [*candidates, *hits]}
+        titled = yes_no_title(query, result, {pid: h.passage for pid, h in shown.items()}, parts=len(parts))
+        if titled is not None and not evidence.get("faq"):
+            # "Do you rent out bikes?" must not be answered "Yes, our workshop repairs bikes ...": a bare
+            # yes answers its section's question, so the section is decided as an FAQ row would be.
+            if self.decider.model.probability({**evidence, "faq": 1.0}) < 0.5:
+                result = refuse(
+                    q, self.contact, confidence=NOT_STATED_CONFIDENCE, reason="not_stated", hits=hits,
+                    evidence=result.evidence, related=[Citation.from_hit(shown[titled.id])],
+                )  # fmt: skip
         asked = q if contact_request(q) is not None else query  # "whats ur emial adress" read as corrected
         if (not result.answered and result.refusal_reason == "not_covered") or (
             result.answered and lacks_channel(asked, result.answer, self.contact)
