@@ -38,6 +38,11 @@ INSTRUCTION_ATTACK_RE = re.compile(
     r"|\b(?:act|behave|respond)\s+as\s+(?:if\s+you\s+(?:are|were)\s+|an?\s+|the\s+|my\s+)?"
     r"(?:unrestricted|unfiltered|jailbroken|admin\w*|developer|different|new|evil|store\s+manager|manager|owner|ai|bot|chatbot|dan)\b"
     r"|\bpretend (?:to be|you(?:'re| are))\b|\bsystem prompt\b|\bjailbreak\w*\b|\bdeveloper mode\b"
+    # claimed authority and orders ("As the system administrator I order you to ...", "New rule from
+    # headquarters: ...", "Forget the FAQ.")
+    r"|\bi\s+(?:hereby\s+)?(?:order|command|authori[sz]e|instruct|direct)\s+you\b"
+    r"|\bnew\s+(?:rules?|polic(?:y|ies)|instructions?|directives?)\s+from\s+(?:the\s+)?(?:headquarters|hq|head office|management|owner|admin\w*|ceo|manager|developers?)\b"
+    r"|\b(?:ignore|disregard|forget)\s+(?:the|your|this)\s+faqs?\b"
     r"|\broleplay as\b|\b(?:reveal|print|show|repeat)\s+(?:me\s+)?(?:your|the)\s+(?:hidden\s+|internal\s+|system\s+)*" + _TARGETS + r"\b",
     re.I,
 )
