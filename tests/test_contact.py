@@ -95,6 +95,8 @@ def test_contact_questions_are_recognised(question, expected):
      ("whats ur adress", "address"), ("how do I get to your workshop", "address"), ("what's the shop's address", "address"),
      ("Can I change the delivery address?", None), ("What address do I send my return package to?", None),
      ("where are you shipping my order from", None), ("Is my billing address stored?", None),
+     ("Can I visit your workshop in person?", "address"), ("do you have a showroom i can visit", "address"),
+     ("Will you visit my office to fit the bike?", None),
      ("What is your email address?", "email")],
 )  # fmt: skip
 def test_contact_questions_name_the_channel_they_need(question, channel):
@@ -239,10 +241,10 @@ def test_the_shop_address_is_found_and_a_return_address_only_when_no_other(tmp_p
     assert find_support_contact(load_corpus([ROOT / "corpus"])).address is None  # the jewellery shop states none
 
 
-@pytest.mark.parametrize("question", ["What is your address?", "where are you located?", "whats ur adress"])
+@pytest.mark.parametrize("question", ["What is your address?", "where are you located?", "whats ur adress", "Can I visit your workshop in person?"])
 def test_real_model_answers_where_the_shop_is_from_the_sentence_that_says_so(bike_assistant, question):
-    # Refused ("What is your address?") or answered with the delivery countries ("where are you located")
-    # before the address was a channel.
+    # Refused ("What is your address?"), or answered with the delivery countries ("where are you located")
+    # or the email and phone ("Can I visit ...") before the address was a channel.
     ans = bike_assistant.ask(question)
     assert ans.answered and "Oranienstraße 48, 10969 Berlin" in ans.answer
     assert [c.id for c in ans.citations] == [BIKE_INTRO] and len(ans.sentences) == 1

@@ -63,7 +63,10 @@ CONTACT_QUESTIONS = (
                            r"|is the (?:\w+ )?(?:shop|store|office|workshop|showroom|studio|boutique|restaurant|pharmacy)"
                            r"|can i find (?:you|your (?:\w+ )?(?:shop|store|office|workshop|showroom)))\b"
                            r"|\bwhere are you (?:located|based|situated)\b|\bwhere are you\W*$|\bhow (?:do|can) i (?:find|get to) (?:you|your (?:\w+ )?(?:shop|store|office|workshop))\b"
-                           r"|\bdirections to (?:you|your)\b", re.I)),
+                           r"|\bdirections to (?:you|your)\b"
+                           # a visit needs the address ("Can I visit your workshop in person?")
+                           r"|\bvisit (?:you|your (?:\w+ )?(?:shop|store|office|workshop|showroom|studio|boutique|premises))\b"
+                           r"|\b(?:shop|store|office|workshop|showroom|studio|boutique) (?:i|we) (?:can|could) visit\b", re.I)),
     ("hours", re.compile(r"\b(?:opening|open|business|office) hours\b|\bwhen (?:are you|is (?:the|your)(?: \w+){1,2}) open\b"
                          r"|\bwhen can i (?:call|reach|phone|ring)\b|\bphone line open\b", re.I)),
     ("phone", re.compile(r"\b(?:your|a|the) (?:tele)?phone(?: number)?\b|\b(?:tele)?phone (?:number|line)\b"
