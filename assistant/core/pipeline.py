@@ -398,7 +398,8 @@ class Assistant:
         if titled is not None and not evidence.get("faq"):
             # "Do you rent out bikes?" must not be answered "Yes, our workshop repairs bikes ...": a bare
             # yes answers its section's question, so the section is decided as an FAQ row would be.
-            if self.decider.model.probability({**evidence, "faq": 1.0}) < 0.5:
+            model = (self.decider if decided is None else self.fast_decider).model  # the one that read ``evidence``
+            if model.probability({**evidence, "faq": 1.0}) < 0.5:
                 result = refuse(
                     q, self.contact, confidence=NOT_STATED_CONFIDENCE, reason="not_stated", hits=hits,
                     evidence=result.evidence, related=[Citation.from_hit(shown[titled.id])],
