@@ -137,7 +137,7 @@ def find_support_contact(passages: list[Passage]) -> SupportContact:
         if not ADDRESS_RE.search(p.text):
             continue
         for t in split_sentences(p.text):
-            if ADDRESS_RE.search(t) and not EMAIL_RE.fullmatch(t.strip()):
+            if ADDRESS_RE.search(t):
                 rank = (not _RETURN_WORDS_RE.search(t), bool(_PLACE_WORDS_RE.search(t)), len(ADDRESS_RE.findall(t)), -i)
                 if best is None or rank > best[0]:
                     best = (rank, t.strip(), p.id)
