@@ -393,8 +393,8 @@ class Assistant:
             q, hits, candidates, scores, self.contact, self.answer_config, p_answer, part_scores, evidence,
             parts=parts, verified=verified, query=query,
         )  # fmt: skip
-        shown = {h.passage.id: h for h in [*candidates, *hits]}
-        titled = yes_no_title(query, result, {pid: h.passage for pid, h in shown.items()}, parts=len(parts))
+        quoted = {h.passage.id: h for h in candidates}  # every quoted sentence comes from a candidate
+        titled = yes_no_title(query, result, {pid: h.passage for pid, h in quoted.items()}, parts=len(parts))
         if titled is not None and not evidence.get("faq"):
             # "Do you rent out bikes?" must not be answered "Yes, our workshop repairs bikes ...": a bare
             # yes answers its section's question, so the section is decided as an FAQ row would be.
@@ -402,7 +402,7 @@ class Assistant:
             if model.probability({**evidence, "faq": 1.0}) < 0.5:
                 result = refuse(
                     q, self.contact, confidence=NOT_STATED_CONFIDENCE, reason="not_stated", hits=hits,
-                    evidence=result.evidence, related=[Citation.from_hit(shown[titled.id])],
+                    evidence=result.evidence, related=[Citation.from_hit(quoted[titled.id])],
                 )  # fmt: skip
         asked = q if contact_request(q) is not None else query  # "whats ur emial adress" read as corrected
         if (not result.answered and result.refusal_reason == "not_covered") or (
