@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus_suite as cs
 
 from assistant.core import self_calibration as sc
+from assistant.core.answer import split_question, stated_kind
 from assistant.core.pipeline import Assistant
 from assistant.core.retrieval import encoder_text
 from assistant.core.sentences import sentence_spans
@@ -73,6 +74,10 @@ class Row:
     # a question word the corpus never uses (9: none); ``_top``: one the best passage does not use.
     rare_missing: float = 9.0
     rare_missing_top: float = 9.0
+    # A one-part question asking an amount, a duration or a clock time (answer.stated_kind): the
+    # kind, and the best cosine of an answer sentence of the TOP_K candidates' FAQ rows that states it.
+    typed: str = ""
+    typed_evidence: float = 0.0
 
 
 class SentenceVectors:
@@ -82,14 +87,19 @@ class SentenceVectors:
         self.assistant = assistant
         self.cache: dict[str, np.ndarray] = {}
 
-    def best(self, vq: np.ndarray, passage) -> tuple[float, str]:
-        """The best sentence's cosine with the question, and the sentence."""
+    def best(self, vq: np.ndarray, passage, states: re.Pattern[str] | None = None) -> tuple[float, str]:
+        """The best sentence's cosine with the question, and the sentence (with ``states``: the best
+        of those it matches; (0, "") when none does)."""
         cached = self.cache.get(passage.id)
         if cached is None:
             sents = [passage.text[s:e] for s, e in sentence_spans(passage.text)] or [passage.text]
             cached = self.cache[passage.id] = (sents, self.assistant.verifier.embed_many(sents))
         cos = cached[1] @ vq
-        return float(np.max(cos)), cached[0][int(np.argmax(cos))]
+        keep = [i for i, t in enumerate(cached[0]) if states is None or states.search(t)]
+        if not keep:
+            return 0.0, ""
+        i = max(keep, key=lambda k: cos[k])
+        return float(cos[i]), cached[0][i]
 
 
 def evidence(a: Assistant, vectors: SentenceVectors, question: str, leave_out=()) -> dict:
@@ -115,6 +125,10 @@ def evidence(a: Assistant, vectors: SentenceVectors, question: str, leave_out=()
     if sent and full:
         out["sentence_lead"] = max(sent) - max(full)
     out["rare_missing"], out["rare_missing_top"] = rare_missing(lex, query, pi)
+    kind = stated_kind(query) if len(split_question(query)) == 1 else None
+    if kind is not None:
+        out["typed"] = kind[0]
+        out["typed_evidence"] = max(vectors.best(vq, h.passage, kind[1])[0] if h.passage.kind == "faq" else 0.0 for h in top)
     if YES_NO_RE.match(query):
         lex = a.retriever.lexical
         terms = [t for w in query.split() for t in lex.tokenize(w)[:1]]
@@ -259,6 +273,16 @@ def main() -> int:
         table = [["default", *[fmt(score(by[n], base, None)) for n in names]]]
         table += [[f"T={t:.2f}", *[fmt(score(by[n], base, t, which)) for n in names]] for t in THRESHOLDS]
         print(tabulate(table, headers=["rule", *names]))
+    print("\ntyped sentence rule: a one-part question asking an amount, a duration or a clock time, the best")
+    print("candidate an FAQ row, answered when an answer sentence of the top candidates states it at cosine >= T")
+    print("(answerable right / unanswerable refused [simulated refused]; typed rows per corpus in brackets)")
+    table = [["default", *[fmt(score(by[n], base, None)) for n in names]]]
+    for t in (0.40, 0.44, 0.48, 0.52, 0.56, 0.60):
+        table.append([f"T={t:.2f}", *[fmt(score(by[n], base, t, "typed_evidence")) for n in names]])
+    table.append(["typed rows (answerable/unanswerable/simulated)", *[
+        "/".join(str(sum(1 for r in by[n] if r.typed and (r.simulated if k == "s" else (not r.simulated and r.answerable == (k == "a")))))
+                 for k in ("a", "u", "s")) for n in names]])  # fmt: skip
+    print(tabulate(table, headers=["rule", *names]))
     print("\nsentence rule with lexical support: the best sentence holds >= O of the question's idf-weighted terms")
     print("(change in questions right against the default: answerable / unanswerable / simulated)")
     table = []

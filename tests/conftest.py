@@ -186,6 +186,16 @@ def bike_assistant(onnx_encoder, onnx_verifier, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def restaurant_assistant(onnx_encoder, onnx_verifier, tmp_path_factory):
+    """The real pipeline on the restaurant's help-desk CSV export (FAQ rows; a tuning corpus)."""
+    from assistant.core.pipeline import Assistant
+
+    csv = Path(__file__).resolve().parent.parent / "evals" / "corpora" / "restaurant" / "helpdesk-export.csv"
+    a, _ = Assistant.open([csv], tmp_path_factory.mktemp("restaurant"), encoder=onnx_encoder, verifier=onnx_verifier)
+    return a
+
+
+@pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
     """The packaged model's ONNX export, once per session: a copy of the one `make test` made
     (checked against its seal on open) or, without it, exported now (about 20 s). Tests that start

@@ -68,6 +68,39 @@ STATES_TIME_RE = re.compile(
 NOT_STATED_ASKS = ((ASKS_AMOUNT_RE, STATES_AMOUNT_RE, True), (ASKS_TIME_RE, STATES_TIME_RE, False))
 
 
+# What one sentence of an FAQ answer can state outright (Assistant._answer's sentence route): a
+# question asking an amount is answered by an amount, one asking how long by a duration, one asking
+# what time by a clock time. FAQ rows are matched on their question, so "Until what time do you
+# serve dinner?" scores far below the FAQ-row threshold against "What are your opening hours?",
+# though its answer's "dinner from 18:00 to 22:30" answers it (docs/retrieval.md, section 7).
+ASKS_FEE_RE = re.compile(
+    r"\bwhat(?:'s|s| is| are) (?:the|your|a|an) (?:[\w-]+ ){0,3}(?:fees?|charges?|surcharges?|deposits?)\b", re.IGNORECASE
+)
+ASKS_CLOCK_RE = re.compile(
+    r"\bwhat time\b|\b(?:until|till) when\b|\bhow (?:late|early) (?:do|does|is|are|can|will)\b"
+    r"|\bwhen (?:do|does|will|is|are) (?:you|it|they|the [\w ]{1,20}?) (?:open|close|start|end|begin|finish)", re.IGNORECASE)
+CLOCK_RE = re.compile(r"\b\d{1,2}(?:[:.]\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.)|\b\d{1,2}:\d\d\b", re.IGNORECASE)
+DURATION_RE = re.compile(
+    rf"\b{_COUNT}(?:\s*(?:-|–|to|or)\s*{_COUNT})?[\s-]*(?:\w+ )?(?:seconds?|minutes?|mins?|hours?|hrs?|days?|nights?|weeks?|months?|years?|yrs?)\b",
+    re.IGNORECASE,
+)
+STATED_KINDS = (
+    ("amount", (ASKS_AMOUNT_RE, ASKS_FEE_RE), STATES_AMOUNT_RE),
+    ("duration", (ASKS_TIME_RE,), re.compile(f"{DURATION_RE.pattern}|{CLOCK_RE.pattern}", re.IGNORECASE)),
+    ("clock", (ASKS_CLOCK_RE,), CLOCK_RE),
+)
+
+
+def stated_kind(question: str) -> tuple[str, re.Pattern[str]] | None:
+    """(kind, what states it) when ``question`` asks for one thing a sentence can state outright
+    (an amount, a duration, a clock time); None otherwise."""
+    for kind, asks, states in STATED_KINDS:
+        if any(rx.search(question) for rx in asks):
+            return kind, states
+    return None
+
+
+
 @dataclass(frozen=True)
 class AnswerConfig:
     """How an answer picks what to quote (cosine scale of the retriever).

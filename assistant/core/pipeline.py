@@ -17,7 +17,15 @@ from typing import Callable, Collection
 import numpy as np
 
 from assistant.core import self_calibration
-from assistant.core.answer import NOT_STATED_CONFIDENCE, AnswerConfig, compose, refuse, split_question, yes_no_title
+from assistant.core.answer import (
+    NOT_STATED_CONFIDENCE,
+    AnswerConfig,
+    compose,
+    refuse,
+    split_question,
+    stated_kind,
+    yes_no_title,
+)
 from assistant.core.contact import answer_contact, contact_request, find_support_contact, lacks_channel
 from assistant.core.corpus import resolve_files
 from assistant.core.draft import compose_draft
@@ -32,6 +40,7 @@ from assistant.core.stages import (
     Decider,
     InstructionGuard,
     Reranker,
+    StatedSentence,
     clean_question,
 )
 from assistant.dialogue.clarify import is_vague
@@ -110,6 +119,7 @@ class Assistant:
         self.verifier_use: Counter[str] = Counter()
         # The decision without the verifier, for the questions it is not asked about.
         self.fast_decider = Decider(RefusalModel.default_for("none"), self.retriever, index.by_id)
+        self.stated = StatedSentence(verifier) if verifier is not None else None
 
     @property
     def refusal(self) -> RefusalModel:
@@ -385,6 +395,14 @@ class Assistant:
         hits = ranked[: self.top_k]
         candidates = self._quotable(hits, parts, vecs[1:], exclude)
         scores = {h.passage.id: self.retriever.sentence_scores(vecs[0], h.passage.id) for h in candidates}
+        kind = stated_kind(query) if not parts else None
+        if p_answer < 0.5 and kind is not None and evidence.get("faq") and vq is not None and self.stated is not None:
+            # An FAQ row whose answer sentence states the asked amount, duration or time is a statement
+            # match: decided on that sentence's cosine as plain text is (the refusal model's own rule).
+            cos = self.stated.best(vq, kind[1], candidates, scores)
+            if cos is not None and self.decider.model.probability({**evidence, "dense": cos, "faq": 0.0}) >= 0.5:
+                evidence = {**evidence, "stated": round(cos, 4)}
+                p_answer = self.decider.model.probability({**evidence, "dense": cos, "faq": 0.0})
         part_scores = [
             {h.passage.id: self.retriever.sentence_scores(pvec, h.passage.id) for h in candidates} for pvec in vecs[1:]
         ]

@@ -185,6 +185,39 @@ class Reranker:
         return out
 
 
+class StatedSentence:
+    """The sentence route of an FAQ row: the verifier's best cosine between a question asking an
+    amount, a duration or a clock time and one answer sentence that states it.
+
+    FAQ rows are matched on their question (and question + answer), so "Until what time do you
+    serve dinner?" scores 0.44 against "What are your opening hours?" and is refused at the FAQ-row
+    threshold, though the row's "dinner from 18:00 to 22:30" answers it (0.58 with the verifier).
+    FAQ answer sentences are not in the verifier's index (they are quotes, not searched), so the
+    few this reads are embedded when asked, and kept (``cache`` sentences, by text).
+    """
+
+    def __init__(self, verifier: Verifier, cache: int = 2048) -> None:
+        self.verifier = verifier
+        self.size = cache
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def best(self, vq: np.ndarray, states: re.Pattern[str], candidates: Sequence[Hit],
+             spans: Mapping[str, Sequence[tuple[int, int, float]]]) -> float | None:  # fmt: skip
+        """The best cosine with ``vq`` of a sentence of the FAQ rows among ``candidates`` (``spans``:
+        each one's sentence (start, end, ...)) that ``states`` matches; None when none does."""
+        texts = [h.passage.text[s:e] for h in candidates if h.passage.kind == "faq"
+                 for s, e, *_ in spans.get(h.passage.id, ())]  # fmt: skip
+        texts = [t for t in dict.fromkeys(texts) if states.search(t)]
+        if not texts:
+            return None
+        new = [t for t in texts if t not in self.vectors]
+        if new:
+            if len(self.vectors) + len(new) > self.size:
+                self.vectors.clear()
+            self.vectors.update(zip(new, self.verifier.embed_many(new)))
+        return max(float(self.vectors[t] @ vq) for t in texts)
+
+
 class Decider:
     """The answer-or-refuse decision: the refusal model's features for the ranked hits, and p(answerable)."""
 
