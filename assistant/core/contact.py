@@ -52,8 +52,17 @@ _RETURN_WORDS_RE = re.compile(r"\b(?:return|send (?:it|them|the \w+) back|ship (
 PHONE_WORDS_RE = re.compile(r"\b(?:call|phone|telephone|line|ring|hotline)\b", re.I)
 # When an email gets its reply ("how soon will you answer my email"): the email channel, but not its address.
 REPLY_TIME = (r"\b(?:answer|repl(?:y|ies)|respond|response|get back)\w*(?: \w+){0,3}? (?:to )?(?:my |an |your |the )?e-?mails?\b"
-              r"|\be-?mail (?:repl(?:y|ies)|responses?|answers?)\b")
+              r"|\be-?mail (?:repl(?:y|ies)|responses?|answers?)\b"
+              # "how fast do you reply?", "how quickly will someone respond?"
+              r"|\bhow (?:soon|quickly|fast|long)\b(?: \w+){0,5}? (?:answer|repl(?:y|ies)|respond|get back)\w*\b")
 REPLY_TIME_RE = re.compile(REPLY_TIME, re.I)
+# A sentence saying how soon a message is answered ("We answer emails within 48 hours.", "... and we
+# will get back to you within 5-20 hours!", "Our support team answers at ..., usually within one working day.").
+REPLY_STATED_RE = re.compile(
+    r"\b(?:answers?|answered|repl(?:y|ies|ied)|respond(?:s|ed)?|get back|gets back)\b.{0,80}?"
+    r"\b(?:within|in (?:about |around |under )?(?:\d|an? |one |two |a few )|same[- ]day|next (?:working |business )?day)",
+    re.I,
+)
 # Questions that ask how to reach the store rather than about a policy, by the channel they need
 # (the first that matches): when to call, a phone number, an email address, or any way at all.
 CONTACT_QUESTIONS = (
@@ -177,15 +186,19 @@ def contact_request(question: str) -> str | None:
     return next((channel for channel, pattern in CONTACT_QUESTIONS if pattern.search(question)), None)
 
 
-def lacks_channel(question: str, answer_text: str, contact: SupportContact) -> bool:
+def lacks_channel(question: str, answer_text: str, contact: SupportContact, *, parts: int = 0) -> bool:
     """True when ``question`` asks for the store's email address, phone number or hours, the corpus
     states that channel, and ``answer_text`` quotes none of it ("What is your customer support
     email address?" answered with "Contact Support"); or asks for any way to reach a person and the
     answer gives none (no email, number or chat); or asks where the shop is and the answer gives no
-    postal address. The contact passages should answer instead."""
+    postal address; or (a question of one part: ``parts`` < 2) asks how soon an email is answered and
+    the answer does not say. The contact passages should answer instead."""
     wanted = contact_request(question)
+    if wanted == "email" and REPLY_TIME_RE.search(question):
+        # how soon an email is answered: a one-part question must be answered by a sentence saying so
+        return parts < 2 and bool(contact.email) and not REPLY_STATED_RE.search(answer_text)
     if wanted == "email":
-        return bool(contact.email) and not REPLY_TIME_RE.search(question) and not EMAIL_RE.search(answer_text)
+        return bool(contact.email) and not EMAIL_RE.search(answer_text)
     if wanted == "phone":
         return bool(contact.phone) and not PHONE_RE.search(answer_text)
     if wanted == "hours":
@@ -219,9 +232,16 @@ def answer_contact(
     score_of = {h.passage.id: h.score for h in hits}
     citations: list[Citation] = []
     sentences: list[AnswerSentence] = []
-    for pid in [pid for pid in passages if pid in contact.passage_ids]:  # in the caller's (corpus) order
+    ordered = [pid for pid in passages if pid in contact.passage_ids]  # in the caller's (corpus) order
+    # How soon an email is answered: the sentences saying so, when the contact passages hold one.
+    reply = wanted == "email" and REPLY_TIME_RE.search(question) and any(
+        REPLY_STATED_RE.search(passages[pid].text[s:e]) for pid in ordered for s, e in sentence_spans(passages[pid].text)
+    )
+    for pid in ordered:
         p = passages[pid]
-        if wanted == "address":  # where the shop is: the sentence that says so, nothing else
+        if reply:
+            quoted = [p.text[s:e] for s, e in sentence_spans(p.text) if REPLY_STATED_RE.search(p.text[s:e])]
+        elif wanted == "address":  # where the shop is: the sentence that says so, nothing else
             quoted = [p.text[s:e] for s, e in sentence_spans(p.text) if p.text[s:e].strip() == contact.address]
         else:
             quoted = [

@@ -424,7 +424,7 @@ class Assistant:
                 )  # fmt: skip
         asked = q if contact_request(q) is not None else query  # "whats ur emial adress" read as corrected
         if (not result.answered and result.refusal_reason == "not_covered") or (
-            result.answered and lacks_channel(asked, result.answer, self.contact)
+            result.answered and lacks_channel(asked, result.answer, self.contact, parts=len(parts))
         ):
             # "what's your phone number": answered from the passage that states the contact details
             # (refused, or answered from a passage that does not give the channel asked for)
