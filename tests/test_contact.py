@@ -88,6 +88,12 @@ def test_contact_questions_are_recognised(question, expected):
      # when an email gets its reply is a question about the email channel
      ("how soon will you answer my email", "email"), ("How quickly does your team respond to emails?", "email"),
      ("how long until I get an email reply?", "email"), ("when will you reply to my e-mail", "email"),
+     ("how fast do you reply?", "email"), ("how quickly will someone respond?", "email"),
+     # which address an email goes to
+     ("Customer wants to send us a written complaint by email. Which address do I give?", "email"),
+     ("which email should I write to?", "email"), ("what address do I email my complaint to", "email"),
+     ("where do I send an email", "email"), ("what email will I get when my order ships", None),
+     ("which delivery address do you email the invoice to", None),
      ("I emailed you about a refund, what now", None), ("Will my receipt come by email?", None),
      ("email me the invoice", None),
      # where the shop is; not the customer's delivery or billing address, nor where returns go
@@ -188,7 +194,8 @@ def test_an_answer_without_the_channel_asked_for_lacks_it(question, answer, lack
 @pytest.mark.parametrize(
     "question",
     ["What is your customer support email address?",
-     "whats ur emial adress for suport"],  # the channel is read from the typo-corrected question
+     "whats ur emial adress for suport",  # the channel is read from the typo-corrected question
+     "Customer wants to send us a written complaint by email. Which address do I give?"],
 )  # fmt: skip
 def test_real_model_answers_an_email_question_with_the_address_not_a_contact_heading(seed_assistant, question):
     # The bundled FAQ ends a section with "Unable to find satisfactory answers ? Contact Support": the

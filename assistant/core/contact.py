@@ -81,6 +81,9 @@ CONTACT_QUESTIONS = (
     ("phone", re.compile(r"\b(?:your|a|the) (?:tele)?phone(?: number)?\b|\b(?:tele)?phone (?:number|line)\b"
                          r"|\bcall (?:you|us|someone|the (?:store|shop))\b|\bring you\b|\bhotline\b", re.I)),
     ("email", re.compile(r"\byour(?: \w+){0,2} e-?mail\b|\be-?mail (?:you|us|support)\b|\be-?mail add?ress (?:for|of) (?:the )?(?:support|customer|you)"
+                         # "which email should I write to?", "by email. Which address do I give?"
+                         r"|\b(?:which|what) e-?mail (?:add?ress|should|do|can|to)\b|\bwhere (?:do|can|should) i (?:send|write) (?:an |my |the )?e-?mail"
+                         r"|\b(?:which|what) add?ress\b.{0,40}\be-?mail|\be-?mail\b.{0,60}\b(?:which|what) add?ress\b"
                          # when an email gets its reply ("how soon will you answer my email")
                          r"|" + REPLY_TIME, re.I)),
     ("any", re.compile(r"\breach (?:you|someone|a (?:real )?person|a human|an? (?:real |live )?agent|support|customer service|the (?:store|shop))\b"
