@@ -196,6 +196,16 @@ def restaurant_assistant(onnx_encoder, onnx_verifier, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def software_assistant(onnx_encoder, onnx_verifier, tmp_path_factory):
+    """The real pipeline on the software subscription's prose policy page (a tuning corpus)."""
+    from assistant.core.pipeline import Assistant
+
+    terms = Path(__file__).resolve().parent.parent / "evals" / "corpora" / "software-subscription" / "terms.txt"
+    a, _ = Assistant.open([terms], tmp_path_factory.mktemp("software"), encoder=onnx_encoder, verifier=onnx_verifier)
+    return a
+
+
+@pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
     """The packaged model's ONNX export, once per session: a copy of the one `make test` made
     (checked against its seal on open) or, without it, exported now (about 20 s). Tests that start

@@ -102,3 +102,59 @@ def test_a_store_that_takes_is_read_as_accepting(question, expected):
     assert TypoCorrector(["We accept all major cards.", "how many days"], set()).correct(question) == expected
     # A corpus that never says "accept" keeps the customer's word.
     assert TypoCorrector(["We take all major cards.", "how many days"], set()).correct(question) == question
+
+
+# --- the store's own name ------------------------------------------------------------------------
+from pathlib import Path  # noqa: E402
+
+from assistant.core.corpus import load_corpus  # noqa: E402
+from assistant.core.spelling import store_name  # noqa: E402
+
+SUITE = Path(__file__).resolve().parent.parent / "evals" / "corpora"
+
+
+@pytest.mark.parametrize(
+    ("corpus", "email", "name"),
+    [
+        ("bike-shop/speichenwerk-faq.md", "service@speichenwerk.de", "Speichenwerk"),  # "on speichenwerk.de" is an address
+        ("restaurant/helpdesk-export.csv", "bookings@trattorialupo.co.uk", "Trattoria Lupo"),
+        ("software-subscription/terms.txt", "support@notelyst.io", "Notelyst"),
+        ("../../corpus", "support@coco-jewelry.com", None),  # named only in its email address
+    ],
+)
+def test_the_store_name_is_the_one_its_email_domain_spells(corpus, email, name):
+    texts = [f"{p.title} {p.text}" for p in load_corpus([SUITE / corpus])]
+    assert store_name(texts, email) == name
+
+
+def test_a_common_word_or_a_short_domain_is_not_a_store_name():
+    texts = ["We sell books and maps. Books ship within 2 days."]
+    assert store_name(texts, "help@books.com") is None  # "books" is written in lower case
+    assert store_name(["Books ship fast."], "help@books.com", {"books"}) is None  # a word the model knows, never inside a sentence
+    assert store_name(["Welcome to Abc. We ship."], "a@abc.com") is None  # too short to tell
+    assert store_name(["Notelyst is an app."], None) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "read"),
+    [
+        ("Does Notelyst work offline on Linux?", "Does the store work offline on Linux?"),
+        ("is notelyst gdpr compliant", "is the store gdpr compliant"),
+        ("Where are Notelyst's servers?", "Where are the store's servers?"),
+        ("How much does Notelyst Plus cost?", "How much does Plus cost?"),  # a plan named after the store
+        ("What is Notelyst?", "What is Notelyst?"),  # nothing left to ask without the name
+        ("Does Notelist work offline?", "Does the store work offline?"),  # corrected to the corpus's spelling first
+    ],
+)
+def test_the_store_name_in_a_question_is_read_as_the_store(question, read):
+    corrector = TypoCorrector(["Notelyst is an app for notes. Notelyst Plus adds storage."], {"work", "offline", "is"},
+                              store="Notelyst")  # fmt: skip
+    assert corrector.correct(question) == read
+
+
+def test_a_store_name_of_several_words_matches_however_it_is_spaced():
+    corrector = TypoCorrector(["Trattoria Lupo is open Tuesday to Sunday."], set(), store="Trattoria Lupo")
+    assert corrector.unnamed("Is Trattoria Lupo open on Mondays?") == "Is the store open on Mondays?"
+    assert corrector.unnamed("can i bring my dog to trattoria  lupo") == "can i bring my dog to the store"
+    assert corrector.unnamed("trattorialupo parking") == "the store parking"
+    assert TypoCorrector(["x"], set()).unnamed("Is Trattoria Lupo open?") == "Is Trattoria Lupo open?"  # no name known

@@ -32,7 +32,7 @@ from assistant.core.draft import compose_draft
 from assistant.core.refusal import RefusalModel
 from assistant.core.retrieval import RetrievalConfig, Retriever, encoder_text
 from assistant.core.self_calibration import SelfCalibration
-from assistant.core.spelling import TypoCorrector, model_vocabulary
+from assistant.core.spelling import TypoCorrector, model_vocabulary, store_name
 from assistant.core.stages import (
     MAX_QUESTION_CHARS,
     VERIFY_CANDIDATES,
@@ -233,7 +233,8 @@ class Assistant:
     def corrector(self) -> TypoCorrector:
         if self._corrector is None:
             texts = [f"{p.title} {p.text}" for p in self.index.passages]
-            self._corrector = TypoCorrector(texts, model_vocabulary(getattr(self.encoder, "path", None)))
+            vocabulary = model_vocabulary(getattr(self.encoder, "path", None))
+            self._corrector = TypoCorrector(texts, vocabulary, store=store_name(texts, self.contact.email, vocabulary))
         return self._corrector
 
     def refreshed(self, corpus: list[str | Path], index_dir: str | Path) -> tuple["Assistant", BuildStats]:
