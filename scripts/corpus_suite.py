@@ -16,7 +16,9 @@ with the setting chosen on all tuning corpora, never used to choose.
 Decisions are replayed offline: each gold question is asked once with a model that always
 answers (giving its features and whether the answer's content is right) and once with one that
 always refuses (giving the contact answer, where one applies), so any threshold's outcome is
-known without asking again.
+known without asking again. The rules the pipeline applies after the model are replayed with it
+(``answers``): an FAQ row's answer sentence stating the asked amount, duration or time, a bare
+"Yes," lead read at the FAQ-row threshold, and an asked amount or time that no passage states.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import argparse
 import itertools
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.core import self_calibration as sc
+from assistant.core.answer import split_question, yes_no_title
 from assistant.core.pipeline import Assistant
 from assistant.core.refusal import RefusalModel
 from assistant.errors import ConfigError
@@ -70,6 +73,12 @@ class Row:
     ok_answered: bool  # right when answered normally (answerable: facts and citation right)
     contact: bool | None  # None: no contact answer when refused; else whether that answer is right
     question_title: bool = False  # the best passage's title is a question (FAQ row or "## Question?" heading)
+    # The rules Assistant._answer applies after the model, replayed with it: the verifier's cosine of the
+    # FAQ answer sentence stating the asked amount, duration or time (None: not read), and whether the
+    # answer would open with a section's bare "Yes," / "No." (decided as that section's FAQ row).
+    stated: float | None = None
+    yes_title: bool = False
+    not_stated: bool = False  # answered, it is refused anyway: the asked amount or time is never stated
 
 
 def discover(suite: Path) -> list[Corpus]:
@@ -94,13 +103,17 @@ def decision_rows(assistant: Assistant, gold: list[GoldQuestion]) -> list[Row]:
         for q in gold:
             assistant.refusal = ALWAYS
             a = assistant.ask(q.question)
-            feats = {k: v for k, v in a.evidence.items() if k not in ("p_answer", "contact")}
+            feats = {k: v for k, v in a.evidence.items() if k not in ("p_answer", "contact", "stated")}
             ok = bool(score_answer(q, a, by_id)["correct"])
             qt = _question_title(a.retrieved)
-            assistant.refusal = NEVER
+            query = assistant.corrector.correct(assistant.cleaner.run(q.question))
+            parts = split_question(query)
+            titled = yes_no_title(query, a, {h.passage.id: h.passage for h in a.retrieved}, parts=len(parts) if len(parts) > 1 else 0)
+            assistant.refusal = NEVER  # refused by the model: the stated sentence is read, the contact answer made
             b = assistant.ask(q.question)
             contact = bool(score_answer(q, b, by_id)["correct"]) if b.answered else None
-            rows.append(Row(feats, q.answerable, ok, contact, qt))
+            rows.append(Row(feats, q.answerable, ok, contact, qt, b.evidence.get("stated"), titled is not None,
+                            a.refusal_reason == "not_stated"))  # fmt: skip
     finally:
         assistant.refusal = kept
     return rows
@@ -128,14 +141,30 @@ def replay(rows: list[Row], model: RefusalModel) -> dict[str, float]:
     """answerable and unanswerable accuracy when ``model`` decides."""
     right = {True: [], False: []}
     for r in rows:
-        if model.probability(r.features) >= 0.5:
+        answered, not_stated = answers(r, model)
+        if answered:
             ok = r.ok_answered if r.answerable else False
-        elif r.contact is not None:
+        elif r.contact is not None and not not_stated:
             ok = r.contact if r.answerable else False
         else:
             ok = not r.answerable
         right[r.answerable].append(ok)
     return {"answerable": float(np.mean(right[True])), "unanswerable": float(np.mean(right[False]))}
+
+
+def answers(r: Row, model: RefusalModel) -> tuple[bool, bool]:
+    """(answered, refused as not_stated) when ``model`` decides, with the pipeline's rules after it:
+    an FAQ row whose answer sentence states the asked kind of thing is decided on that sentence as
+    plain text; a bare "Yes," lead answers only at the FAQ-row threshold (Assistant._answer)."""
+    p = model.probability(r.features)
+    if p >= 0.5 and r.not_stated:
+        return False, True
+    if p < 0.5:
+        stated = r.stated is not None and model.probability({**r.features, "dense": r.stated, "faq": 0.0}) >= 0.5
+        return stated, False
+    if r.yes_title and not r.features.get("faq") and model.probability({**r.features, "faq": 1.0}) < 0.5:
+        return False, True
+    return True, False
 
 
 def worst(scores: list[dict[str, float]]) -> tuple[float, float]:
@@ -150,6 +179,9 @@ def model_for(base: RefusalModel, probes: list[dict[str, float]], setting) -> Re
         return base
     if kind == "shift":
         return sc.shifted(base, params)
+    if kind == "plain":  # the plain-text threshold only; FAQ rows keep theirs
+        w = base.weights["dense"]
+        return replace(base, bias=base.bias - params * w, weights={**base.weights, "faq": base.weights.get("faq", 0.0) + params * w})
     q, lo, hi = params
     return sc.shifted(base, sc.fit_shift(base, probes, quantile=q, min_shift=lo, max_shift=hi))
 
@@ -157,8 +189,8 @@ def model_for(base: RefusalModel, probes: list[dict[str, float]], setting) -> Re
 def settings(kind: str):
     if kind == "default":
         return [("default", None)]
-    if kind == "shift":
-        return [("shift", float(s)) for s in SHIFTS]
+    if kind in ("shift", "plain"):
+        return [(kind, float(s)) for s in SHIFTS]
     return [("self", p) for p in itertools.product(QUANTILES, MIN_SHIFTS, MAX_SHIFTS) if p[1] <= p[2]]
 
 
@@ -229,7 +261,7 @@ def main() -> int:
             raise ConfigError(f"--tune needs at least 3 tuning corpora (one left out, two to choose on), got {len(tuning)}")
         print("\nleave-one-corpus-out over the tuning corpora (chosen on the others for their worst corpus):")
         loco = []
-        for kind in ("default", "shift", "self"):
+        for kind in ("default", "shift", "plain", "self"):
             per = {}
             for left in tuning:
                 s = choose(kind, data, [n for n in tuning if n != left])
@@ -243,7 +275,7 @@ def main() -> int:
         print("(answerable right / unanswerable refused, on the corpus left out)")
         print("\nchosen on all tuning corpora, scored on every corpus:")
         final = []
-        for kind in ("default", "shift", "self"):
+        for kind in ("default", "shift", "plain", "self"):
             s = choose(kind, data, tuning)
             row = [f"{kind} {s[1] if s[1] is not None else ''}"]
             for d in data.values():

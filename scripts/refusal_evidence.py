@@ -78,6 +78,9 @@ class Row:
     # kind, and the best cosine of an answer sentence of the TOP_K candidates' FAQ rows that states it.
     typed: str = ""
     typed_evidence: float = 0.0
+    # A yes/no question naming a kind of something the best passage mentions, by a word the corpus
+    # never uses ("Do you sell gift cards?" against "We accept all major credit and debit cards").
+    modifier_missing: bool = False
 
 
 class SentenceVectors:
@@ -135,6 +138,10 @@ def evidence(a: Assistant, vectors: SentenceVectors, question: str, leave_out=()
         covered = [t in lex.passage_terms[pi] for t in terms]
         out["first_uncovered"] = bool(covered) and not covered[0]
         out["any_uncovered"] = not all(covered)
+        stems = [lex.tokenize(w)[:1] for w in WORD_RE.findall(query)]
+        out["modifier_missing"] = any(
+            a and b and a[0] not in lex.vocabulary and b[0] in lex.passage_terms[pi] for a, b in zip(stems, stems[1:])
+        )
     return out
 
 
@@ -318,6 +325,7 @@ def main() -> int:
     checks = {
         "yes/no question, first content word not in the best passage": lambda r: r.first_uncovered,
         "yes/no question, any content word not in the best passage": lambda r: r.any_uncovered,
+        "yes/no question, a word the corpus never uses before one the best passage uses": lambda r: r.modifier_missing,
         **{f"plain text, best sentence leads the passage by < {x:.2f}": (lambda r, x=x: r.sentence_lead < x)
            for x in (0.05, 0.08, 0.10)},
         **{f"a word the corpus never uses, Zipf < {z}": (lambda r, z=z: r.rare_missing < z)

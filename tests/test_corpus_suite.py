@@ -51,3 +51,19 @@ def test_replay_decides_as_the_model_would(suite):
     ]
     assert suite.replay(rows, model) == {"answerable": 1.0, "unanswerable": 0.5}
     assert suite.worst([{"answerable": 1.0, "unanswerable": 0.5}, {"answerable": 0.5, "unanswerable": 0.5}]) == (0.5, 0.625)
+
+
+def test_replay_applies_the_rules_the_pipeline_applies_after_the_model(suite):
+    # The default model's reading (RefusalModel.default: plain text at 0.5, FAQ rows at 0.58 here).
+    model = RefusalModel.default(0.5)
+    faq = {"dense": 0.52, "faq": 1.0}  # an FAQ row under its threshold
+    # Its answer sentence states the asked time at 0.6: decided as plain text, answered.
+    assert suite.answers(suite.Row(faq, True, True, None, stated=0.6), model) == (True, False)
+    assert suite.answers(suite.Row(faq, True, True, None, stated=0.4), model) == (False, False)
+    # A bare "Yes," lead of a plain-text section is answered only at the FAQ-row threshold: refused
+    # as not_stated, so no contact answer stands in for it.
+    yes = suite.Row({"dense": 0.55, "faq": 0.0}, False, False, True, yes_title=True)
+    assert suite.answers(yes, model) == (False, True)
+    assert suite.replay([yes, suite.Row({"dense": 0.7}, True, True, None)], model) == {"answerable": 1.0, "unanswerable": 1.0}
+    # An answer that would state no amount for "how much" is refused anyway.
+    assert suite.answers(suite.Row({"dense": 0.9}, False, False, None, not_stated=True), model) == (False, True)

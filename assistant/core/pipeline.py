@@ -401,9 +401,10 @@ class Assistant:
             # An FAQ row whose answer sentence states the asked amount, duration or time is a statement
             # match: decided on that sentence's cosine as plain text is (the refusal model's own rule).
             cos = self.stated.best(vq, kind[1], candidates, scores)
-            if cos is not None and self.decider.model.probability({**evidence, "dense": cos, "faq": 0.0}) >= 0.5:
-                evidence = {**evidence, "stated": round(cos, 4)}
-                p_answer = self.decider.model.probability({**evidence, "dense": cos, "faq": 0.0})
+            if cos is not None:
+                evidence = {**evidence, "stated": round(cos, 4)}  # reported whether or not it answers
+                p_stated = self.decider.model.probability({**evidence, "dense": cos, "faq": 0.0})
+                p_answer = p_stated if p_stated >= 0.5 else p_answer
         part_scores = [
             {h.passage.id: self.retriever.sentence_scores(pvec, h.passage.id) for h in candidates} for pvec in vecs[1:]
         ]
