@@ -90,9 +90,9 @@ QUESTION_CASES = [
     ("Arabic (right to left)", "/api/ask", js({"question": "هل يمكنني إلغاء طلبي؟"}), Refused("not_covered")),
     ("Hebrew (right to left)", "/api/ask", js({"question": "האם אפשר לבטל את ההזמנה?"}), Refused("not_covered")),
     ("RTL override character", "/api/ask", js({"question": "\u202eCan I cancel my order?"}), Answered(CANCEL)),
-    # The verifier (all-mpnet-base-v2) reads this much Spanish: it finds the cancellation policy,
-    # quoted in English; the MiniLM retriever alone refused it.
-    ("Spanish", "/api/ask", js({"question": "¿Puedo cancelar mi pedido?"}), Answered(CANCEL)),
+    # The verifier (all-mpnet-base-v2) reads a little Spanish: it finds the cancellation policy, but
+    # below the 0.53 plain-text threshold (0.40 + half its 0.17 lead), so it is refused like German.
+    ("Spanish", "/api/ask", js({"question": "¿Puedo cancelar mi pedido?"}), Refused("not_covered")),
     ("German", "/api/ask", js({"question": "Kann ich meine Bestellung stornieren?"}), Refused("not_covered")),
     ("Japanese", "/api/ask", js({"question": "注文をキャンセルできますか？"}), Refused("not_covered")),
     # markup and code

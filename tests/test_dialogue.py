@@ -145,14 +145,16 @@ def test_the_choice_among_readings():
     postage = said("r3", "For any items being returned to us, you will be expected to cover the cost of shipping.")
     assert pick(["I want to return an item."], "who pays for shipping?", [duties, postage]) == 1
     assert pick(["Is my card information safe?"], "who pays for shipping?", [duties, postage]) == 0  # the conversation names no return
-    assert pick(["I want to return an item."], "who pays for shipping?", [duties, replace(postage, evidence={"p_answer": 0.6})]) == 0
+    # not sure enough (NARROW_CONFIDENT 0.595: a verifier score of 0.59 under the 0.53 threshold)
+    assert pick(["I want to return an item."], "who pays for shipping?", [duties, replace(postage, evidence={"p_answer": 0.36})]) == 0
     # A context reading that only repeats the last answer yields to the message answered alone elsewhere.
-    ships = [said("s1", "All orders are processed within 2 working days.", p=0.86), said("s2", "Asia is 3 to 10 working days.")]
+    # (p values below ALONE_CONFIDENT, 0.768: the same verifier scores as 0.86 and 0.87 under the old 0.48 threshold)
+    ships = [said("s1", "All orders are processed within 2 working days.", p=0.69), said("s2", "Asia is 3 to 10 working days.")]
     ships[0] = replace(ships[0], retrieved=[Hit(Passage("s2", "faq", "", "Asia ...", "faq.txt", 1), 1.0)])  # the message points there too
     assert pick(["How long does delivery to Asia take?"], "and how long before it ships?", ships, ships[1]) == 0
     assert pick(["How long does delivery to Asia take?"], "and how long before it ships?", ships) == 1
     # A refused slot reading yields to the message alone answered from a passage naming the slot.
-    silver = [said("p4", "Most of our jewelry is made with 925 sterling silver.", p=0.87), REFUSED, REFUSED]
+    silver = [said("p4", "Most of our jewelry is made with 925 sterling silver.", p=0.71), REFUSED, REFUSED]
     assert pick(["Do you sell gold rings?"], "what about silver?", silver) == 0
     assert pick(["Do you sell gold rings?"], "what about silver?", [silver[0], said("p4", CASH), REFUSED]) == 1
 
@@ -218,7 +220,7 @@ def test_a_context_reading_on_the_passage_the_message_alone_answers_unsurely():
     def alone(p):
         return replace(silver, confidence=p, evidence={"p_answer": p}, retrieved=hits(("p3", 0.46), ("p1", 0.25)))
 
-    got = decide(message, options, [alone(0.86), silver])  # "nickel" and "free" quoted nowhere
+    got = decide(message, options, [alone(0.69), silver])  # "nickel" and "free" quoted nowhere; below ALONE_CONFIDENT
     assert (got.answered, got.refusal_reason) == (False, "not_stated")
     assert decide(message, options, [alone(0.95), silver], pick=1).answered  # answered surely alone: kept
     plated = said("p3", "Most of our jewelry is made with 925 sterling silver with rhodium plated.", p=0.86)
@@ -235,7 +237,7 @@ def test_a_narrowed_reading_skips_the_own_words_gap():
     assert choose(message, options, [mailbox, postage]) == 1  # the conversation names the return
     got = decide(message, options, [mailbox, postage])  # alone, r3 ranks 0.10 below the best: narrowing overrules that
     assert got.answered and got.resolved_question == f"{history[0]} {message}"
-    assert choose(message, options, [mailbox, replace(postage, evidence={"p_answer": 0.7})]) == 0  # not sure enough
+    assert choose(message, options, [mailbox, replace(postage, evidence={"p_answer": 0.46})]) == 0  # not sure enough
 
 
 def test_a_missing_duration_is_asked_again_without_the_passages_found():

@@ -82,7 +82,7 @@ def test_default_for(verifier, threshold, expected):
 
 def test_default_for_the_verifier_answers_on_dense_plus_half_margin():
     model = RefusalModel.default_for("mpnet")
-    assert model.probability({"dense": 0.38, "margin": 0.2, "faq": 0.0}) == pytest.approx(0.5)  # 0.48
+    assert model.probability({"dense": 0.43, "margin": 0.2, "faq": 0.0}) == pytest.approx(0.5)  # 0.53
     assert model.probability({"dense": 0.55, "margin": 0.2, "faq": 1.0}) == pytest.approx(0.5)  # 0.65
 
 
