@@ -135,6 +135,18 @@ def test_contact_answer_quotes_the_contact_passage():
     assert answer_contact("what's your phone number", contact, {}, hits) is None  # the passage is left out
 
 
+def test_the_sentence_giving_the_channel_asked_for_opens_the_contact_answer():
+    # The software subscription's contact paragraph gives the email first, then the phone line.
+    text = ("Our support team answers at support@notelyst.io, usually within one working day. Teams customers can also "
+            "call +1 415 555 0172, Monday to Friday, 8 am to 6 pm Pacific time.")  # fmt: skip
+    p = Passage("t:contact-1", "t", "Contact", text, "t.txt", 1)
+    contact = find_support_contact([p])
+    phone = answer_contact("what's your phone number?", contact, {p.id: p}, [])
+    assert phone.sentences[0].text.startswith("Teams customers can also call") and len(phone.sentences) == 2
+    email = answer_contact("what is your email address?", contact, {p.id: p}, [])
+    assert email.sentences[0].text.startswith("Our support team answers at")
+
+
 @pytest.mark.parametrize(
     "question, fact",
     [("what's your phone number", "+49 30 6120 4455"), ("When is your phone line open?", "9:00 to 18:00"),

@@ -254,6 +254,9 @@ def answer_contact(
             ]  # fmt: skip
         if not quoted:
             continue
+        first = {"phone": PHONE_RE, "email": EMAIL_RE, "hours": HOURS_RE}.get(wanted)
+        if first is not None and not reply:  # the sentence giving the channel asked for opens the answer
+            quoted.sort(key=lambda t: not first.search(t))
         n = len(citations) + 1
         citations.append(Citation(id=p.id, doc_id=p.doc_id, title=p.title, text=p.text, score=round(float(score_of.get(p.id, 0.0)), 4)))
         sentences += [AnswerSentence(text=t, passage_id=p.id, citation=n) for t in quoted]
