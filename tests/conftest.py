@@ -175,34 +175,31 @@ def seed_assistant(onnx_encoder, onnx_verifier, seed_index_dir):
     return assistant
 
 
-@pytest.fixture(scope="session")
-def bike_assistant(onnx_encoder, onnx_verifier, tmp_path_factory):
-    """The real pipeline (MiniLM, mpnet verifier, FAISS) on the bike shop's Markdown FAQ (a tuning corpus)."""
+def _suite_assistant(relative: str, encoder, verifier, tmp_path_factory):
+    """The real pipeline (MiniLM, mpnet verifier, FAISS) on one corpus of the suite (evals/corpora/)."""
     from assistant.core.pipeline import Assistant
 
-    bike = Path(__file__).resolve().parent.parent / "evals" / "corpora" / "bike-shop" / "speichenwerk-faq.md"
-    a, _ = Assistant.open([bike], tmp_path_factory.mktemp("bike"), encoder=onnx_encoder, verifier=onnx_verifier)
+    path = Path(__file__).resolve().parent.parent / "evals" / "corpora" / relative
+    a, _ = Assistant.open([path], tmp_path_factory.mktemp(path.parent.name), encoder=encoder, verifier=verifier)
     return a
+
+
+@pytest.fixture(scope="session")
+def bike_assistant(onnx_encoder, onnx_verifier, tmp_path_factory):
+    """The bike shop's Markdown FAQ (a tuning corpus)."""
+    return _suite_assistant("bike-shop/speichenwerk-faq.md", onnx_encoder, onnx_verifier, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def restaurant_assistant(onnx_encoder, onnx_verifier, tmp_path_factory):
-    """The real pipeline on the restaurant's help-desk CSV export (FAQ rows; a tuning corpus)."""
-    from assistant.core.pipeline import Assistant
-
-    csv = Path(__file__).resolve().parent.parent / "evals" / "corpora" / "restaurant" / "helpdesk-export.csv"
-    a, _ = Assistant.open([csv], tmp_path_factory.mktemp("restaurant"), encoder=onnx_encoder, verifier=onnx_verifier)
-    return a
+    """The restaurant's help-desk CSV export (FAQ rows; a tuning corpus)."""
+    return _suite_assistant("restaurant/helpdesk-export.csv", onnx_encoder, onnx_verifier, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def software_assistant(onnx_encoder, onnx_verifier, tmp_path_factory):
-    """The real pipeline on the software subscription's prose policy page (a tuning corpus)."""
-    from assistant.core.pipeline import Assistant
-
-    terms = Path(__file__).resolve().parent.parent / "evals" / "corpora" / "software-subscription" / "terms.txt"
-    a, _ = Assistant.open([terms], tmp_path_factory.mktemp("software"), encoder=onnx_encoder, verifier=onnx_verifier)
-    return a
+    """The software subscription's prose policy page (a tuning corpus)."""
+    return _suite_assistant("software-subscription/terms.txt", onnx_encoder, onnx_verifier, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
