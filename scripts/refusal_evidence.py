@@ -78,6 +78,7 @@ class Row:
     # kind, and the best cosine of an answer sentence of the TOP_K candidates' FAQ rows that states it.
     typed: str = ""
     typed_evidence: float = 0.0
+    typed_any: float = 0.0  # the same over every candidate's sentences (untitled), plain-text sections too
     # A yes/no question naming a kind of something the best passage mentions, by a word the corpus
     # never uses ("Do you sell gift cards?" against "We accept all major credit and debit cards").
     modifier_missing: bool = False
@@ -132,6 +133,7 @@ def evidence(a: Assistant, vectors: SentenceVectors, question: str, leave_out=()
     if kind is not None:
         out["typed"] = kind[0]
         out["typed_evidence"] = max(vectors.best(vq, h.passage, kind[1])[0] if h.passage.kind == "faq" else 0.0 for h in top)
+        out["typed_any"] = max(vectors.best(vq, h.passage, kind[1])[0] for h in top)
     if YES_NO_RE.match(query):
         lex = a.retriever.lexical
         terms = [t for w in query.split() for t in lex.tokenize(w)[:1]]
@@ -209,7 +211,7 @@ def decide(r: Row, base, t: float | None, which: str = "evidence", overlap: floa
     sentence also holding ``overlap`` of the question's idf-weighted terms)."""
     if base.probability(r.features) >= 0.5:
         return True
-    if t is None or r.features.get("faq", 0.0) != 1.0:
+    if t is None or (r.features.get("faq", 0.0) != 1.0 and which != "typed_any"):
         return False
     return getattr(r, which) >= t and r.evidence_overlap >= overlap
 
@@ -286,6 +288,8 @@ def main() -> int:
     table = [["default", *[fmt(score(by[n], base, None)) for n in names]]]
     for t in (0.40, 0.44, 0.48, 0.52, 0.56, 0.60):
         table.append([f"T={t:.2f}", *[fmt(score(by[n], base, t, "typed_evidence")) for n in names]])
+    for t in (0.48, 0.53, 0.56, 0.60, 0.65):
+        table.append([f"any passage, T={t:.2f}", *[fmt(score(by[n], base, t, "typed_any")) for n in names]])
     table.append(["typed rows (answerable/unanswerable/simulated)", *[
         "/".join(str(sum(1 for r in by[n] if r.typed and (r.simulated if k == "s" else (not r.simulated and r.answerable == (k == "a")))))
                  for k in ("a", "u", "s")) for n in names]])  # fmt: skip

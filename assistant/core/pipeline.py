@@ -397,9 +397,9 @@ class Assistant:
         candidates = self._quotable(hits, parts, vecs[1:], exclude)
         scores = {h.passage.id: self.retriever.sentence_scores(vecs[0], h.passage.id) for h in candidates}
         kind = stated_kind(query) if not parts else None
-        if p_answer < 0.5 and kind is not None and evidence.get("faq") and vq is not None and self.stated is not None:
-            # An FAQ row whose answer sentence states the asked amount, duration or time is a statement
-            # match: decided on that sentence's cosine as plain text is (the refusal model's own rule).
+        if p_answer < 0.5 and kind is not None and vq is not None and self.stated is not None:
+            # A sentence stating the asked amount, duration or time under a question (an FAQ row's answer, a
+            # "## Question?" section's sentence without its title): decided on its cosine as plain text is.
             cos = self.stated.best(vq, kind[1], candidates, scores)
             if cos is not None:
                 evidence = {**evidence, "stated": round(cos, 4)}  # reported whether or not it answers

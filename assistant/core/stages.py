@@ -19,7 +19,7 @@ from assistant.core.refusal import RefusalModel, features
 from assistant.core.retrieval import Retriever, encoder_text
 from assistant.errors import ConfigError, QuestionError
 from assistant.models.verifier import Verifier
-from assistant.schema import Hit
+from assistant.schema import Hit, Passage
 
 MAX_QUESTION_CHARS = 2000
 VERIFY_CANDIDATES = 40  # passages the verifier re-reads (its margin needs more than the top few)
@@ -185,15 +185,24 @@ class Reranker:
         return out
 
 
+def asks_its_title(p: Passage) -> bool:
+    """An FAQ row, or a section headed by a question ("## Do you repair bikes?"): its sentences answer
+    that question, so a title-prefixed sentence vector reads another question than the customer's."""
+    return p.kind == "faq" or p.title.rstrip().endswith("?")
+
+
 class StatedSentence:
-    """The sentence route of an FAQ row: the verifier's best cosine between a question asking an
-    amount, a duration or a clock time and one answer sentence that states it.
+    """The sentence route of an FAQ row (or a section headed by a question): the verifier's best cosine
+    between a question asking an amount, a duration or a clock time and one answer sentence, read
+    without its title, that states it.
 
     FAQ rows are matched on their question (and question + answer), so "Until what time do you
     serve dinner?" scores 0.44 against "What are your opening hours?" and is refused at the FAQ-row
-    threshold, though the row's "dinner from 18:00 to 22:30" answers it (0.58 with the verifier).
-    FAQ answer sentences are not in the verifier's index (they are quotes, not searched), so the
-    few this reads are embedded when asked, and kept (``cache`` sentences, by text).
+    threshold, though the row's "dinner from 18:00 to 22:30" answers it (0.58 with the verifier); a
+    section's sentences are indexed with its title, and under "## Do you repair bikes?" "how much does
+    a basic service cost?" scores 0.43 against "A basic service costs 59 euros ...". These sentences
+    are not in the verifier's index as they are read here, so the few needed are embedded when asked,
+    and kept (``cache`` sentences, by text).
     """
 
     def __init__(self, verifier: Verifier, cache: int = 2048) -> None:
@@ -205,7 +214,7 @@ class StatedSentence:
              spans: Mapping[str, Sequence[tuple[int, int, float]]]) -> float | None:  # fmt: skip
         """The best cosine with ``vq`` of a sentence of the FAQ rows among ``candidates`` (``spans``:
         each one's sentence (start, end, ...)) that ``states`` matches; None when none does."""
-        texts = [h.passage.text[s:e] for h in candidates if h.passage.kind == "faq"
+        texts = [h.passage.text[s:e] for h in candidates if asks_its_title(h.passage)
                  for s, e, *_ in spans.get(h.passage.id, ())]  # fmt: skip
         texts = [t for t in dict.fromkeys(texts) if states.search(t)]
         if not texts:
