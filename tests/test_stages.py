@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from assistant.core.answer import stated_kind
 from assistant.core.refusal import FEATURES, RefusalModel
 from assistant.core.retrieval import RetrievalConfig, Retriever
 from assistant.core.stages import (
@@ -16,6 +17,7 @@ from assistant.core.stages import (
     Decider,
     InstructionGuard,
     Reranker,
+    StatedSentence,
     clean_question,
     is_instruction_attack,
 )
@@ -240,3 +242,25 @@ def test_decider_without_hits_has_zero_features(tiny_retriever):
     p, evidence = Decider(model, tiny_retriever, tiny_retriever.index.by_id).run("anything", [])
     assert evidence == {f: 0.0 for f in FEATURES}
     assert p == pytest.approx(model.probability(evidence)) and p < 0.5
+
+
+def test_stated_sentence_reads_only_question_headed_passages_sentences_that_state_the_asked_kind():
+    class Verifier:
+        calls: list[list[str]] = []
+
+        def embed_many(self, texts):
+            self.calls.append(list(texts))
+            return np.array([[1.0, 0.0] if "22:30" in t else [0.6, 0.8] for t in texts])
+
+    hours = Passage("r:hours", "r", "What are your opening hours?", "We open Tuesday to Sunday. Dinner is served until 22:30.", "r.csv", 1, kind="faq")
+    topic = Passage("r:menu", "r", "Menu", "Lunch is served from 12:00.", "r.txt", 1)  # a topic title: not read
+    spans = {p.id: [(0, 26, 0.0), (27, len(p.text), 0.0)] if p is hours else [(0, len(p.text), 0.0)] for p in (hours, topic)}
+    v = Verifier()
+    stated = StatedSentence(v, cache=4)
+    states = stated_kind("Until what time do you serve dinner?")[1]
+    hits = [Hit(topic, 0.9), Hit(hours, 0.5)]
+    assert stated.best(np.array([1.0, 0.0]), states, hits, spans) == pytest.approx(1.0)
+    assert v.calls == [["Dinner is served until 22:30."]]  # the sentence stating a time, without its title
+    assert stated.best(np.array([0.0, 1.0]), states, hits, spans) == pytest.approx(0.0)
+    assert len(v.calls) == 1  # kept: not embedded again
+    assert stated.best(np.array([1.0, 0.0]), states, [Hit(topic, 0.9)], spans) is None

@@ -100,7 +100,6 @@ def stated_kind(question: str) -> tuple[str, re.Pattern[str]] | None:
     return None
 
 
-
 @dataclass(frozen=True)
 class AnswerConfig:
     """How an answer picks what to quote (cosine scale of the retriever).

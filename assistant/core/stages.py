@@ -212,19 +212,21 @@ class StatedSentence:
 
     def best(self, vq: np.ndarray, states: re.Pattern[str], candidates: Sequence[Hit],
              spans: Mapping[str, Sequence[tuple[int, int, float]]]) -> float | None:  # fmt: skip
-        """The best cosine with ``vq`` of a sentence of the FAQ rows among ``candidates`` (``spans``:
-        each one's sentence (start, end, ...)) that ``states`` matches; None when none does."""
+        """The best cosine with ``vq`` of a sentence that ``states`` matches, among those of the FAQ rows
+        and question-headed sections of ``candidates`` (``spans``: each one's sentence (start, end, ...));
+        None when none does."""
         texts = [h.passage.text[s:e] for h in candidates if asks_its_title(h.passage)
                  for s, e, *_ in spans.get(h.passage.id, ())]  # fmt: skip
-        texts = [t for t in dict.fromkeys(texts) if states.search(t)]
-        if not texts:
+        found = {t: self.vectors.get(t) for t in dict.fromkeys(texts) if states.search(t)}
+        if not found:
             return None
-        new = [t for t in texts if t not in self.vectors]
-        if new:
+        new = [t for t, v in found.items() if v is None]
+        if new:  # a local copy: another thread may empty the cache meanwhile
             if len(self.vectors) + len(new) > self.size:
                 self.vectors.clear()
-            self.vectors.update(zip(new, self.verifier.embed_many(new)))
-        return max(float(self.vectors[t] @ vq) for t in texts)
+            for t, v in zip(new, self.verifier.embed_many(new)):
+                found[t] = self.vectors[t] = v
+        return max(float(v @ vq) for v in found.values())
 
 
 class Decider:
