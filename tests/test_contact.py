@@ -103,7 +103,14 @@ def test_contact_questions_are_recognised(question, expected):
      ("where are you shipping my order from", None), ("Is my billing address stored?", None),
      ("Can I visit your workshop in person?", "address"), ("do you have a showroom i can visit", "address"),
      ("Will you visit my office to fit the bike?", None),
-     ("What is your email address?", "email")],
+     ("What is your email address?", "email"),
+     # a question the FAQ does not answer, with nothing else asked
+     ("I still have a question the FAQ didn't cover.", "more"), ("Your FAQ does not answer my question. What should I do?", "more"),
+     ("i have another question", "more"), ("None of this helps with my problem", "more"),
+     ("I couldn't find what I was looking for", "more"), ("this doesnt answer my question", "more"),
+     ("I have another question: do you ship to Peru?", None), ("I have a question", None),
+     ("Does the warranty cover my problem?", None), ("Does this cover my problem?", None),
+     ("I can't find my order number", None), ("My question is about returns", None)],
 )  # fmt: skip
 def test_contact_questions_name_the_channel_they_need(question, channel):
     assert contact_request(question) == channel
@@ -301,3 +308,28 @@ def test_real_model_reply_time_question_without_a_stated_reply_time_gets_the_cha
     ans = bike_assistant.ask("how long until you answer an email")
     assert ans.answered and "order confirmation" not in ans.answer
     assert "service@speichenwerk.de" in ans.answer and [c.id for c in ans.citations] == [BIKE_CONTACT]
+
+
+def test_a_question_the_faq_does_not_answer_gets_the_corpus_line_for_it_then_every_channel():
+    passages = load_corpus([ROOT / "corpus"])
+    contact = find_support_contact(passages)
+    quotable = {pid: next(p for p in passages if p.id == pid) for pid in contact.passage_ids}
+    pointer = next(p for p in passages if "Unable to find satisfactory answers" in p.text)
+    hits = [Hit(passage=p, score=1.0 - i / 10, dense=0.5, lexical=0.0) for i, p in enumerate([quotable[contact.passage_id], pointer])]
+    ans = answer_contact("I still have a question the FAQ didn't cover.", contact, quotable, hits)
+    # the rhetorical question is quoted with the line that answers it, then the chat and the email
+    assert [s.text.strip() for s in ans.sentences[:2]] == ["Unable to find satisfactory answers ?", "Contact Support"]
+    assert ans.citations[0].id == pointer.id and ans.sentences[0].citation == ans.sentences[1].citation == 1
+    assert "chat live" in ans.answer and "support@coco-jewelry.com" in ans.answer
+    # without such a line among the hits: the channels alone
+    ans = answer_contact("I still have a question the FAQ didn't cover.", contact, quotable, hits[:1])
+    assert "Unable to find" not in ans.answer and ans.citations[0].id in contact.passage_ids
+    assert "support@coco-jewelry.com" in ans.answer
+
+
+@pytest.mark.parametrize("question", ["I still have a question the FAQ didn't cover.", "none of this answers my question, who can I ask?"])
+def test_real_model_answers_a_question_the_faq_does_not_answer_with_the_way_to_ask_a_person(seed_assistant, question):
+    # Both were refused: nothing in the FAQ reads like them, yet the FAQ says what to do ("Contact Support")
+    ans = seed_assistant.ask(question)
+    assert ans.answered and ans.evidence.get("contact") == 1.0, ans.answer
+    assert "Contact Support" in ans.answer and "support@coco-jewelry.com" in ans.answer

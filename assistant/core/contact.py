@@ -63,6 +63,9 @@ REPLY_STATED_RE = re.compile(
     r"\b(?:within|in (?:about |around |under )?(?:\d|an? |one |two |a few )|same[- ]day|next (?:working |business )?day)",
     re.I,
 )
+_NEG = r"(?:does ?n[o'’]?t|did ?n[o'’]?t|do ?n[o'’]?t|does not|did not|do not|does ?nt|did ?nt|wo ?n[o'’]?t|can ?n[o'’]?t|cannot|could ?n[o'’]?t|could not)"
+_HELPS = r"(?:answer|cover|help|mention|address)(?:s|es|ed)?(?: with)?"
+_MINE = r"(?:my|the|this) (?:question|problem|issue|query)"
 # Questions that ask how to reach the store rather than about a policy, by the channel they need
 # (the first that matches): when to call, a phone number, an email address, or any way at all.
 CONTACT_QUESTIONS = (
@@ -90,6 +93,23 @@ CONTACT_QUESTIONS = (
                        r"|\bwho (?:can|do|should) i (?:talk|speak) to\b|\b(?:a real|a live|a human) (?:agent|person|human)\b"
                        r"|\bcontact (?:you|support|the (?:store|shop)|customer service|a person)\b|\bget in touch\b"
                        r"|\b(?:speak|talk) (?:to|with) (?:someone|a person|a human|support)\b", re.I)),
+    # A question the FAQ does not answer, with nothing else asked ("I still have a question the FAQ didn't
+    # cover.", "Your FAQ does not answer my question. What should I do?"): the people who can answer it.
+    ("more", re.compile(
+        r"\b(?:still have(?: a| an| some| more| other| another)?|have (?:another|a different|one more|a further|other|more|some more)"
+        r"|got (?:another|a different|one more|other|more)) questions?"
+        rf"(?: (?:that |which )?(?:the |your |ur )?(?:faqs?|page|site|website|help ?cent(?:er|re)|policies|answers?) {_NEG} (?:cover|answer|mention|list|address)(?: it)?)?"
+        r"(?: (?:that|which) (?:is|was|are|were)(?:n[o'’]?t| not) (?:covered|answered|listed|there|mentioned))?\W*$"
+        rf"|\b(?:faqs?|page|site|website|help ?cent(?:er|re)|policies|answers?|this|it|that) {_NEG} (?:\w+ )?{_HELPS} {_MINE}"
+        rf"|\b(?:none of (?:this|these|that|it|the answers)|nothing(?: here)?) (?:\w+ )?{_HELPS} {_MINE}"
+        r"|\b(?:ca?n[o'’]?t|cannot|could ?n[o'’]?t|could not|did ?n[o'’]?t|did not|unable to|failed to) find (?:an? |the |my |any )?"
+        r"(?:answers?|what i(?:'m| am| was)? (?:was )?looking for|the (?:information|info) i need)\b", re.I)),
+)
+# The corpus's own line for a question it does not answer ("Unable to find satisfactory answers ? Contact Support").
+NOT_FOUND_RE = re.compile(
+    r"\b(?:unable to|ca?n[o'’]?t|cannot|could ?n[o'’]?t|could not|did ?n[o'’]?t|did not|do ?n[o'’]?t|do not) find\b"
+    r"|\b(?:other|more|further|additional|any (?:other |more |further )?)questions\b|\bstill have (?:a |any )?questions?\b",
+    re.I,
 )
 
 
@@ -185,7 +205,8 @@ def refusal_message(contact: SupportContact) -> str:
 
 
 def contact_request(question: str) -> str | None:
-    """The channel a question asks for ("address", "hours", "phone", "email" or "any"); None when it asks none."""
+    """The channel a question asks for ("address", "hours", "phone", "email", "any", or "more": a question
+    the FAQ does not answer); None when it asks none."""
     return next((channel for channel, pattern in CONTACT_QUESTIONS if pattern.search(question)), None)
 
 
@@ -208,7 +229,7 @@ def lacks_channel(question: str, answer_text: str, contact: SupportContact, *, p
         return bool(contact.hours) and not HOURS_RE.search(answer_text)
     if wanted == "address":
         return bool(contact.address) and not ADDRESS_RE.search(answer_text)
-    if wanted == "any":  # any way to reach a person will do, but the answer must give one
+    if wanted in ("any", "more"):  # any way to reach a person will do, but the answer must give one
         given = contact.email or contact.phone or contact.chat
         return bool(given) and not any(rx.search(answer_text) for rx in (EMAIL_RE, PHONE_RE, CHAT_WORD_RE))
     return False
@@ -226,11 +247,12 @@ def answer_contact(
 
     Quotes the sentences of those passages that give a channel (email, phone, hours), each with
     its citation; None when the question is not about contact or the corpus does not state the
-    channel it asks for.
+    channel it asks for. A question the FAQ does not answer ("more") opens with the corpus's own line
+    for that case when a retrieved passage has one ("Unable to find satisfactory answers ? Contact Support").
     """
     wanted = contact_request(question)
     given = {"hours": contact.hours, "phone": contact.phone, "email": contact.email, "chat": contact.chat, "address": contact.address}
-    if wanted is None or not (any(given.values()) if wanted == "any" else given[wanted]):
+    if wanted is None or not (any(given.values()) if wanted in ("any", "more") else given[wanted]):
         return None  # not about contact, or the corpus does not state what it asks ("opening hours" with none given)
     score_of = {h.passage.id: h.score for h in hits}
     citations: list[Citation] = []
@@ -240,6 +262,23 @@ def answer_contact(
     reply = wanted == "email" and REPLY_TIME_RE.search(question) and any(
         REPLY_STATED_RE.search(passages[pid].text[s:e]) for pid in ordered for s, e in sentence_spans(passages[pid].text)
     )
+    cited: dict[str, int] = {}
+
+    def add(p: Passage, quoted: list[str]) -> None:
+        if p.id not in cited:
+            cited[p.id] = len(citations) + 1
+            citations.append(Citation(id=p.id, doc_id=p.doc_id, title=p.title, text=p.text, score=round(float(score_of.get(p.id, 0.0)), 4)))
+        known = {x.text for x in sentences}
+        sentences.extend(AnswerSentence(text=t, passage_id=p.id, citation=cited[p.id]) for t in quoted if t not in known)
+
+    if wanted == "more":  # the corpus's own line for such a question opens the answer, when a retrieved passage has one
+        for p in (h.passage for h in hits):
+            texts = [p.text[s:e] for s, e in sentence_spans(p.text)]
+            at = next((i for i, t in enumerate(texts) if NOT_FOUND_RE.search(t)), None)
+            if at is not None:  # with the sentence that answers it ("Unable to find satisfactory answers ?" "Contact Support")
+                add(p, texts[at : at + 1 + texts[at].rstrip().endswith("?")])
+                break
+    reached = False
     for pid in ordered:
         p = passages[pid]
         if reply:
@@ -250,17 +289,16 @@ def answer_contact(
             quoted = [
                 p.text[s:e] for s, e in sentence_spans(p.text)
                 if EMAIL_RE.search(p.text[s:e]) or PHONE_RE.search(p.text[s:e])
-                or (contact.hours and contact.hours in p.text[s:e]) or (wanted == "any" and CHAT_RE.search(p.text[s:e]))
+                or (contact.hours and contact.hours in p.text[s:e]) or (wanted in ("any", "more") and CHAT_RE.search(p.text[s:e]))
             ]  # fmt: skip
         if not quoted:
             continue
         first = {"phone": PHONE_RE, "email": EMAIL_RE, "hours": HOURS_RE}.get(wanted)
         if first is not None and not reply:  # the sentence giving the channel asked for opens the answer
             quoted.sort(key=lambda t: not first.search(t))
-        n = len(citations) + 1
-        citations.append(Citation(id=p.id, doc_id=p.doc_id, title=p.title, text=p.text, score=round(float(score_of.get(p.id, 0.0)), 4)))
-        sentences += [AnswerSentence(text=t, passage_id=p.id, citation=n) for t in quoted]
-    if not sentences:
+        add(p, quoted)
+        reached = True
+    if not reached:  # no channel to give (the contact passages left out)
         return None
     evidence = {**(evidence or {}), "contact": 1.0}
     return Answer(
