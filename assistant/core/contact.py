@@ -273,10 +273,11 @@ def answer_contact(
 
     if wanted == "more":  # the corpus's own line for such a question opens the answer, when a retrieved passage has one
         for p in (h.passage for h in hits):
-            texts = [p.text[s:e] for s, e in sentence_spans(p.text)]
-            at = next((i for i, t in enumerate(texts) if NOT_FOUND_RE.search(t)), None)
-            if at is not None:  # with the sentence that answers it ("Unable to find satisfactory answers ?" "Contact Support")
-                add(p, texts[at : at + 1 + texts[at].rstrip().endswith("?")])
+            spans = sentence_spans(p.text)
+            at = next((i for i, (s, e) in enumerate(spans) if NOT_FOUND_RE.search(p.text[s:e])), None)
+            if at is not None:  # one quote with the sentence that answers it: "Unable to find satisfactory answers ? Contact Support"
+                end = spans[min(at + 1, len(spans) - 1) if p.text[slice(*spans[at])].rstrip().endswith("?") else at][1]
+                add(p, [p.text[spans[at][0] : end]])
                 break
     reached = False
     for pid in ordered:
