@@ -579,3 +579,20 @@ def test_real_model_a_question_headed_sections_sentence_is_read_without_its_titl
     assert ans.answered and "59 euros" in ans.sentences[0].text and ans.evidence["stated"] >= 0.53
     left = bike_assistant.ask("how much does a basic servcie cost?", leave_out=[ans.citations[0].id])
     assert not left.answered
+
+
+def test_the_sentence_giving_the_channel_asked_for_opens_an_answer():
+    # "Where can I find you in Galway?" opened with "You can also choose free collection at our Galway
+    # shop at checkout.", the address second: a question asking for the address, a number, an email
+    # address or hours is opened by the quoted sentence that gives it; only the order changes.
+    shop = Passage("f:shop-1", "f", "Where is the shop?",
+                   "You can collect at our Galway shop. Our shop is at 14 Dominick Street Lower, Galway. It is open from 9:00 to 18:00.", "f.md", 5)  # fmt: skip
+    hits = [Hit(shop, 0.8, dense=0.8)]
+    scores = {shop.id: _spans(shop, [0.7, 0.6, 0.5])}
+    ans = compose("Where can I find you in Galway?", hits, hits, scores, CONTACT, AnswerConfig(), 0.95)
+    assert [s.text for s in ans.sentences][:2] == ["Our shop is at 14 Dominick Street Lower, Galway.", "You can collect at our Galway shop."]
+    same = compose("Can I collect my order in Galway?", hits, hits, scores, CONTACT, AnswerConfig(), 0.95)  # not a contact question
+    assert same.sentences[0].text == "You can collect at our Galway shop."
+    # A sentence leaning on the one before it ("It is open ...") is not moved away from it.
+    ans = compose("What are your opening hours?", hits, hits, {shop.id: _spans(shop, [0.7, 0.6, 0.65])}, CONTACT, AnswerConfig(), 0.95)
+    assert ans.sentences[0].text != "It is open from 9:00 to 18:00." and "9:00 to 18:00" in ans.answer

@@ -80,7 +80,8 @@ def test_contact_questions_are_recognised(question, expected):
 
 @pytest.mark.parametrize(
     "question, channel",
-    [("When can I call you?", "hours"), ("what are the shop opening hours", "hours"), ("what's your phone number", "phone"),
+    [("When can I call you?", "hours"), ("What time can I ring you during the week?", "hours"), ("which hours can i call", "hours"),
+     ("what are the shop opening hours", "hours"), ("what's your phone number", "phone"),
      ("What is the email address for customer support?", "email"), ("how can I reach you?", "any"),
      ("What is your customer support email address?", "email"), ("Is my email address stored?", None),
      ("whats ur email adress for support", "email"),  # "adress": a misspelling the corpus cannot correct

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from assistant.core.contact import refusal_message
+from assistant.core.contact import CHANNEL_RES, contact_request, refusal_message
 from assistant.core.refusal import DEFAULT_THRESHOLD
 from assistant.core.sentences import (
     ANAPHORA_RE,
@@ -368,6 +368,11 @@ def compose(
     )
     if not chosen:  # a passage with no sentence spans: quote it whole
         chosen = [(candidates[0], 0, len(candidates[0].passage.text))]
+    channel = CHANNEL_RES.get(contact_request(query or question) or "")
+    if channel is not None:  # "Where can I find you in Galway?": the sentence giving the address opens the answer
+        at = next((i for i, (h, s, e) in enumerate(chosen) if channel.search(h.passage.text[s:e])), 0)
+        if at and not ANAPHORA_RE.match(chosen[at][0].passage.text[chosen[at][1] : chosen[at][2]]):
+            chosen.insert(0, chosen.pop(at))
     numbers: dict[str, int] = {}
     citations: list[Citation] = []
     sentences: list[AnswerSentence] = []

@@ -80,7 +80,7 @@ CONTACT_QUESTIONS = (
                            r"|\bvisit (?:you|your (?:\w+ )?(?:shop|store|office|workshop|showroom|studio|boutique|premises))\b"
                            r"|\b(?:shop|store|office|workshop|showroom|studio|boutique) (?:i|we) (?:can|could) visit\b", re.I)),
     ("hours", re.compile(r"\b(?:opening|open|business|office) hours\b|\bwhen (?:are you|is (?:the|your)(?: \w+){1,2}) open\b"
-                         r"|\bwhen can i (?:call|reach|phone|ring)\b|\bphone line open\b", re.I)),
+                         r"|\b(?:when|what times?|which (?:hours|times|days)) (?:can|could|should|do) i (?:call|reach|phone|ring)\b|\bphone line open\b", re.I)),
     ("phone", re.compile(r"\b(?:your|a|the) (?:tele)?phone(?: number)?\b|\b(?:tele)?phone (?:number|line)\b"
                          r"|\bcall (?:you|us|someone|the (?:store|shop))\b|\bring you\b|\bhotline\b", re.I)),
     ("email", re.compile(r"\byour(?: \w+){0,2} e-?mail\b|\be-?mail (?:you|us|support)\b|\be-?mail add?ress (?:for|of) (?:the )?(?:support|customer|you)"
@@ -111,6 +111,10 @@ NOT_FOUND_RE = re.compile(
     r"|\b(?:other|more|further|additional|any (?:other |more |further )?)questions\b|\bstill have (?:a |any )?questions?\b",
     re.I,
 )
+
+
+# What states each channel a contact question asks for: its sentence opens an answer that quotes it.
+CHANNEL_RES = {"phone": PHONE_RE, "email": EMAIL_RE, "hours": HOURS_RE, "address": ADDRESS_RE}
 
 
 def _hours_in(text: str) -> str | None:
@@ -294,7 +298,7 @@ def answer_contact(
             ]  # fmt: skip
         if not quoted:
             continue
-        first = {"phone": PHONE_RE, "email": EMAIL_RE, "hours": HOURS_RE}.get(wanted)
+        first = CHANNEL_RES.get(wanted) if wanted != "address" else None  # the address: its sentence alone
         if first is not None and not reply:  # the sentence giving the channel asked for opens the answer
             quoted.sort(key=lambda t: not first.search(t))
         add(p, quoted)
