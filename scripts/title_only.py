@@ -38,8 +38,9 @@ from assistant.models.onnx import MODEL_CACHE, open_encoder
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKFAQ = ROOT.parent / "shared" / "benchmarks" / "stackfaq"
-COSINES = (0.25, 0.3, 0.35, 0.4, 0.45)
-COVERAGES = (0.0, 0.25, 0.34, 0.5, 1.0)
+COSINES = (0.3, 0.35, 0.4, 0.45)
+COVERAGES = (0.0, 0.25, 0.5)
+MIN_REST = (1, 2, 3)
 
 
 def readings(a: Assistant, gold, *, any_title: bool) -> list[dict]:
@@ -58,7 +59,7 @@ def readings(a: Assistant, gold, *, any_title: bool) -> list[dict]:
             query = a.corrector.correct(a.cleaner.run(q.question))
             found = rule.read(query, lead, a.verified_sentences)
             if found is not None:
-                row["coverage"], row["cosine"] = found
+                row["coverage"], row["cosine"], row["rest"] = found
         rows.append(row)
     return rows
 
@@ -84,27 +85,29 @@ def main(argv: list[str] | None = None) -> int:
         gold = [q for q in load_gold(args.stackfaq / "queries.jsonl") if int(q.id[1:4]) % 2 == 0]
         sets["stackfaq-even"] = readings(a, gold, any_title=args.any_title)
 
-    def hit(r, cos, cov):
-        return "cosine" in r and r["coverage"] <= cov and r["cosine"] < cos
+    def hit(r, cos, cov, rest):
+        return "cosine" in r and r["coverage"] <= cov and r["cosine"] < cos and r["rest"] >= rest
 
     table = []
-    for cos in COSINES:
-        for cov in COVERAGES:
-            cells = []
-            for rows in sets.values():
-                caught = sum(hit(r, cos, cov) for r in rows if not r["answerable"] and not r["right"])
-                lost = sum(hit(r, cos, cov) for r in rows if r["answerable"] and r["right"])
-                cells.append(f"+{caught} / -{lost}")
-            total_c = sum(hit(r, cos, cov) for rows in sets.values() for r in rows if not r["answerable"] and not r["right"])
-            total_l = sum(hit(r, cos, cov) for rows in sets.values() for r in rows if r["answerable"] and r["right"])
-            table.append([cos, cov, *cells, f"+{total_c} / -{total_l}"])
+    for rest in MIN_REST:
+        for cos in COSINES:
+            for cov in COVERAGES:
+                cells = []
+                for rows in sets.values():
+                    caught = sum(hit(r, cos, cov, rest) for r in rows if not r["answerable"] and not r["right"])
+                    lost = sum(hit(r, cos, cov, rest) for r in rows if r["answerable"] and r["right"])
+                    cells.append(f"+{caught} / -{lost}")
+                total_c = sum(hit(r, cos, cov, rest) for rows in sets.values() for r in rows if not r["answerable"] and not r["right"])
+                total_l = sum(hit(r, cos, cov, rest) for rows in sets.values() for r in rows if r["answerable"] and r["right"])
+                table.append([rest, cos, cov, *cells, f"+{total_c} / -{total_l}"])
     print("unanswerable questions answered with the rule off that it refuses (+) / right answers it refuses (-)")
-    print(tabulate(table, headers=["max_cosine", "max_rest_coverage", *sets, "all"]))
+    print(tabulate(table, headers=["min_rest", "max_cosine", "max_rest_coverage", *sets, "all"]))
     rule = TitleOnly.__init__.__kwdefaults__
-    print(f"\nrefused at the defaults (max_cosine {rule['max_cosine']}, max_rest_coverage {rule['max_rest_coverage']}):")
+    print(f"\nrefused at the defaults (min_rest {rule['min_rest']}, max_cosine {rule['max_cosine']}, "
+          f"max_rest_coverage {rule['max_rest_coverage']}):")
     for name, rows in sets.items():
         for r in rows:
-            if hit(r, rule["max_cosine"], rule["max_rest_coverage"]):
+            if hit(r, rule["max_cosine"], rule["max_rest_coverage"], rule["min_rest"]):
                 kind = "unanswerable" if not r["answerable"] else ("answerable, right" if r["right"] else "answerable, wrong")
                 print(f"  {name} {r['id']} ({kind}; cosine {r['cosine']:.3f}, coverage {r['coverage']:.2f}): {r['question']}")
     return 0

@@ -25,13 +25,15 @@ def suite():
 
 def test_the_suite_has_tuning_and_test_corpora_of_different_shapes(suite):
     corpora = suite.discover(ROOT / "evals" / "corpora")
-    assert [c.split for c in corpora].count("tuning") == 6 and [c.split for c in corpora].count("test") == 2
+    assert [c.split for c in corpora].count("tuning") == 7 and [c.split for c in corpora].count("test") == 3
     shapes = {f.suffix for c in corpora for f in c.files if c.name != "bundled"}
     assert shapes == {".md", ".txt", ".csv", ".html", ".jsonl"}
 
 
 @pytest.mark.parametrize(
-    "name", ["bike-shop", "software-subscription", "restaurant", "garden-centre", "phone-repair", "travel-agency", "pharmacy"]
+    "name",
+    ["bike-shop", "software-subscription", "restaurant", "garden-centre", "phone-repair", "travel-agency", "pharmacy",
+     "pet-supplies", "bookshop"],  # fmt: skip
 )
 def test_every_gold_row_is_scorable_on_its_corpus(suite, name):
     corpus = next(c for c in suite.discover(ROOT / "evals" / "corpora") if c.name == name)

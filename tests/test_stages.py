@@ -294,7 +294,7 @@ def test_title_only_reads_the_question_without_its_title_words_against_the_passa
     rule = TitleOnly(v, _Lexical([returns, shipping]))
     scores = lambda vq, pid: [(0, 10, 0.2), (11, 20, 0.1)]  # noqa: E731 - the verifier's cosine per sentence
     q = "Can I spread the cost of a refurbished phone over monthly instalments?"
-    assert rule.read(q, returns, scores) == (0.0, 0.2)  # "spread", "cost", "monthly", "instalments": none in the passage
+    assert rule.read(q, returns, scores) == (0.0, 0.2, 4)  # "spread", "cost", "monthly", "instalments": none in the passage
     assert v.calls == [["Can I spread the cost of a over monthly instalments?"]]  # the title's words taken out
     assert rule.run(q, returns, scores) == 0.2
     # Not read: a topic title, nothing else asked, or the words left mostly in the passage (nothing embedded)
@@ -302,9 +302,13 @@ def test_title_only_reads_the_question_without_its_title_words_against_the_passa
     assert rule.read("who pays for shipping?", shipping, scores) is None
     assert rule.read("refurbished phone?", returns, scores) is None
     assert rule.run("can I return my refurbished phone for a full refund within 30 days?", returns, scores) is None
-    assert rule.read("a full refund for a lost phone?", returns, scores) == (pytest.approx(2 / 3), 0.2)  # read at any coverage ...
+    assert rule.read("a full refund for a lost phone?", returns, scores) == (pytest.approx(2 / 3), 0.2, 3)  # read at any coverage ...
     assert rule.run("a full refund for a lost phone?", returns, scores) is None  # ... but the rule stops at 0.25
     assert rule.read("Can I return a phone?", returns, lambda vq, pid: []) is None  # no indexed sentences: FAQ rows
+    # A word or two beyond the title most often reword it ("Is travel insurance required?" under "Do I
+    # need travel insurance?"): read, but the rule needs three.
+    assert rule.read("is a refurbished phone guaranteed?", returns, scores) == (0.0, 0.2, 1)
+    assert rule.run("is a refurbished phone guaranteed?", returns, scores) is None
 
 
 def test_real_model_refuses_an_answer_matched_on_its_question_title_alone(bike_assistant):
