@@ -18,7 +18,6 @@ from assistant.core.stages import (
     InstructionGuard,
     Reranker,
     StatedSentence,
-    TitleOnly,
     clean_question,
     is_instruction_attack,
 )
@@ -266,57 +265,3 @@ def test_stated_sentence_reads_only_question_headed_passages_sentences_that_stat
     assert len(v.calls) == 1  # kept: not embedded again
     assert stated.best(np.array([1.0, 0.0]), states, [Hit(topic, 0.9)], spans) is None
 
-
-# --- TitleOnly -------------------------------------------------------------------------------
-
-
-class _Lexical:
-    def __init__(self, passages):
-        from assistant.core.lexical import LexicalIndex
-
-        self.lexical = LexicalIndex(passages)
-
-
-class _Recorder:
-    def __init__(self):
-        self.calls = []
-
-    def embed_many(self, texts):
-        self.calls.append(list(texts))
-        return np.ones((len(texts), 2), dtype=np.float32)
-
-
-def test_title_only_reads_the_question_without_its_title_words_against_the_passage():
-    returns = Passage("f:ret", "f", "Can I return a refurbished phone?",
-                      "You can return a refurbished phone within 30 days of delivery for a full refund.", "f.md", 3)  # fmt: skip
-    shipping = Passage("f:ship", "f", "Shipping", "Delivery costs 6.50 euros.", "f.md", 9)
-    v = _Recorder()
-    rule = TitleOnly(v, _Lexical([returns, shipping]))
-    scores = lambda vq, pid: [(0, 10, 0.2), (11, 20, 0.1)]  # noqa: E731 - the verifier's cosine per sentence
-    q = "Can I spread the cost of a refurbished phone over monthly instalments?"
-    assert rule.read(q, returns, scores) == (0.0, 0.2, 4)  # "spread", "cost", "monthly", "instalments": none in the passage
-    assert v.calls == [["Can I spread the cost of a over monthly instalments?"]]  # the title's words taken out
-    assert rule.run(q, returns, scores) == 0.2
-    # Not read: a topic title, nothing else asked, or the words left mostly in the passage (nothing embedded)
-    v.calls.clear()
-    assert rule.read("who pays for shipping?", shipping, scores) is None
-    assert rule.read("refurbished phone?", returns, scores) is None
-    assert rule.run("can I return my refurbished phone for a full refund within 30 days?", returns, scores) is None
-    assert rule.read("a full refund for a lost phone?", returns, scores) == (pytest.approx(2 / 3), 0.2, 3)  # read at any coverage ...
-    assert rule.run("a full refund for a lost phone?", returns, scores) is None  # ... but the rule stops at 0.25
-    assert rule.read("Can I return a phone?", returns, lambda vq, pid: []) is None  # no indexed sentences: FAQ rows
-    # A word or two beyond the title most often reword it ("Is travel insurance required?" under "Do I
-    # need travel insurance?"): read, but the rule needs three.
-    assert rule.read("is a refurbished phone guaranteed?", returns, scores) == (0.0, 0.2, 1)
-    assert rule.run("is a refurbished phone guaranteed?", returns, scores) is None
-
-
-def test_real_model_refuses_an_answer_matched_on_its_question_title_alone(bike_assistant):
-    # "Do you offer bike leasing for employees?" was answered "Yes, our workshop repairs bikes of any brand."
-    # (p 0.96): the question shares only "bike" with "## Do you repair bikes?".
-    ans = bike_assistant.ask("Do you offer bike leasing for employees?")
-    assert not ans.answered and ans.refusal_reason == "not_stated", ans.answer
-    assert ans.evidence["title_only"] < 0.35 and [c.title for c in ans.related] == ["Do you repair bikes?"]
-    for question in ("Can you service my bike of another brand?", "how much is a basic bike service"):
-        ans = bike_assistant.ask(question)
-        assert ans.answered and ans.evidence.get("title_only", 1.0) >= 0.35, (question, ans.answer)

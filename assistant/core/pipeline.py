@@ -41,7 +41,6 @@ from assistant.core.stages import (
     InstructionGuard,
     Reranker,
     StatedSentence,
-    TitleOnly,
     clean_question,
 )
 from assistant.dialogue.clarify import is_vague
@@ -121,7 +120,6 @@ class Assistant:
         # The decision without the verifier, for the questions it is not asked about.
         self.fast_decider = Decider(RefusalModel.default_for("none"), self.retriever, index.by_id)
         self.stated = StatedSentence(verifier) if verifier is not None else None
-        self.title_only = TitleOnly(verifier, self.retriever) if verifier is not None else None
 
     @property
     def refusal(self) -> RefusalModel:
@@ -426,18 +424,6 @@ class Assistant:
                     q, self.contact, confidence=NOT_STATED_CONFIDENCE, reason="not_stated", hits=hits,
                     evidence=result.evidence, related=[Citation.from_hit(quoted[titled.id])],
                 )  # fmt: skip
-        lead = quoted.get(result.sentences[0].passage_id) if result.answered and result.sentences else None
-        if lead is not None and self.title_only is not None and contact_request(q) is None:
-            # "Can I spread the cost of a refurbished phone over monthly instalments?" must not be answered
-            # from "Can I return a refurbished phone?": the match rests on the title's words alone.
-            cos = self.title_only.run(query, lead.passage, self.verified_sentences)
-            if cos is not None:
-                result = replace(result, evidence={**result.evidence, "title_only": round(cos, 4)})
-                if cos < self.title_only.max_cosine:
-                    result = refuse(
-                        q, self.contact, confidence=NOT_STATED_CONFIDENCE, reason="not_stated", hits=hits,
-                        evidence=result.evidence, related=[Citation.from_hit(lead)],
-                    )  # fmt: skip
         asked = q if contact_request(q) is not None else query  # "whats ur emial adress" read as corrected
         if (not result.answered and result.refusal_reason == "not_covered") or (
             result.answered and lacks_channel(asked, result.answer, self.contact, parts=len(parts))
