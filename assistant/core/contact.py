@@ -279,9 +279,11 @@ def answer_contact(
         for p in (h.passage for h in hits):
             spans = sentence_spans(p.text)
             at = next((i for i, (s, e) in enumerate(spans) if NOT_FOUND_RE.search(p.text[s:e])), None)
-            if at is not None:  # one quote with the sentence that answers it: "Unable to find satisfactory answers ? Contact Support"
-                end = spans[min(at + 1, len(spans) - 1) if p.text[slice(*spans[at])].rstrip().endswith("?") else at][1]
-                add(p, [p.text[spans[at][0] : end]])
+            if at is not None:
+                start, end = spans[at]
+                if p.text[start:end].rstrip().endswith("?") and at + 1 < len(spans):
+                    end = spans[at + 1][1]  # one quote with the line that answers it: "... answers ? Contact Support"
+                add(p, [p.text[start:end]])
                 break
     reached = False
     for pid in ordered:

@@ -72,7 +72,8 @@ class LexicalIndex:
         return len(terms & vocab) / len(terms)
 
     def tokenize(self, text: str) -> list[str]:
-        return [stem for _, stem in self.terms(text)]
+        words = [w for w in TOKEN_RE.findall(text.lower()) if w not in STOPWORDS]
+        return self._stemmer.stemWords(words)
 
     def terms(self, text: str) -> list[tuple[str, str]]:
         """Each content word of ``text`` (lower-cased, stop words out) with its stem, in order."""
