@@ -84,13 +84,6 @@ def test_replay_applies_the_rules_the_pipeline_applies_after_the_model(suite):
 # The title-only rule (scripts/title_only.py): measured, not shipped.
 
 
-class _Lexical:
-    def __init__(self, passages):
-        from assistant.core.lexical import LexicalIndex
-
-        self.lexical = LexicalIndex(passages)
-
-
 class _Recorder:
     def __init__(self):
         self.calls = []
@@ -106,7 +99,7 @@ def test_title_only_replay_reads_the_question_without_its_title_words_against_th
                       "You can return a refurbished phone within 30 days of delivery for a full refund.", "f.md", 3)  # fmt: skip
     shipping = Passage("f:ship", "f", "Shipping", "Delivery costs 6.50 euros.", "f.md", 9)
     v = _Recorder()
-    rule = TitleOnly(v, _Lexical([returns, shipping]))
+    rule = TitleOnly(v)
     scores = lambda vq, pid: [(0, 10, 0.2), (11, 20, 0.1)]  # noqa: E731 - the verifier's cosine per sentence
     q = "Can I spread the cost of a refurbished phone over monthly instalments?"
     assert rule.read(q, returns, scores) == (0.0, 0.2, 4)  # "spread", "cost", "monthly", "instalments": none in the passage

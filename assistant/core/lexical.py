@@ -75,11 +75,6 @@ class LexicalIndex:
         words = [w for w in TOKEN_RE.findall(text.lower()) if w not in STOPWORDS]
         return self._stemmer.stemWords(words)
 
-    def terms(self, text: str) -> list[tuple[str, str]]:
-        """Each content word of ``text`` (lower-cased, stop words out) with its stem, in order."""
-        words = [w for w in TOKEN_RE.findall(text.lower()) if w not in STOPWORDS]
-        return list(zip(words, self._stemmer.stemWords(words)))
-
     def scores(self, question: str) -> np.ndarray:
         """BM25 score of every passage for ``question`` (zeros when no term matches)."""
         terms = self.tokenize(question)
