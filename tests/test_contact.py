@@ -111,7 +111,14 @@ def test_contact_questions_are_recognised(question, expected):
      ("I couldn't find what I was looking for", "more"), ("this doesnt answer my question", "more"),
      ("I have another question: do you ship to Peru?", None), ("I have a question", None),
      ("Does the warranty cover my problem?", None), ("Does this cover my problem?", None),
-     ("I can't find my order number", None), ("My question is about returns", None)],
+     ("I can't find my order number", None), ("My question is about returns", None),
+     # a channel named as a sentence of its own asks for it (a follow-up read in its conversation)
+     ("How do I reach customer service? by email?", "email"), ("Is there a live chat? and email?", "email"),
+     ("email?", "email"), ("and by phone?", "phone"), ("How do I contact customer service? what about phone?", "phone"),
+     ("Can I cancel my order by email?", None), ("Can I pay by phone?", None),
+     # when a message gets its reply, asked on its own
+     ("I emailed your support team this morning. when will I hear back?", "email"), ("how soon will I hear back?", "email"),
+     ("when will I hear back about my refund?", None)],
 )  # fmt: skip
 def test_contact_questions_name_the_channel_they_need(question, channel):
     assert contact_request(question) == channel

@@ -54,7 +54,10 @@ PHONE_WORDS_RE = re.compile(r"\b(?:call|phone|telephone|line|ring|hotline)\b", r
 REPLY_TIME = (r"\b(?:answer|repl(?:y|ies)|respond|response|get back)\w*(?: \w+){0,3}? (?:to )?(?:my |an |your |the )?e-?mails?\b"
               r"|\be-?mail (?:repl(?:y|ies)|responses?|answers?)\b"
               # "how fast do you reply?", "how quickly will someone respond?"
-              r"|\bhow (?:soon|quickly|fast|long)\b(?: \w+){0,5}? (?:answer|repl(?:y|ies)|respond|get back)\w*\b")
+              r"|\bhow (?:soon|quickly|fast|long)\b(?: \w+){0,5}? (?:answer|repl(?:y|ies)|respond|get back|hear back)\w*\b"
+              # "when will I hear back?" (asked on its own: "when will I hear back about my refund?" asks of the refund)
+              r"|\bwhen (?:will|would|should|do|can|might) (?:i|we) (?:hear back|get (?:a |an )?(?:reply|response|answer))"
+              r"(?: from (?:you|support|the (?:team|store|shop)))?\W*$")
 REPLY_TIME_RE = re.compile(REPLY_TIME, re.I)
 # A sentence saying how soon a message is answered ("We answer emails within 48 hours.", "... and we
 # will get back to you within 5-20 hours!", "Our support team answers at ..., usually within one working day.").
@@ -66,6 +69,9 @@ REPLY_STATED_RE = re.compile(
 _NEG = r"(?:does ?n[o'’]?t|did ?n[o'’]?t|do ?n[o'’]?t|does not|did not|do not|does ?nt|did ?nt|wo ?n[o'’]?t|can ?n[o'’]?t|cannot|could ?n[o'’]?t|could not)"
 _HELPS = r"(?:answer|cover|help|mention|address)(?:s|es|ed)?(?: with)?"
 _MINE = r"(?:my|the|this) (?:question|problem|issue|query)"
+# A channel named as a sentence of its own asks for it: "by email?" after "How do I reach customer service?",
+# "and email?" after "Is there a live chat?" (not "Can I cancel my order by email?": that asks of the order).
+BARE_CHANNEL = r"(?:^|[.?!]\s+)\W*(?:(?:and|or|but|also|what about|how about)\s+)?(?:(?:by|via|through|over)\s+(?:the\s+)?)?{}\W*$"
 # Questions that ask how to reach the store rather than about a policy, by the channel they need
 # (the first that matches): when to call, a phone number, an email address, or any way at all.
 CONTACT_QUESTIONS = (
@@ -81,9 +87,9 @@ CONTACT_QUESTIONS = (
                            r"|\b(?:shop|store|office|workshop|showroom|studio|boutique) (?:i|we) (?:can|could) visit\b", re.I)),
     ("hours", re.compile(r"\b(?:opening|open|business|office) hours\b|\bwhen (?:are you|is (?:the|your)(?: \w+){1,2}) open\b"
                          r"|\b(?:when|what times?|which (?:hours|times|days)) (?:can|could|should|do) i (?:call|reach|phone|ring)\b|\bphone line open\b", re.I)),
-    ("phone", re.compile(r"\b(?:your|a|the) (?:tele)?phone(?: number)?\b|\b(?:tele)?phone (?:number|line)\b"
+    ("phone", re.compile(BARE_CHANNEL.format(r"(?:tele)?phone") + r"|\b(?:your|a|the) (?:tele)?phone(?: number)?\b|\b(?:tele)?phone (?:number|line)\b"
                          r"|\bcall (?:you|us|someone|the (?:store|shop))\b|\bring you\b|\bhotline\b", re.I)),
-    ("email", re.compile(r"\byour(?: \w+){0,2} e-?mail\b|\be-?mail (?:you|us|support)\b|\be-?mail add?ress (?:for|of) (?:the )?(?:support|customer|you)"
+    ("email", re.compile(BARE_CHANNEL.format(r"e-?mail") + r"|\byour(?: \w+){0,2} e-?mail\b|\be-?mail (?:you|us|support)\b|\be-?mail add?ress (?:for|of) (?:the )?(?:support|customer|you)"
                          # "which email should I write to?", "by email. Which address do I give?"
                          r"|\b(?:which|what) e-?mail (?:add?ress|should|do|can|to)\b|\bwhere (?:do|can|should) i (?:send|write) (?:an |my |the )?e-?mail"
                          r"|\b(?:which|what) add?ress\b.{0,40}\be-?mail|\be-?mail\b.{0,60}\b(?:which|what) add?ress\b"

@@ -99,7 +99,8 @@ ANAPHORA_RE = re.compile(r"^(?:these|this|that|those|it|they|such|however|and|bu
 QUESTION_TYPES: dict[str, re.Pattern[str]] = {
     "duration": re.compile(
         r"\bhow (?:long|soon|quickly|fast|many (?:days|hours|weeks))\b|\b(?:delivery|shipping|processing|response|reply) times?\b"
-        r"|\bwhen (?:will|would|can|do|does|should|is|are)\b|\b(?:days|hours|weeks) (?:to|until|till|for|before)\b", re.IGNORECASE),
+        r"|\bwhen (?:will|would|can|do|does|should|is|are)\b|\b(?:days|hours|weeks) (?:to|until|till|for|before)\b"
+        r"|\bdeadlines?\b|\btime ?limits?\b", re.IGNORECASE),
     "amount": re.compile(r"\bhow much\b|\bcosts?\b|\bprices?\b|\bfees?\b|\bcharges?\b", re.IGNORECASE),
     "contact": re.compile(r"\b(?:e-?mail|contact|reach|phone|call|talk|chat|speak|human|person|agent|representative)\b", re.IGNORECASE),
     "list": re.compile(r"\b(?:which|what) (?:\w+ )?(?:cards?|payments?|methods?|metals?|materials?|options?|kinds?|types?)\b", re.IGNORECASE),

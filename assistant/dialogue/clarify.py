@@ -60,8 +60,8 @@ def offer(message: str, answer: Answer) -> Answer:
     """``answer``, or for a vague message on the policies' topics (one they would answer) whose
     best passages span two or more sections, a reply offering them (``refusal_reason``
     "clarify", ``clarify`` the section titles). Messages the policies don't cover stay refused."""
-    if not answer.answered or not is_vague(message):
-        return answer
+    if not answer.answered or not is_vague(message) or answer.evidence.get("contact"):
+        return answer  # a channel named bare ("email?") asks for it: answered from the contact passages
     titles = topics(answer)
     if len(titles) < 2:
         return answer

@@ -27,6 +27,7 @@ from assistant.dialogue.clarify import offer
 from assistant.dialogue.slots import (
     QUESTION_START_RE,
     WORD_RE,
+    find_slots,
     followup_strength,
     fragment,
     fragment_slot,
@@ -67,6 +68,9 @@ REASON_RE = re.compile(
 # of its best passage (chosen on the tuning dialogues: answered follow-ups lie 0.00-0.04 below,
 # uncovered ones 0.06-0.20 below; docs/dialogue.md).
 OWN_MARGIN = 0.05
+# What customers say for a word the policies use (stemmed as content_terms stems): "will I get my money
+# back?" is answered by "... you will receive a full refund".
+SAME_AS = ((re.compile(r"\b(?:money|cash) back\b|\breimburs\w*|\brepaid\b|\brepay\w*", re.IGNORECASE), "refund"),)
 # A context reading that misses the duration or amount asked is asked again without the passage
 # it found, up to this many times (one more batch of one question each; 2 and 3 scored alike on
 # the tuning dialogues, 1 one answer fewer: docs/dialogue.md).
@@ -80,6 +84,7 @@ class Reading:
     text: str
     kind: str  # "alone", "slot" or "context"
     value: str | None = None  # the slot a "slot" reading swapped in ("Asia")
+    slot_kind: str | None = None  # the kind of that slot ("place"; slots.KINDS)
 
 
 def check_history(history: Sequence[str], max_chars: int) -> list[str]:
@@ -117,15 +122,19 @@ def readings(message: str, history: Sequence[str]) -> list[Reading]:
     frame = frame_of(history)
     found = fragment_slot(message, frame) if frame is not None else None
     if found is not None:
-        out.append(Reading(swap(frame, *found), "slot", value=found[1]))
+        out.append(Reading(swap(frame, *found), "slot", value=found[1], slot_kind=found[0].kind))
     out.append(Reading(" ".join([*history[-CONTEXT_TURNS:], message]), "context"))
     return out
 
 
 def repeats(answer: Answer, previous: Answer | QuestionError | None) -> bool:
-    """Whether ``answer`` quotes nothing that ``previous`` (the last message's own answer) did not."""
-    said = {s.text for s in previous.sentences} if isinstance(previous, Answer) and previous.answered else set()
-    return bool(answer.sentences) and {s.text for s in answer.sentences} <= said
+    """Whether ``answer`` quotes nothing that ``previous`` (the last message's own answer) did not, and
+    opens as it did: "will I get my money back for it?" after "I want to cancel my order." opens with
+    the refund sentence that the cancellation answer quoted third, which answers something new."""
+    if not (isinstance(previous, Answer) and previous.answered and previous.sentences and answer.sentences):
+        return False
+    said = {s.text for s in previous.sentences}
+    return {s.text for s in answer.sentences} <= said and answer.sentences[0].text == previous.sentences[0].text
 
 
 def choose(
@@ -234,8 +243,12 @@ def names_topic(message: str, answer: Answer) -> bool:
 
 
 def unnamed_slot(reading: Reading, answer: Answer) -> bool:
-    """A swapped-in slot that none of the answer's passages names (nor a region holding it)."""
-    return reading.value is not None and not any(mentions(c.text, reading.value) for c in answer.citations)
+    """A swapped-in slot that none of the answer's passages names (nor a region holding it), where they
+    name others of its kind: delivery times listed for Europe and Asia say nothing of Brazil, while
+    "For international orders, duties ... may apply" names no country and holds for Norway as for Brazil."""
+    if reading.value is None or any(mentions(c.text, reading.value) for c in answer.citations):
+        return False
+    return reading.slot_kind is None or any(find_slots(c.text, reading.slot_kind) for c in answer.citations)
 
 
 def unanswered_kind(message: str, answer: Answer) -> bool:
@@ -247,6 +260,22 @@ def unanswered_kind(message: str, answer: Answer) -> bool:
         return False
     first = [s.text for s in answer.sentences if s.passage_id == answer.citations[0].id]
     return not any(SENTENCE_TRAITS[k].search(text) for text in first for k in kinds)
+
+
+def states_asked(message: str, answer: Answer, previous: Answer | QuestionError | None) -> bool:
+    """The message asks for a duration, an amount or a reason, and the answer states one (a duration or
+    amount in a sentence of its first passage, a reason anywhere) from a passage the last message was
+    answered from (``previous``), the conversation's own: "how long do I have to report it?" after "My
+    necklace arrived damaged." is answered by "... a quality guarantee of up to 7 days" from the
+    damaged-items passage, though it never says "report"; "when will the money be back?" after a
+    cancellation question, read in context, finds the returns passage's "10 days": not the conversation's."""
+    if not (isinstance(previous, Answer) and previous.answered and answer.citations
+            and answer.citations[0].id in {c.id for c in previous.citations}):  # fmt: skip
+        return False
+    if WHY_RE.match(message):
+        return not gives_no_reason(message, answer)
+    kinds = question_types(message) & {"duration", "amount"}
+    return bool(kinds) and bool(answer.citations) and not unanswered_kind(message, answer)
 
 
 def gives_no_reason(message: str, answer: Answer) -> bool:
@@ -263,6 +292,7 @@ def own_gap(message: str, answer: Answer, alone: Answer | QuestionError) -> floa
     words = content_terms(" ".join(topical_words(message)))
     if not words or not answer.citations or not isinstance(alone, Answer) or not alone.retrieved:
         return None
+    words |= {term for rx, term in SAME_AS if rx.search(message)}
     if any(words & content_terms(s.text) for s in answer.sentences):
         return None
     scores = {h.passage.id: h.verified if h.verified is not None else h.score for h in alone.retrieved}
@@ -293,12 +323,14 @@ def same_unsure(answer: Answer, alone: Answer | QuestionError) -> bool:
 
 
 def decide(
-    message: str, options: Sequence[Reading], answers: Sequence[Answer | QuestionError], pick: int | None = None
+    message: str, options: Sequence[Reading], answers: Sequence[Answer | QuestionError], pick: int | None = None,
+    previous: Answer | QuestionError | None = None,
 ) -> Answer:
     """The answer to give: the chosen reading's (``pick``, else :func:`choose`'s), refused as
     ``not_stated`` when it misses what the message asks (a slot no passage names, a duration,
-    amount or reason no sentence states, a context reading off the message's own words)."""
-    pick = choose(message, options, answers) if pick is None else pick
+    amount or reason no sentence states, a context reading off the message's own words unless the
+    conversation's passage states what it asks). ``previous``: the last earlier message's own answer."""
+    pick = choose(message, options, answers, previous) if pick is None else pick
     answer = answers[pick]
     if pick == 0:
         return offer(message, answer)
@@ -308,7 +340,8 @@ def decide(
         or unanswered_kind(message, answer)
         or gives_no_reason(message, answer)
         or (reading.kind == "context" and off_topic(message, answer, answers[0])
-            and not narrowed(message, answers[0], answer, reading.text))
+            and not narrowed(message, answers[0], answer, reading.text)
+            and not states_asked(message, answer, previous))
     ):
         # "what about Brazil?" after a delivery question: the passage gives delivery times, but
         # never for Brazil (nor South America); "how long will it take?" after a resizing
@@ -353,4 +386,4 @@ def converse(ask_many: AskMany, message: str, history: Sequence[str] = (), *, le
                 answers = [*answers[:pick], again, *answers[pick + 1 :]]
                 break
             answer = again
-    return decide(message, options, answers, pick)
+    return decide(message, options, answers, pick, previous)
