@@ -297,3 +297,17 @@ def test_the_opened_assistant_skips_only_with_the_default_refusal_model(seed_ass
 
     assert seed_assistant.skip_verifier_at == SKIP_VERIFIER_AT
     assert Assistant(seed_assistant.index, seed_assistant.encoder, skip_verifier_at=0.5).skip_verifier_at is None
+
+
+def test_a_conditional_part_quotes_the_case_the_next_paragraph_states(seed_assistant):
+    # faqs-1 offers the live chat; the paragraph after it, in the same section, says what to do when nobody is there.
+    by_id = seed_assistant.index.by_id
+    faqs = [seed_assistant.index.passages[by_id[f"coco-jewelry-faq:faqs-{n}"]] for n in (1, 2)]
+    assert seed_assistant._next_in_section(faqs[0]) == faqs[1]
+    assert seed_assistant._next_in_section(faqs[1]) is None  # the next paragraph opens another section
+    for question in ("Can I chat with someone live? what if you're offline?", "Is there a live chat? and if the chat isn't staffed?"):
+        got = seed_assistant.ask(question)
+        assert got.answered and "support@coco-jewelry.com" in got.answer, question
+        assert [c.id for c in got.citations][:2] == ["coco-jewelry-faq:faqs-1", "coco-jewelry-faq:faqs-2"]
+    plain = seed_assistant.ask("Can I chat with someone live?")  # no other case asked: the chat alone
+    assert "coco-jewelry-faq:faqs-2" not in [c.id for c in plain.citations]

@@ -7,6 +7,7 @@ clean -> guard -> retrieve -> rerank (verifier) -> decide (refusal model) -> com
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -61,6 +62,12 @@ MAX_PARTS = 6  # parts of a multi-part question answered separately
 # tuning set no question changes outcome at this cut, and 18-26% of questions skip the verifier
 # (scripts/verifier_skip.py; docs/performance.md, "Skipping the verifier").
 SKIP_VERIFIER_AT = 0.99
+
+
+# A part asking about another case ("and if nobody is available?", "what if it was already shipped?") and a
+# sentence stating one ("If we aren't available, ...").
+CONDITIONAL_PART_RE = re.compile(r"^\W*(?:(?:and|but|so|or)\s+)?(?:what\s+|even\s+)?if\b|^\W*(?:and\s+)?(?:otherwise|if not)\b", re.I)
+CONDITIONAL_SENTENCE_RE = re.compile(r"(?:^|[.!?]\s+)(?:If|Unless|Otherwise|In case)\b")
 
 
 class Assistant:
@@ -452,7 +459,23 @@ class Assistant:
             best = found[0]
             if best.dense >= cfg.part_min_dense and best.passage.id not in {c.passage.id for c in candidates}:
                 candidates.append(best)
+        if candidates and any(CONDITIONAL_PART_RE.match(p) for p in parts[1:]):
+            # "Do you have a live chat? and if nobody is available?": another case of the same rule, which a
+            # section states in the paragraph after it ("If we aren't available, please send an email ...").
+            after = self._next_in_section(candidates[0].passage)
+            taken = {c.passage.id for c in candidates}
+            if after is not None and after.id not in taken and CONDITIONAL_SENTENCE_RE.search(after.text):
+                candidates.append(next((h for h in hits if h.passage.id == after.id), Hit(after, 0.0)))
         return candidates
+
+    def _next_in_section(self, passage: Passage) -> Passage | None:
+        """The passage right after ``passage`` in its section (same document and title), or None."""
+        at = self.index.by_id.get(passage.id)
+        if at is None or at + 1 >= len(self.index.passages):
+            return None
+        after = self.index.passages[at + 1]
+        same = passage.kind == "section" and (after.doc_id, after.title, after.kind) == (passage.doc_id, passage.title, passage.kind)
+        return after if same else None
 
     def draft(
         self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, history: Sequence[str] = ()
