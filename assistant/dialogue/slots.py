@@ -215,7 +215,8 @@ GENERIC_WORDS = frozenset(
     early late days day hours hour weeks week months month time times take takes took need needs needed
     want wants send sent ask asked tell told say said know make go going come reply answer answers respond
     happen happens happened next first last any some all one ok okay even see look find view show
-    someone anyone somebody anybody something anything suggestion suggestions advice idea ideas""".split()
+    someone anyone somebody anybody something anything suggestion suggestions advice idea ideas
+    suggest suggests recommend recommends recommendation advise propose""".split()
 )
 
 
