@@ -69,6 +69,7 @@ def test_without_history_the_only_reading_is_the_message():
     [("and if it was already shipped?", 2), ("what about Asia?", 2), ("is it stored?", 2), ("what now?", 2),
      ("how fast do you reply?", 2), ("Can I cancel my order if it has not shipped yet?", 2),
      ("what do you suggest?", 2), ("what would you recommend?", 2),  # asking for advice names no topic
+     ("how do I know it's on its way?", 2),  # nor does "on its way"
      ("Do you sell watches?", 0), ("How long does delivery to Europe take?", 0)],
 )  # fmt: skip
 def test_followup_strength(message, strength):

@@ -216,7 +216,7 @@ GENERIC_WORDS = frozenset(
     want wants send sent ask asked tell told say said know make go going come reply answer answers respond
     happen happens happened next first last any some all one ok okay even see look find view show
     someone anyone somebody anybody something anything suggestion suggestions advice idea ideas
-    suggest suggests recommend recommends recommendation advise propose""".split()
+    suggest suggests recommend recommends recommendation advise propose way ways""".split()
 )
 
 
