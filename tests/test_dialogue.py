@@ -19,7 +19,7 @@ from assistant.dialogue.resolve import (
     decide,
     readings,
 )
-from assistant.dialogue.slots import followup_strength, fragment, mentions
+from assistant.dialogue.slots import followup_strength, fragment, mentions, topical_words
 from assistant.errors import GoldError, QuestionError
 from assistant.evaluation.gold import load_gold
 from assistant.schema import (
@@ -69,11 +69,17 @@ def test_without_history_the_only_reading_is_the_message():
     [("and if it was already shipped?", 2), ("what about Asia?", 2), ("is it stored?", 2), ("what now?", 2),
      ("how fast do you reply?", 2), ("Can I cancel my order if it has not shipped yet?", 2),
      ("what do you suggest?", 2), ("what would you recommend?", 2),  # asking for advice names no topic
-     ("how do I know it's on its way?", 2),  # nor does "on its way"
+     ("how do I know it's on its way?", 2),
      ("Do you sell watches?", 0), ("How long does delivery to Europe take?", 0)],
 )  # fmt: skip
 def test_followup_strength(message, strength):
     assert followup_strength(message) == strength
+
+
+def test_light_words_and_contractions_name_no_topic():
+    assert topical_words("and then how do I know it's on its way?") == []
+    assert topical_words("what do you suggest?") == [] and topical_words("what if you're offline?") == ["offline"]
+    assert topical_words("why don't you keep them?") == ["keep"]
 
 
 @pytest.mark.parametrize(

@@ -216,7 +216,10 @@ GENERIC_WORDS = frozenset(
     want wants send sent ask asked tell told say said know make go going come reply answer answers respond
     happen happens happened next first last any some all one ok okay even see look find view show
     someone anyone somebody anybody something anything suggestion suggestions advice idea ideas
-    suggest suggests recommend recommends recommendation advise propose way ways""".split()
+    suggest suggests recommend recommends recommendation advise propose way ways
+    it's that's what's there's here's how's where's when's who's let's i'm i've i'd i'll you're you've you'll
+    we're we've they're don't doesn't didn't isn't aren't wasn't weren't won't can't couldn't wouldn't shouldn't
+    haven't hasn't""".split()
 )
 
 
