@@ -69,7 +69,8 @@ def test_without_history_the_only_reading_is_the_message():
     [("and if it was already shipped?", 2), ("what about Asia?", 2), ("is it stored?", 2), ("what now?", 2),
      ("how fast do you reply?", 2), ("Can I cancel my order if it has not shipped yet?", 2),
      ("what do you suggest?", 2), ("what would you recommend?", 2),  # asking for advice names no topic
-     ("how do I know it's on its way?", 2),
+     ("how do I know it's on its way?", 2), ("how long to get there?", 2),
+     ("is there an express option?", 0), ("are there any fees?", 0),  # the existential "there" points nowhere
      ("Do you sell watches?", 0), ("How long does delivery to Europe take?", 0)],
 )  # fmt: skip
 def test_followup_strength(message, strength):
@@ -348,6 +349,12 @@ def test_follow_ups_in_their_conversation(seed_assistant):
     assert postage.answered and "cost of shipping" in postage.answer
     nickel = seed_assistant.ask("is it nickel free?", history=["Is the jewelry made of sterling silver?"])
     assert (nickel.answered, nickel.refusal_reason) == (False, "not_stated")
+    # "is there ...?" names its own topic: read in context only when the conversation's passage has it, or states
+    # the duration it asks.
+    express = seed_assistant.ask("is there an express option?", history=[UK])
+    assert not express.answered
+    limit = seed_assistant.ask("Is there a time limit?", history=["I want to return a defective bracelet."])
+    assert limit.answered and "up to 7 days" in limit.answer
     # A channel named bare asks for it (not a vague topic to clarify); taxes apply to every country alike.
     email = seed_assistant.ask("by email?", history=["How do I reach customer service?"])
     assert email.answered and "support@coco-jewelry.com" in email.answer and not email.clarify

@@ -170,7 +170,9 @@ def choose(
             return ctx
         if alone.answered or not answers[ctx].answered:
             return 0
-        return ctx if names_topic(message, answers[ctx]) or (bare_phrase(message) and anchored(answers[ctx], alone)) else 0
+        # Or it asks a duration, amount or reason that the conversation's passage states ("is there a time limit?").
+        named = names_topic(message, answers[ctx]) or states_asked(message, answers[ctx], previous)
+        return ctx if named or (bare_phrase(message) and anchored(answers[ctx], alone)) else 0
     if alone.answered and alone.evidence.get("p_answer", alone.confidence) >= ALONE_CONFIDENT:
         return 0
     answer = answers[ctx]

@@ -106,7 +106,12 @@ FOLLOWUP_LEAD_RE = re.compile(
     r"^\W*(?:and|also|but|or|so|then|what about|how about|what if|even if|even|why not|why|same|what else|otherwise|instead)\b",
     re.IGNORECASE,
 )
-PRONOUN_RE = re.compile(r"\b(?:it|its|it's|that|this|they|them|their|those|these|there|one|ones|him|her)\b", re.IGNORECASE)
+# "there" points back ("how long to get there?") except as the existential "is there ...", "there's ...".
+PRONOUN_RE = re.compile(
+    r"\b(?:it|its|it's|that|this|they|them|their|those|these|one|ones|him|her)\b"
+    r"|(?<!\bis )(?<!\bare )(?<!\bwas )(?<!\bwere )\bthere\b(?!\s*(?:is|are|was|were|'s|’s)\b)",
+    re.IGNORECASE,
+)
 QUESTION_START_RE = re.compile(
     r"^\W*(?:who|what|when|where|why|how|which|can|could|do|does|did|is|are|was|were|will|would|should|may|must|am|have|has|i|my|you|your)\b",
     re.IGNORECASE,
