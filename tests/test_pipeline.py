@@ -9,6 +9,7 @@ import pytest
 
 from assistant.core.answer import AnswerConfig
 from assistant.core.pipeline import MAX_PARTS, Assistant
+from assistant.core.stages import section_neighbour
 from assistant.core.refusal import FEATURES, RefusalModel
 from assistant.core.retrieval import RetrievalConfig
 from assistant.errors import QuestionError
@@ -301,13 +302,26 @@ def test_the_opened_assistant_skips_only_with_the_default_refusal_model(seed_ass
 
 def test_a_conditional_part_quotes_the_case_the_next_paragraph_states(seed_assistant):
     # faqs-1 offers the live chat; the paragraph after it, in the same section, says what to do when nobody is there.
-    by_id = seed_assistant.index.by_id
-    faqs = [seed_assistant.index.passages[by_id[f"coco-jewelry-faq:faqs-{n}"]] for n in (1, 2)]
-    assert seed_assistant._next_in_section(faqs[0]) == faqs[1]
-    assert seed_assistant._next_in_section(faqs[1]) is None  # the next paragraph opens another section
+    passages, by_id = seed_assistant.index.passages, seed_assistant.index.by_id
+    faqs = [passages[by_id[f"coco-jewelry-faq:faqs-{n}"]] for n in (1, 2)]
+    assert section_neighbour(passages, by_id, faqs[0]) == faqs[1] and section_neighbour(passages, by_id, faqs[1], -1) == faqs[0]
+    assert section_neighbour(passages, by_id, faqs[1]) is None  # the next paragraph opens another section
+    assert section_neighbour(passages, by_id, faqs[0], -1) is None
     for question in ("Can I chat with someone live? what if you're offline?", "Is there a live chat? and if the chat isn't staffed?"):
         got = seed_assistant.ask(question)
         assert got.answered and "support@coco-jewelry.com" in got.answer, question
         assert [c.id for c in got.citations][:2] == ["coco-jewelry-faq:faqs-1", "coco-jewelry-faq:faqs-2"]
     plain = seed_assistant.ask("Can I chat with someone live?")  # no other case asked: the chat alone
     assert "coco-jewelry-faq:faqs-2" not in [c.id for c in plain.citations]
+
+
+def test_a_yes_no_question_may_quote_the_rule_its_section_opens_with(seed_assistant):
+    # products-2 ("We do not recommend resizing our rings ...") ranks first; the one-sentence paragraph before it
+    # states the rule: "We currently do not offer customization and resize service."
+    for question in ("Is a resizing service available for rings purchased from your store?", "ring is too big, can you guys resize it for me?"):
+        got = seed_assistant.ask(question)
+        assert got.answered and "do not offer customization and resize service" in got.answer, question
+    left = seed_assistant.ask("Is a resizing service available for rings?", leave_out=["coco-jewelry-faq:products-1"])
+    assert "do not offer customization" not in left.answer  # a passage left out is never quoted
+    how = seed_assistant.ask("How long does delivery to Asia take?")  # not a yes/no question: nothing added
+    assert "coco-jewelry-faq:shipping-1" not in [c.id for c in how.citations]

@@ -7,7 +7,6 @@ clean -> guard -> retrieve -> rerank (verifier) -> decide (refusal model) -> com
 from __future__ import annotations
 
 import functools
-import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -43,6 +42,7 @@ from assistant.core.stages import (
     Reranker,
     StatedSentence,
     clean_question,
+    with_section_cases,
 )
 from assistant.dialogue.clarify import is_vague
 from assistant.dialogue.resolve import check_history, converse
@@ -62,12 +62,6 @@ MAX_PARTS = 6  # parts of a multi-part question answered separately
 # tuning set no question changes outcome at this cut, and 18-26% of questions skip the verifier
 # (scripts/verifier_skip.py; docs/performance.md, "Skipping the verifier").
 SKIP_VERIFIER_AT = 0.99
-
-
-# A part asking about another case ("and if nobody is available?", "what if it was already shipped?") and a
-# sentence stating one ("If we aren't available, ...").
-CONDITIONAL_PART_RE = re.compile(r"^\W*(?:(?:and|but|so|or)\s+)?(?:what\s+|even\s+)?if\b|^\W*(?:and\s+)?(?:otherwise|if not)\b", re.I)
-CONDITIONAL_SENTENCE_RE = re.compile(r"(?:^|[.!?]\s+)(?:If|Unless|Otherwise|In case)\b")
 
 
 class Assistant:
@@ -401,7 +395,7 @@ class Assistant:
         skipped; ``decided``: (p_answer, evidence) already made without the verifier)."""
         p_answer, evidence = decided if decided is not None else self.decider.run(query, ranked)
         hits = ranked[: self.top_k]
-        candidates = self._quotable(hits, parts, vecs[1:], exclude)
+        candidates = self._quotable(hits, parts, vecs[1:], exclude, query)
         scores = {h.passage.id: self.retriever.sentence_scores(vecs[0], h.passage.id) for h in candidates}
         kind = stated_kind(query) if not parts else None
         if p_answer < 0.5 and kind is not None and vq is not None and self.stated is not None:
@@ -447,8 +441,9 @@ class Assistant:
         found = sorted(self.index.by_id[pid] for pid in self.contact.passage_ids if pid in self.index.by_id)  # corpus order
         return {self.index.passages[i].id: self.index.passages[i] for i in found if i not in gone}
 
-    def _quotable(self, hits: list[Hit], parts: list[str], part_vecs: np.ndarray, exclude) -> list[Hit]:
-        """The passages an answer may quote: the best few, plus each part's best passage."""
+    def _quotable(self, hits: list[Hit], parts: list[str], part_vecs: np.ndarray, exclude, query: str = "") -> list[Hit]:
+        """The passages an answer may quote: the best few, plus each part's best passage, plus the paragraph
+        of the best one's section that states its rule or another case (:func:`with_section_cases`)."""
         cfg = self.answer_config
         top = hits[0].score if hits else 0.0
         candidates = [h for h in hits[: cfg.max_passages] if h.score >= top - cfg.passage_margin]
@@ -459,23 +454,8 @@ class Assistant:
             best = found[0]
             if best.dense >= cfg.part_min_dense and best.passage.id not in {c.passage.id for c in candidates}:
                 candidates.append(best)
-        if candidates and any(CONDITIONAL_PART_RE.match(p) for p in parts[1:]):
-            # "Do you have a live chat? and if nobody is available?": another case of the same rule, which a
-            # section states in the paragraph after it ("If we aren't available, please send an email ...").
-            after = self._next_in_section(candidates[0].passage)
-            taken = {c.passage.id for c in candidates}
-            if after is not None and after.id not in taken and CONDITIONAL_SENTENCE_RE.search(after.text):
-                candidates.append(next((h for h in hits if h.passage.id == after.id), Hit(after, 0.0)))
-        return candidates
-
-    def _next_in_section(self, passage: Passage) -> Passage | None:
-        """The passage right after ``passage`` in its section (same document and title), or None."""
-        at = self.index.by_id.get(passage.id)
-        if at is None or at + 1 >= len(self.index.passages):
-            return None
-        after = self.index.passages[at + 1]
-        same = passage.kind == "section" and (after.doc_id, after.title, after.kind) == (passage.doc_id, passage.title, passage.kind)
-        return after if same else None
+        gone = () if exclude is None else {int(i) for i in exclude}
+        return with_section_cases(self.index.passages, self.index.by_id, candidates, hits, query, parts, gone)
 
     def draft(
         self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, history: Sequence[str] = ()
