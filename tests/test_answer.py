@@ -336,6 +336,10 @@ CHAIN = Passage("f:prd-4", "f", "Products", "Our chains are 45 cm long. They clo
         ("How long is the chain?", CHAIN, False),  # a measure: the other "how long"
         ("where can I see how long it is?", ENGRAVING, False),  # not asking how long something takes
         ("Do you engrave rings?", ENGRAVING, False),
+        # an amount written as a share of the price ("20 percent", "50 per cent") is stated
+        ("How much is the deposit?", Passage("f:bk-1", "f", "Booking", "A deposit of 20 percent of the trip price secures your place.", "f.txt", 27), False),
+        ("How much do I lose if I cancel?", Passage("f:bk-2", "f", "Booking", "Cancelling late costs 50 per cent of the price.", "f.txt", 29), False),
+        ("How much is the deposit?", Passage("f:bk-3", "f", "Booking", "A deposit secures your place on the trip.", "f.txt", 31), True),
         ("How long does resizing take?", Passage("f:prd-5", "f", "Products", "We currently do not offer resizing.", "f.txt", 25), False),
     ],
 )

@@ -86,7 +86,7 @@ def one_line(text: str) -> str:
 # --- the sentence selector ---------------------------------------------------------------------
 # A sentence stating an amount (the answer to "how much ...?"; answer.py's not_stated reads it too).
 STATES_AMOUNT_RE = re.compile(
-    r"[$€£]\s*\d|\b\d+(?:[.,]\d+)?\s*(?:usd|eur|gbp|dollars?|euros?|pounds|%)|\bfree\b|\bno (?:extra )?(?:charge|cost)\b"
+    r"[$€£]\s*\d|\b\d+(?:[.,]\d+)?\s*(?:usd|eur|gbp|dollars?|euros?|pounds|%|percent\b|per cent\b)|\bfree\b|\bno (?:extra )?(?:charge|cost)\b"
     r"|\bfull (?:refund|price|amount)\b",
     re.IGNORECASE,
 )
