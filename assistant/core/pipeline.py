@@ -395,7 +395,7 @@ class Assistant:
         skipped; ``decided``: (p_answer, evidence) already made without the verifier)."""
         p_answer, evidence = decided if decided is not None else self.decider.run(query, ranked)
         hits = ranked[: self.top_k]
-        candidates = self._quotable(hits, parts, vecs[1:], exclude, query)
+        candidates = self._quotable(hits, parts, vecs[1:], exclude)
         scores = {h.passage.id: self.retriever.sentence_scores(vecs[0], h.passage.id) for h in candidates}
         kind = stated_kind(query) if not parts else None
         if p_answer < 0.5 and kind is not None and vq is not None and self.stated is not None:
@@ -441,9 +441,9 @@ class Assistant:
         found = sorted(self.index.by_id[pid] for pid in self.contact.passage_ids if pid in self.index.by_id)  # corpus order
         return {self.index.passages[i].id: self.index.passages[i] for i in found if i not in gone}
 
-    def _quotable(self, hits: list[Hit], parts: list[str], part_vecs: np.ndarray, exclude, query: str = "") -> list[Hit]:
+    def _quotable(self, hits: list[Hit], parts: list[str], part_vecs: np.ndarray, exclude) -> list[Hit]:
         """The passages an answer may quote: the best few, plus each part's best passage, plus the paragraph
-        of the best one's section that states its rule or another case (:func:`with_section_cases`)."""
+        of the best one's section that states another case a part asks about (:func:`with_section_cases`)."""
         cfg = self.answer_config
         top = hits[0].score if hits else 0.0
         candidates = [h for h in hits[: cfg.max_passages] if h.score >= top - cfg.passage_margin]
@@ -455,7 +455,7 @@ class Assistant:
             if best.dense >= cfg.part_min_dense and best.passage.id not in {c.passage.id for c in candidates}:
                 candidates.append(best)
         gone = () if exclude is None else {int(i) for i in exclude}
-        return with_section_cases(self.index.passages, self.index.by_id, candidates, hits, query, parts, gone)
+        return with_section_cases(self.index.passages, self.index.by_id, candidates, hits, parts, gone)
 
     def draft(
         self, message: str, *, customer_name: str | None = None, agent_name: str | None = None, history: Sequence[str] = ()

@@ -17,7 +17,6 @@ import numpy as np
 
 from assistant.core.refusal import RefusalModel, features
 from assistant.core.retrieval import Retriever, encoder_text
-from assistant.core.sentences import content_terms, question_types, sentence_spans
 from assistant.errors import ConfigError, QuestionError
 from assistant.models.verifier import Verifier
 from assistant.schema import Hit, Passage
@@ -250,11 +249,9 @@ class Decider:
 
 
 # A part asking about another case ("and if nobody is available?", "what if it was already shipped?") and a
-# sentence stating one ("If we aren't available, ..."); a question asking yes or no in its own words
-# ("ring is too big, can you guys resize it for me?").
+# sentence stating one ("If we aren't available, ...").
 CONDITIONAL_PART_RE = re.compile(r"^\W*(?:(?:and|but|so|or)\s+)?(?:what\s+|even\s+)?if\b|^\W*(?:and\s+)?(?:otherwise|if not)\b", re.I)
 CONDITIONAL_SENTENCE_RE = re.compile(r"(?:^|[.!?]\s+)(?:If|Unless|Otherwise|In case)\b")
-YESNO_ASK_RE = re.compile(r"(?:^|[,.;:!?]\s+|\bif\s+)\W*(?:can|could|do|does|will|would|is|are)\s+(?:you|we|u|i|they)\b", re.I)
 
 
 def section_neighbour(passages: Sequence[Passage], by_id: Mapping[str, int], passage: Passage, step: int = 1) -> Passage | None:
@@ -268,18 +265,14 @@ def section_neighbour(passages: Sequence[Passage], by_id: Mapping[str, int], pas
 
 
 def with_section_cases(
-    passages: Sequence[Passage], by_id: Mapping[str, int], candidates: list[Hit], hits: Sequence[Hit], question: str,
+    passages: Sequence[Passage], by_id: Mapping[str, int], candidates: list[Hit], hits: Sequence[Hit],
     parts: Sequence[str] = (), gone: Collection[int] = (),
 ) -> list[Hit]:  # fmt: skip
-    """``candidates`` (the passages an answer may quote, best first) with the paragraphs of the best one's
-    section that a policy page states its rule and its other cases in:
-
-    - a question asking yes or no (its first part, for a multi-part one) may quote the one-sentence paragraph
-      that opens the rule the best passage elaborates, when it shares a content word with the question:
-      "Is a resizing service available?" lands on "We do not recommend resizing our rings ...", the
-      paragraph after "We currently do not offer customization and resize service.";
-    - a part asking about another case ("and if nobody is available?") may quote the paragraph after the
-      best passage when it states a case ("If we aren't available, please send an email ...").
+    """``candidates`` (the passages an answer may quote, best first) with the paragraph of the best one's
+    section that states another case of its rule: a part asking about another case ("and if nobody is
+    available?") may quote the paragraph after the best passage when it states a case ("If we aren't
+    available, please send an email ..."). (Its twin for yes/no questions, the one-sentence paragraph a
+    section opens with, was measured and reverted: docs/retrieval.md, section 7, fifth pass.)
 
     A paragraph added is the retrieved hit when there is one (else scored 0); the sentence selector still
     decides what is quoted. ``gone``: positions of passages left out (never added).
@@ -289,14 +282,6 @@ def with_section_cases(
     out = list(candidates)
     taken = {c.passage.id for c in out} | {passages[i].id for i in gone}
     best = out[0].passage
-    first = parts[0] if parts else question
-    types = question_types(first)
-    asks_yes_no = not types - {"yesno"} and bool(types or YESNO_ASK_RE.search(first))
-    before = section_neighbour(passages, by_id, best, -1) if asks_yes_no else None
-    if (before is not None and before.id not in taken and len(sentence_spans(before.text)) == 1
-            and content_terms(first) & content_terms(before.text)):  # fmt: skip
-        out.append(next((h for h in hits if h.passage.id == before.id), Hit(before, 0.0)))
-        taken.add(before.id)
     after = section_neighbour(passages, by_id, best) if any(CONDITIONAL_PART_RE.match(p) for p in parts[1:]) else None
     if after is not None and after.id not in taken and CONDITIONAL_SENTENCE_RE.search(after.text):
         out.append(next((h for h in hits if h.passage.id == after.id), Hit(after, 0.0)))
