@@ -9,10 +9,10 @@ process, a throw-away feedback log) instead of Assistant.ask. With --gaps (tunin
 prints, for every context reading taken whose quoted sentences hold none of the message's own
 topical words, how far below its best passage the message alone ranks that passage (own_gap):
 what OWN_MARGIN in assistant/dialogue/resolve.py was chosen from.
-Tuning data: evals/dialogues.jsonl and evals/dialogues-tuning-2.jsonl, -3.jsonl, -4.jsonl and -5.jsonl
-(-5 was held-out set 3: run once and reported, then its failures steered rules).
-Held out: evals/dialogues-heldout-4.jsonl (run only to report, before and after a round of rules;
-never for decisions).
+Tuning data: evals/dialogues.jsonl and evals/dialogues-tuning-2.jsonl to -6.jsonl (-5 and -6 were
+held-out sets 3 and 4: run and reported, then their failures steered rules).
+Held out: evals/dialogues-heldout-5.jsonl and evals/dialogues-heldout-6.jsonl (run only to report,
+before and after a round of rules; never for decisions).
 """
 
 from __future__ import annotations
