@@ -313,6 +313,11 @@ def test_money_back_is_a_refund_and_a_new_lead_is_no_repeat():
     assert choose(message, options, [alone, said_before], said_before) == 0  # the same answer again: nothing new
     got = decide(message, options, [alone, refund], pick=1, previous=said_before)
     assert got.answered and got.answer.startswith("If your order is cancelled")  # "money back" reads as "refund"
+    # "mistake" reads as the policy's "error"
+    error = said("r3", "Unless it is our error, you will be expected to cover the cost of shipping.")
+    ours = "even if the mistake was yours?"
+    far = replace(REFUSED, retrieved=hits(("x1", 0.5), ("r3", 0.3)))
+    assert decide(ours, readings(ours, ["Who covers postage when I return something?"]), [far, error], pick=1).answered
 
 
 # --- the real pipeline -----------------------------------------------------------------------

@@ -69,8 +69,11 @@ REASON_RE = re.compile(
 # uncovered ones 0.06-0.20 below; docs/dialogue.md).
 OWN_MARGIN = 0.05
 # What customers say for a word the policies use (stemmed as content_terms stems): "will I get my money
-# back?" is answered by "... you will receive a full refund".
-SAME_AS = ((re.compile(r"\b(?:money|cash) back\b|\breimburs\w*|\brepaid\b|\brepay\w*", re.IGNORECASE), "refund"),)
+# back?" is answered by "... you will receive a full refund", "even if the mistake was yours?" by "... our error".
+SAME_AS = (
+    (re.compile(r"\b(?:money|cash) back\b|\breimburs\w*|\brepaid\b|\brepay\w*", re.IGNORECASE), "refund"),
+    (re.compile(r"\bmistakes?\b|\bmess(?:ed)? up\b|\bscrew(?:ed)? up\b", re.IGNORECASE), "error"),  # "... at our error"
+)
 # A context reading that misses the duration or amount asked is asked again without the passage
 # it found, up to this many times (one more batch of one question each; 2 and 3 scored alike on
 # the tuning dialogues, 1 one answer fewer: docs/dialogue.md).
