@@ -81,6 +81,7 @@ def test_light_words_and_contractions_name_no_topic():
     assert topical_words("and then how do I know it's on its way?") == []
     assert topical_words("what do you suggest?") == [] and topical_words("what if you're offline?") == ["offline"]
     assert topical_words("why don't you keep them?") == ["keep"]
+    assert topical_words("I checked out as a guest though") == ["checked", "out", "guest"]
 
 
 @pytest.mark.parametrize(

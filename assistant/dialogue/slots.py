@@ -224,7 +224,8 @@ def mentions(text: str, value: str) -> bool:
 SHORT_WORDS = 0  # a message up to this many words that names a topic may lean on the conversation (0: none; see docs/dialogue.md)
 
 
-# Words that name no topic: question words, auxiliaries, pronouns, light verbs, time and degree.
+# Words that name no topic: question words, auxiliaries, pronouns, light verbs, time and degree,
+# discourse markers ("though", "anyway", "thanks").
 # A message made only of them ("how fast do you reply?", "what should I send you?") says what
 # it asks but not about what: the conversation says that.
 GENERIC_WORDS = frozenset(
@@ -240,7 +241,8 @@ GENERIC_WORDS = frozenset(
     suggest suggests recommend recommends recommendation advise propose way ways
     it's that's what's there's here's how's where's when's who's let's i'm i've i'd i'll you're you've you'll
     we're we've they're don't doesn't didn't isn't aren't wasn't weren't won't can't couldn't wouldn't shouldn't
-    haven't hasn't""".split()
+    haven't hasn't
+    though although however anyway anyways actually btw well hi hello thanks thank""".split()
 )
 
 
