@@ -340,6 +340,7 @@ CHAIN = Passage("f:prd-4", "f", "Products", "Our chains are 45 cm long. They clo
         ("How much is the deposit?", Passage("f:bk-1", "f", "Booking", "A deposit of 20 percent of the trip price secures your place.", "f.txt", 27), False),
         ("How much do I lose if I cancel?", Passage("f:bk-2", "f", "Booking", "Cancelling late costs 50 per cent of the price.", "f.txt", 29), False),
         ("How much is the deposit?", Passage("f:bk-3", "f", "Booking", "A deposit secures your place on the trip.", "f.txt", 31), True),
+        ("How much does delivery cost?", Passage("f:bk-4", "f", "Delivery", "Complete bikes are shipped 90 percent assembled.", "f.txt", 33), True),
         ("How long does resizing take?", Passage("f:prd-5", "f", "Products", "We currently do not offer resizing.", "f.txt", 25), False),
     ],
 )

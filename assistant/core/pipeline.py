@@ -401,7 +401,7 @@ class Assistant:
         if p_answer < 0.5 and kind is not None and vq is not None and self.stated is not None:
             # A sentence stating the asked amount, duration or time under a question (an FAQ row's answer, a
             # "## Question?" section's sentence without its title): decided on its cosine as plain text is.
-            cos = self.stated.best(vq, kind[1], candidates, scores)
+            cos = self.stated.best(vq, kind[1], candidates, scores, query)
             if cos is not None:
                 evidence = {**evidence, "stated": round(cos, 4)}  # reported whether or not it answers
                 p_stated = self.decider.model.probability({**evidence, "dense": cos, "faq": 0.0})

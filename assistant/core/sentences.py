@@ -84,9 +84,11 @@ def one_line(text: str) -> str:
 
 
 # --- the sentence selector ---------------------------------------------------------------------
-# A sentence stating an amount (the answer to "how much ...?"; answer.py's not_stated reads it too).
+# A sentence stating an amount (the answer to "how much ...?"; answer.py's not_stated reads it too). A share
+# in words is one when it is a share of something ("20 percent of the trip price", "50 per cent off"),
+# not "shipped 90 percent assembled".
 STATES_AMOUNT_RE = re.compile(
-    r"[$€£]\s*\d|\b\d+(?:[.,]\d+)?\s*(?:usd|eur|gbp|dollars?|euros?|pounds|%|percent\b|per cent\b)|\bfree\b|\bno (?:extra )?(?:charge|cost)\b"
+    r"[$€£]\s*\d|\b\d+(?:[.,]\d+)?\s*(?:usd|eur|gbp|dollars?|euros?|pounds|%|per ?cent (?:of|off)\b)|\bfree\b|\bno (?:extra )?(?:charge|cost)\b"
     r"|\bfull (?:refund|price|amount)\b",
     re.IGNORECASE,
 )

@@ -17,6 +17,7 @@ import numpy as np
 
 from assistant.core.refusal import RefusalModel, features
 from assistant.core.retrieval import Retriever, encoder_text
+from assistant.core.sentences import content_terms
 from assistant.errors import ConfigError, QuestionError
 from assistant.models.verifier import Verifier
 from assistant.schema import Hit, Passage
@@ -211,13 +212,17 @@ class StatedSentence:
         self.vectors: dict[str, np.ndarray] = {}
 
     def best(self, vq: np.ndarray, states: re.Pattern[str], candidates: Sequence[Hit],
-             spans: Mapping[str, Sequence[tuple[int, int, float]]]) -> float | None:  # fmt: skip
+             spans: Mapping[str, Sequence[tuple[int, int, float]]], query: str = "") -> float | None:  # fmt: skip
         """The best cosine with ``vq`` of a sentence that ``states`` matches, among those of the FAQ rows
         and question-headed sections of ``candidates`` (``spans``: each one's sentence (start, end, ...));
-        None when none does."""
+        None when none does. With ``query`` (the question), only a sentence that shares a content word
+        with it counts: "What is the corkage fee?" is not answered by "A discretionary service charge
+        of 12.5 percent is added to the bill." (an amount, of something else)."""
+        asked = content_terms(query) if query else None
         texts = [h.passage.text[s:e] for h in candidates if asks_its_title(h.passage)
                  for s, e, *_ in spans.get(h.passage.id, ())]  # fmt: skip
-        found = {t: self.vectors.get(t) for t in dict.fromkeys(texts) if states.search(t)}
+        found = {t: self.vectors.get(t) for t in dict.fromkeys(texts)
+                 if states.search(t) and (asked is None or asked & content_terms(t))}  # fmt: skip
         if not found:
             return None
         new = [t for t, v in found.items() if v is None]
