@@ -280,7 +280,7 @@ def states_asked(message: str, answer: Answer, previous: Answer | QuestionError 
     if WHY_RE.match(message):
         return not gives_no_reason(message, answer)
     kinds = question_types(message) & {"duration", "amount"}
-    return bool(kinds) and bool(answer.citations) and not unanswered_kind(message, answer)
+    return bool(kinds) and not unanswered_kind(message, answer)
 
 
 def gives_no_reason(message: str, answer: Answer) -> bool:
