@@ -13,6 +13,7 @@ from assistant.core.contact import (
     is_contact_question,
     lacks_channel,
     refusal_message,
+    unstated_channel,
 )
 from assistant.core.corpus import load_corpus
 from assistant.schema import Hit, Passage, SupportContact
@@ -342,3 +343,18 @@ def test_real_model_answers_a_question_the_faq_does_not_answer_with_the_way_to_a
     ans = seed_assistant.ask(question)
     assert ans.answered and ans.evidence.get("contact") == 1.0, ans.answer
     assert "Contact Support" in ans.answer and "support@coco-jewelry.com" in ans.answer
+
+
+@pytest.mark.parametrize(
+    "question, answer, unstated",
+    [("is there a phone number i can call instead", "Contact Support", True),  # no phone in the corpus
+     ("When is your phone line open?", "You can chat live with us.", True),
+     ("Where is your shop?", "We ship from our warehouse.", True),
+     ("What is your email address?", "Write to us at help@example.com.", False),  # the corpus gives it
+     ("is there a phone number i can call? and how long is delivery?", "Contact Support", False),  # two parts
+     ("Do you sell gift cards?", "We accept all major cards.", False)],  # not a contact question
+)  # fmt: skip
+def test_a_channel_the_corpus_never_gives_is_not_stated(question, answer, unstated):
+    email_only = SupportContact("help@example.com", "email", "f:c-1", email="help@example.com")
+    parts = 2 if " and " in question else 0
+    assert unstated_channel(question, answer, email_only, parts=parts) is unstated

@@ -51,6 +51,9 @@ UK = "How long does delivery to the UK take?"
         ([UK], "what about returns?", None),  # names no slot the question holds: no swapped reading
         ([UK], "Returns?", None),  # a bare word that is no slot
         ([UK], "Can I cancel my order?", None),  # a question of its own
+        ([UK], "hm and to Canada?", "How long does delivery to Canada take?"),  # a filler before the lead-in
+        (["how long is shipping to Italy"], "same for the states?", "how long is shipping to the states"),
+        (["What are your rings made of?"], "same deal for the stud earrings?", "What are your earrings made of?"),
     ],
 )
 def test_a_fragment_swaps_the_slot_of_the_last_full_question(history, message, want):
@@ -319,6 +322,22 @@ def test_money_back_is_a_refund_and_a_new_lead_is_no_repeat():
     ours = "even if the mistake was yours?"
     far = replace(REFUSED, retrieved=hits(("x1", 0.5), ("r3", 0.3)))
     assert decide(ours, readings(ours, ["Who covers postage when I return something?"]), [far, error], pick=1).answered
+
+
+def test_the_conversations_passage_is_the_last_one_an_earlier_message_found():
+    history = ["my earrings came with a bent post", "I think it was like that in the box"]
+    message = "how many days do I have to report it?"
+    guarantee = said("r1", "If there are quality problems with the goods, we have a quality guarantee of up to 7 days!")
+    alone = replace(REFUSED, retrieved=hits(("r2", 0.40), ("r1", 0.30)))
+    context = " ".join([*history, message])
+
+    def ask_many(questions, leave_out=()):
+        table = {message: alone, context: guarantee, history[0]: guarantee, history[1]: REFUSED}
+        return [table[q] for q in questions]
+
+    # The last message found no passage; the one before it found r1, which states the duration asked.
+    got = converse(ask_many, message, history)
+    assert got.answered and got.resolved_question == context
 
 
 # --- the real pipeline -----------------------------------------------------------------------

@@ -245,6 +245,18 @@ def lacks_channel(question: str, answer_text: str, contact: SupportContact, *, p
     return False
 
 
+def unstated_channel(question: str, answer_text: str, contact: SupportContact, *, parts: int = 0) -> bool:
+    """True when ``question`` (of one part: ``parts`` < 2) asks for the store's phone number, email address,
+    hours or address, the corpus gives none (``contact``), and ``answer_text`` states none either: "is there
+    a phone number I can call?" in a store that lists none is not answered by "Contact Support" or the
+    live-chat sentence; the policies don't say, and the refusal names the channels they do give."""
+    wanted = contact_request(question)
+    if parts >= 2 or wanted not in CHANNEL_RES or (wanted == "email" and REPLY_TIME_RE.search(question)):
+        return False
+    given = {"phone": contact.phone, "email": contact.email, "hours": contact.hours, "address": contact.address}[wanted]
+    return not given and not CHANNEL_RES[wanted].search(answer_text)
+
+
 def is_contact_question(question: str) -> bool:
     """True when ``question`` asks how to reach the store (phone, email, hours)."""
     return contact_request(question) is not None

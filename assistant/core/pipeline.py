@@ -26,7 +26,7 @@ from assistant.core.answer import (
     stated_kind,
     yes_no_title,
 )
-from assistant.core.contact import answer_contact, contact_request, find_support_contact, lacks_channel
+from assistant.core.contact import answer_contact, contact_request, find_support_contact, lacks_channel, unstated_channel
 from assistant.core.corpus import resolve_files
 from assistant.core.draft import compose_draft
 from assistant.core.refusal import RefusalModel
@@ -433,6 +433,9 @@ class Assistant:
             # (refused, or answered from a passage that does not give the channel asked for)
             found = answer_contact(asked, self.contact, self._contact_passages(exclude), hits, result.evidence)
             result = result if found is None else replace(found, question=q)
+        if result.answered and unstated_channel(asked, result.answer, self.contact, parts=len(parts)):
+            result = refuse(q, self.contact, confidence=NOT_STATED_CONFIDENCE, reason="not_stated", hits=hits,
+                            evidence=result.evidence, related=result.citations[:1])  # fmt: skip
         return result
 
     def _contact_passages(self, exclude: np.ndarray | None) -> dict[str, Passage]:

@@ -145,9 +145,12 @@ def choose(
     options: Sequence[Reading],
     answers: Sequence[Answer | QuestionError],
     previous: Answer | QuestionError | None = None,
+    topic: Answer | QuestionError | None = None,
 ) -> int:
     """The index of the reading to answer with (0, the alone reading, unless the message leans on
-    the conversation). ``previous``: the last earlier message's own answer, when known."""
+    the conversation). ``previous``: the last earlier message's own answer, when known; ``topic``: the
+    last earlier answer that found a passage (``previous`` when not given)."""
+    topic = previous if topic is None else topic
     alone = answers[0]
     if not isinstance(alone, Answer) or alone.refusal_reason == "instruction" or len(options) == 1:
         return 0
@@ -174,7 +177,7 @@ def choose(
         if alone.answered or not answers[ctx].answered:
             return 0
         # Or it asks a duration, amount or reason that the conversation's passage states ("is there a time limit?").
-        named = names_topic(message, answers[ctx]) or states_asked(message, answers[ctx], previous)
+        named = names_topic(message, answers[ctx]) or states_asked(message, answers[ctx], topic)
         return ctx if named or (bare_phrase(message) and anchored(answers[ctx], alone)) else 0
     if alone.answered and alone.evidence.get("p_answer", alone.confidence) >= ALONE_CONFIDENT:
         return 0
@@ -329,13 +332,14 @@ def same_unsure(answer: Answer, alone: Answer | QuestionError) -> bool:
 
 def decide(
     message: str, options: Sequence[Reading], answers: Sequence[Answer | QuestionError], pick: int | None = None,
-    previous: Answer | QuestionError | None = None,
+    previous: Answer | QuestionError | None = None, topic: Answer | QuestionError | None = None,
 ) -> Answer:
     """The answer to give: the chosen reading's (``pick``, else :func:`choose`'s), refused as
     ``not_stated`` when it misses what the message asks (a slot no passage names, a duration,
     amount or reason no sentence states, a context reading off the message's own words unless the
-    conversation's passage states what it asks). ``previous``: the last earlier message's own answer."""
-    pick = choose(message, options, answers, previous) if pick is None else pick
+    conversation's passage states what it asks). ``previous`` and ``topic``: as :func:`choose` reads them."""
+    topic = previous if topic is None else topic
+    pick = choose(message, options, answers, previous, topic) if pick is None else pick
     answer = answers[pick]
     if pick == 0:
         return offer(message, answer)
@@ -346,7 +350,7 @@ def decide(
         or gives_no_reason(message, answer)
         or (reading.kind == "context" and off_topic(message, answer, answers[0])
             and not narrowed(message, answers[0], answer, reading.text)
-            and not states_asked(message, answer, previous))
+            and not states_asked(message, answer, topic))
     ):
         # "what about Brazil?" after a delivery question: the passage gives delivery times, but
         # never for Brazil (nor South America); "how long will it take?" after a resizing
@@ -368,13 +372,19 @@ def converse(ask_many: AskMany, message: str, history: Sequence[str] = (), *, le
         QuestionError: the message cannot be asked (empty, too long).
     """
     options = readings(message, history)
-    # The last earlier message is asked too (same batch): what it was answered tells whether a
-    # context reading says anything new.
-    asked = ask_many([r.text for r in options] + list(history[-1:]), leave_out=leave_out)
-    answers, previous = asked[: len(options)], (asked[len(options)] if history else None)
+    # The earlier messages read in context are asked too (same batch): what the last one was answered
+    # (``previous``) tells whether a context reading says anything new; the last of them answered from a
+    # passage (``topic``) says which passage the conversation is about ("I think it was like that in the
+    # box" finds none; "my earrings came with a bent post" before it does).
+    earlier = list(history[-CONTEXT_TURNS:])
+    asked = ask_many([r.text for r in options] + earlier, leave_out=leave_out)
+    answers, said = asked[: len(options)], asked[len(options) :]
+    previous = said[-1] if said else None
+    found = [a for a in said if isinstance(a, Answer) and a.answered]
+    topic = found[-1] if found else previous
     if isinstance(answers[0], QuestionError):
         raise answers[0]
-    pick = choose(message, options, answers, previous)
+    pick = choose(message, options, answers, previous, topic)
     answer = answers[pick]
     if pick and answer.answered and not unnamed_slot(options[pick], answer) and unanswered_kind(message, answer):
         # "how fast do you reply?" after an email question, read in context, found the live-chat
@@ -391,4 +401,4 @@ def converse(ask_many: AskMany, message: str, history: Sequence[str] = (), *, le
                 answers = [*answers[:pick], again, *answers[pick + 1 :]]
                 break
             answer = again
-    return decide(message, options, answers, pick, previous)
+    return decide(message, options, answers, pick, previous, topic)

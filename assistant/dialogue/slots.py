@@ -45,7 +45,7 @@ MORE_PLACES: dict[str, tuple[str, ...]] = {
 PLACES = (
     "north america", "south america", "latin america", "central america", "the middle east", "middle east",
     "europe", "asia", "africa", "oceania", "australia", "new zealand", "the uk", "uk", "united kingdom", "england",
-    "scotland", "wales", "ireland", "britain", "great britain", "the us", "the usa", "usa", "united states",
+    "scotland", "wales", "ireland", "britain", "great britain", "the us", "the usa", "usa", "united states", "the states",
     "the united states", "america", "canada", "mexico", "brazil", "argentina", "chile", "peru", "colombia",
     "china", "japan", "korea", "south korea", "india", "singapore", "hong kong", "taiwan", "thailand", "vietnam",
     "malaysia", "indonesia", "philippines", "germany", "france", "spain", "italy", "portugal", "netherlands",
@@ -75,7 +75,7 @@ KINDS: dict[str, tuple[str, ...]] = {
 }
 # Where a place lies: a policy that names the region covers the country ("Japan" -> "Asia").
 REGIONS: dict[str, tuple[str, ...]] = {
-    "north america": ("the us", "the usa", "usa", "united states", "the united states", "america", "canada", "mexico",
+    "north america": ("the us", "the usa", "usa", "united states", "the united states", "the states", "america", "canada", "mexico",
                       "new york", "los angeles", "toronto"),
     "europe": ("germany", "france", "spain", "italy", "portugal", "netherlands", "belgium", "switzerland", "austria",
                "sweden", "norway", "denmark", "finland", "poland", "greece", "ireland", "paris", "berlin", "madrid",
@@ -112,14 +112,17 @@ def _pattern(words: tuple[str, ...]) -> re.Pattern[str]:
 
 SLOT_RES = {kind: _pattern(words) for kind, words in KINDS.items()}
 # "what about", "and", "how about", "and to", "what if": a message that leans on the one before.
+# A filler before the lead-in ("hm and for a friend in Scotland?", "ok so what about Asia?") changes nothing.
+FILLER = r"(?:(?:hm+|um+|uh+|oh|ah|ok(?:ay)?|right|cool|thanks|thx)\W+)*"
 LEAD_RE = re.compile(
-    r"^\W*(?:(?:and|so|ok(?:ay)?|also|but|or)\s+)?(?:what about|how about|what of|same for|same question for|and|also|or)\b\s*",
+    r"^\W*" + FILLER + r"(?:(?:and|so|ok(?:ay)?|also|but|or)\s+)?"
+    r"(?:what about|how about|what of|same (?:deal |thing |question |goes )?for|and|also|or)\b\s*",
     re.IGNORECASE,
 )
 FRAGMENT_PREP_RE = re.compile(r"^(?:to|for|in|into|with|by|from|on|of)\s+", re.IGNORECASE)
 FRAGMENT_TAIL_RE = re.compile(r"\s*\b(?:too|as well|instead|then|please)\b\W*$|\W+$", re.IGNORECASE)
 FOLLOWUP_LEAD_RE = re.compile(
-    r"^\W*(?:and|also|but|or|so|then|what about|how about|what if|even if|even|why not|why|same|what else|otherwise|instead)\b",
+    r"^\W*" + FILLER + r"(?:and|also|but|or|so|then|what about|how about|what if|even if|even|why not|why|same|what else|otherwise|instead)\b",
     re.IGNORECASE,
 )
 # "there" points back ("how long to get there?") except as the existential "is there ...", "there's ...".
