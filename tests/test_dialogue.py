@@ -190,6 +190,16 @@ def test_a_context_reading_off_the_messages_own_words_is_refused():
     assert ctx("is it hypoallergenic?", 0.30).answered  # p3 is the message's own best passage: kept
 
 
+def test_a_place_named_by_its_region_is_the_messages_own_word():
+    history = ["Delivery time to Vietnam please"]
+    times = said("s2", "For Europe, UK and North America, estimated delivery time is typically 5 to 14 working days.")
+    alone = replace(REFUSED, retrieved=hits(("f1", 0.40), ("s2", 0.20)))
+    for message, answered in (("and if I send it to my sister in Ireland instead?", True),  # Ireland lies in Europe
+                              ("and if I send it to my sister in Peru instead?", False)):  # Peru in no region named
+        got = decide(message, readings(message, history), [alone, times], pick=1)
+        assert got.answered is answered, message
+
+
 def hits(*scored: tuple[str, float]) -> list[Hit]:
     """Retrieved passages with verifier scores, in the order given."""
     return [Hit(Passage(pid, "faq", "", "...", "faq.txt", 1), v, verified=v) for pid, v in scored]

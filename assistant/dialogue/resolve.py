@@ -303,6 +303,8 @@ def own_gap(message: str, answer: Answer, alone: Answer | QuestionError) -> floa
     words |= {term for rx, term in SAME_AS if rx.search(message)}
     if any(words & content_terms(s.text) for s in answer.sentences):
         return None
+    if any(mentions(s.text, slot.text) for slot in find_slots(message) for s in answer.sentences):
+        return None  # a slot it names is there, by a name or a region holding it ("Ireland": "Europe")
     scores = {h.passage.id: h.verified if h.verified is not None else h.score for h in alone.retrieved}
     own = scores.get(answer.citations[0].id)
     return float("inf") if own is None else max(scores.values()) - own
