@@ -9,8 +9,8 @@ process, a throw-away feedback log) instead of Assistant.ask. With --gaps (tunin
 prints, for every context reading taken whose quoted sentences hold none of the message's own
 topical words, how far below its best passage the message alone ranks that passage (own_gap):
 what OWN_MARGIN in assistant/dialogue/resolve.py was chosen from.
-Tuning data: evals/dialogues.jsonl and evals/dialogues-tuning-2.jsonl to -6.jsonl (-5 and -6 were
-held-out sets 3 and 4: run and reported, then their failures steered rules).
+Tuning data: evals/dialogues.jsonl and evals/dialogues-tuning-2.jsonl to -7.jsonl (-5 and -6 were
+held-out sets 3 and 4: run and reported, then their failures steered rules; -7 was written as tuning data).
 Held out: evals/dialogues-heldout-5.jsonl and evals/dialogues-heldout-6.jsonl (run only to report,
 before and after a round of rules; never for decisions).
 """
