@@ -457,7 +457,7 @@ class Assistant:
             best = found[0]
             if best.dense >= cfg.part_min_dense and best.passage.id not in {c.passage.id for c in candidates}:
                 candidates.append(best)
-        gone = () if exclude is None else {int(i) for i in exclude}
+        gone = () if exclude is None else {int(i) for i in exclude}  # passages left out
         return with_section_cases(self.index.passages, self.index.by_id, candidates, hits, parts, gone)
 
     def draft(

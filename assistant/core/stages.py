@@ -282,12 +282,10 @@ def with_section_cases(
     A paragraph added is the retrieved hit when there is one (else scored 0); the sentence selector still
     decides what is quoted. ``gone``: positions of passages left out (never added).
     """
-    if not candidates:
+    if not candidates or not any(CONDITIONAL_PART_RE.match(p) for p in parts[1:]):
+        return candidates  # the common case: no part asks about another case
+    after = section_neighbour(passages, by_id, candidates[0].passage)
+    if (after is None or by_id[after.id] in gone or any(c.passage.id == after.id for c in candidates)
+            or not CONDITIONAL_SENTENCE_RE.search(after.text)):  # fmt: skip
         return candidates
-    out = list(candidates)
-    taken = {c.passage.id for c in out} | {passages[i].id for i in gone}
-    best = out[0].passage
-    after = section_neighbour(passages, by_id, best) if any(CONDITIONAL_PART_RE.match(p) for p in parts[1:]) else None
-    if after is not None and after.id not in taken and CONDITIONAL_SENTENCE_RE.search(after.text):
-        out.append(next((h for h in hits if h.passage.id == after.id), Hit(after, 0.0)))
-    return out
+    return [*candidates, next((h for h in hits if h.passage.id == after.id), Hit(after, 0.0))]
